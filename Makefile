@@ -1,0 +1,50 @@
+# Two commands for everyone: `make demo` runs the course, `make test` checks it.
+# Both create .venv on first use and install everything from this repository's own files.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.twdl-installed
+# torch pinned for this project's machines (the wheels lie on their disk); on Colab keep the preinstalled torch.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+# The offline mirror of real data beside the checkout, used when present.
+MIRROR := $(abspath ../shared/datasets)
+export TWDL_DATA_MIRROR ?= $(if $(wildcard $(MIRROR)),$(MIRROR),)
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export MPLBACKEND ?= Agg
+export PYTHONHASHSEED ?= 0
+
+.PHONY: install demo test sync references book bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_PINS)
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/twdl run all --profile smoke --output-dir runs
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+sync: $(STAMP)
+	$(BIN)/twdl sync
+
+references: $(STAMP)
+	$(BIN)/twdl execute-references
+
+book: $(STAMP)
+	$(BIN)/twdl book
+
+bench: $(STAMP)
+	$(BIN)/twdl bench
+
+clean:
+	rm -rf runs _build .pytest_cache

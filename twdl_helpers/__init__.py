@@ -1,0 +1,22 @@
+"""Thinking with Deep Learning, week 2: the helpers the course notebooks call.
+
+Notebooks use `import twdl_helpers as twdl` and call helpers by name: `twdl.train(...)`,
+`twdl.record(...)`, `twdl.load_covertype(...)`. Language-model tools live in `twdl_helpers.lm`
+and grading tools in `twdl_helpers.grading` (imported on demand: they load heavier libraries).
+"""
+from .common import Profile, get_device, get_profile, set_seed, to_python
+from .params import ParameterError, validate_parameters, watch_parameters
+from .record import RECORD_MIME, read_records, record, recorded, records_table
+from .training import (
+    Callback, EarlyStopping, History, ParameterNorm, TensorData, accuracy, classification_loss, evaluate,
+    forward, predict, regression_loss, train,
+)
+from .data import *  # noqa: F401,F403  (one loader per dataset)
+from .models import *  # noqa: F401,F403
+from .optim import *  # noqa: F401,F403
+from .regularization import *  # noqa: F401,F403
+from .features import *  # noqa: F401,F403
+from .plotting import *  # noqa: F401,F403
+
+REPOSITORY_URL = "https://github.com/thinking-with-deep-learning/twdl-week2"
+__version__ = "0.1.0"

@@ -1,0 +1,283 @@
+"""The one training loop every experiment uses, with an explicit per-epoch History."""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+Tensors = torch.Tensor | tuple[torch.Tensor, ...]
+LossFn = Callable[[torch.Tensor, Tensors], torch.Tensor]
+
+
+@dataclass
+class TensorData:
+    """Inputs and targets as whole tensors (one tensor or a tuple of tensors each), sliced by index in batches."""
+
+    inputs: Tensors
+    targets: Tensors
+
+    def __post_init__(self) -> None:
+        sizes = {t.shape[0] for t in (*_as_tuple(self.inputs), *_as_tuple(self.targets))}
+        if len(sizes) != 1:
+            raise ValueError(f"inputs and targets must have the same number of rows, got sizes {sorted(sizes)}")
+
+    def __len__(self) -> int:
+        return _as_tuple(self.inputs)[0].shape[0]
+
+    def subset(self, index: torch.Tensor | Sequence[int]) -> "TensorData":
+        """Return the rows at `index` (a tensor or list of row numbers)."""
+        index = torch.as_tensor(index, dtype=torch.long, device=_as_tuple(self.inputs)[0].device)
+        return TensorData(_take(self.inputs, index), _take(self.targets, index))
+
+    def to(self, device: torch.device | str) -> "TensorData":
+        """Return the same data on `device` (a no-op when already there)."""
+        move = lambda x: tuple(t.to(device) for t in x) if isinstance(x, tuple) else x.to(device)  # noqa: E731
+        return TensorData(move(self.inputs), move(self.targets))
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """The class labels (the first target tensor)."""
+        return _as_tuple(self.targets)[0]
+
+
+@dataclass
+class History:
+    """What a training run measured: one dict per epoch (train_loss, <split>_loss, <split>_accuracy, seconds, lr, ...)."""
+
+    rows: list[dict[str, float]] = field(default_factory=list)
+    stopped_early: bool = False
+
+    def __getitem__(self, name: str) -> list[float]:
+        return [row.get(name, float("nan")) for row in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def last(self) -> dict[str, float]:
+        """The final epoch's row."""
+        return self.rows[-1] if self.rows else {}
+
+    def best(self, metric: str, mode: str = "max") -> dict[str, float]:
+        """The row where `metric` is best ("max" or "min")."""
+        pick = max if mode == "max" else min
+        return pick(self.rows, key=lambda row: row[metric])
+
+    def to_frame(self) -> pd.DataFrame:
+        """The history as a DataFrame indexed by epoch."""
+        return pd.DataFrame(self.rows).set_index("epoch")
+
+
+class Callback:
+    """Hooks into `train`: override any of these. `on_epoch_end` may add columns to `row` and return True to stop."""
+
+    def on_train_begin(self, model: nn.Module) -> None: ...
+
+    def on_batch_end(self, model: nn.Module) -> None: ...
+
+    def on_epoch_end(self, model: nn.Module, row: dict[str, float], history: History) -> bool | None: ...
+
+    def on_train_end(self, model: nn.Module, history: History) -> None: ...
+
+
+def _as_tuple(x: Tensors) -> tuple[torch.Tensor, ...]:
+    return x if isinstance(x, tuple) else (x,)
+
+
+def _take(x: Tensors, index: torch.Tensor) -> Tensors:
+    return tuple(t[index] for t in x) if isinstance(x, tuple) else x[index]
+
+
+def accuracy(outputs: torch.Tensor, targets: Tensors) -> torch.Tensor:
+    """Number of rows whose arg-max output equals the label (summed, not averaged)."""
+    return (outputs.argmax(dim=1) == _as_tuple(targets)[0]).sum()
+
+
+def classification_loss(outputs: torch.Tensor, targets: Tensors) -> torch.Tensor:
+    """Cross-entropy on logits (log-softmax + NLL in one stable step)."""
+    return F.cross_entropy(outputs, _as_tuple(targets)[0])
+
+
+def regression_loss(outputs: torch.Tensor, targets: Tensors) -> torch.Tensor:
+    """Mean squared error for a one-column regression output."""
+    target = _as_tuple(targets)[0]
+    return F.mse_loss(outputs.reshape(target.shape), target.float())
+
+
+def forward(model: nn.Module, inputs: Tensors) -> torch.Tensor:
+    """Call the model on one tensor or on a tuple of tensors (e.g. numeric and categorical columns)."""
+    return model(*inputs) if isinstance(inputs, tuple) else model(inputs)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, data: TensorData, loss_fn: LossFn = classification_loss,
+    batch_size: int = 4096, metrics: dict[str, Callable] | None = None,
+) -> dict[str, float]:
+    """Mean loss and metrics of `model` on `data` in eval mode (batched, no gradients)."""
+    metrics = {"accuracy": accuracy} if metrics is None else metrics
+    was_training = model.training
+    model.eval()
+    total_loss, totals, n = 0.0, dict.fromkeys(metrics, 0.0), len(data)
+    for start in range(0, n, batch_size):
+        index = torch.arange(start, min(start + batch_size, n), device=_as_tuple(data.inputs)[0].device)
+        inputs, targets = _take(data.inputs, index), _take(data.targets, index)
+        outputs = forward(model, inputs)
+        total_loss += loss_fn(outputs, targets).item() * len(index)
+        for name, fn in metrics.items():
+            totals[name] += float(fn(outputs, targets))
+    model.train(was_training)
+    result = {"loss": total_loss / max(n, 1)}
+    result.update({name: 100.0 * value / max(n, 1) if name == "accuracy" else value / max(n, 1)
+                   for name, value in totals.items()})
+    return result
+
+
+@torch.no_grad()
+def predict(model: nn.Module, inputs: Tensors, batch_size: int = 4096) -> torch.Tensor:
+    """Model outputs for all rows of `inputs`, batched, in eval mode."""
+    was_training = model.training
+    model.eval()
+    n = _as_tuple(inputs)[0].shape[0]
+    device = _as_tuple(inputs)[0].device
+    outs = [forward(model, _take(inputs, torch.arange(s, min(s + batch_size, n), device=device)))
+            for s in range(0, n, batch_size)]
+    model.train(was_training)
+    return torch.cat(outs)
+
+
+def train(
+    model: nn.Module,
+    train_data: TensorData,
+    *,
+    epochs: int,
+    batch_size: int,
+    optimizer: torch.optim.Optimizer | None = None,
+    lr: float = 1e-3,
+    loss_fn: LossFn = classification_loss,
+    eval_data: dict[str, TensorData] | None = None,
+    scheduler: Any | None = None,
+    penalty: Callable[[nn.Module], torch.Tensor] | None = None,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    callbacks: Iterable[Callback] = (),
+    metrics: dict[str, Callable] | None = None,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    max_grad_norm: float | None = None,
+    progress: bool | str = True,
+) -> History:
+    """Train `model` on `train_data` for `epochs` and return its History.
+
+    Minibatches are shuffled every epoch (seeded by `seed`) and taken by index slicing of tensors that live on
+    the model's device. `eval_data` maps split names ("val", "test") to data evaluated after every epoch.
+    `penalty(model)` is added to each batch loss (L1/L2 regularisers), `augment(x, generator)` transforms
+    each training batch, `scheduler.step()` runs once per epoch, and callbacks may stop training early.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
+    train_data = train_data.to(device)
+    eval_data = {name: d.to(device) for name, d in (eval_data or {}).items()}
+    metrics = {"accuracy": accuracy} if metrics is None else metrics
+    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+    callbacks = list(callbacks)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    history = History()
+    n = len(train_data)
+    for cb in callbacks:
+        cb.on_train_begin(model)
+    label = progress if isinstance(progress, str) else "train"
+    bar = tqdm(range(1, epochs + 1), desc=label, disable=progress is False, leave=False)
+    for epoch in bar:
+        start = time.perf_counter()
+        model.train()
+        order = torch.randperm(n, generator=generator).to(device)
+        loss_sum, metric_sums = torch.zeros((), device=device), dict.fromkeys(metrics, 0.0)
+        for first in range(0, n, batch_size):
+            index = order[first:first + batch_size]
+            inputs, targets = _take(train_data.inputs, index), _take(train_data.targets, index)
+            if augment is not None:
+                inputs = augment(inputs, generator)
+            outputs = forward(model, inputs)
+            loss = loss_fn(outputs, targets)
+            total = loss + penalty(model) if penalty is not None else loss
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if max_grad_norm is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            optimizer.step()
+            for cb in callbacks:
+                cb.on_batch_end(model)
+            loss_sum += loss.detach() * len(index)
+            with torch.no_grad():
+                for name, fn in metrics.items():
+                    metric_sums[name] += fn(outputs, targets)
+        row: dict[str, float] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
+                                 "train_loss": loss_sum.item() / n}
+        for name, value in metric_sums.items():
+            row[f"train_{name}"] = float(value) / n * (100.0 if name == "accuracy" else 1.0)
+        if scheduler is not None:
+            scheduler.step()
+        row["seconds"] = time.perf_counter() - start
+        for split, data in eval_data.items():
+            for key, value in evaluate(model, data, loss_fn, metrics=metrics).items():
+                row[f"{split}_{key}"] = value
+        stop = False
+        for cb in callbacks:
+            stop = bool(cb.on_epoch_end(model, row, history)) or stop
+        history.rows.append(row)
+        bar.set_postfix({k: round(v, 4) for k, v in row.items() if k.endswith(("loss", "accuracy"))}, refresh=False)
+        if stop:
+            history.stopped_early = True
+            break
+    for cb in callbacks:
+        cb.on_train_end(model, history)
+    return history
+
+
+class ParameterNorm(Callback):
+    """Adds `param_norm` (the Frobenius norm over all parameters) to every epoch's row."""
+
+    def on_epoch_end(self, model: nn.Module, row: dict[str, float], history: History) -> None:
+        with torch.no_grad():
+            row["param_norm"] = torch.sqrt(sum((p.detach() ** 2).sum() for p in model.parameters())).item()
+
+
+class EarlyStopping(Callback):
+    """Stop when `monitor` has not improved for `patience` epochs and restore the best weights."""
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 20, mode: str = "min", restore_best: bool = True):
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.monitor, self.patience, self.mode, self.restore_best = monitor, patience, mode, restore_best
+        self.best_value: float | None = None
+        self.best_epoch = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def on_train_begin(self, model: nn.Module) -> None:
+        self.best_value, self.best_epoch, self.best_state = None, 0, None
+
+    def _better(self, value: float) -> bool:
+        if self.best_value is None:
+            return True
+        return value < self.best_value if self.mode == "min" else value > self.best_value
+
+    def on_epoch_end(self, model: nn.Module, row: dict[str, float], history: History) -> bool:
+        if self.monitor not in row:
+            raise KeyError(f"EarlyStopping monitors {self.monitor!r} but the epoch row has {sorted(row)}; "
+                           "pass eval_data={'val': ...} to train()")
+        value = row[self.monitor]
+        if self._better(value):
+            self.best_value, self.best_epoch = value, int(row["epoch"])
+            self.best_state = copy.deepcopy(model.state_dict())
+        return int(row["epoch"]) - self.best_epoch >= self.patience
+
+    def on_train_end(self, model: nn.Module, history: History) -> None:
+        if self.restore_best and self.best_state is not None:
+            model.load_state_dict(self.best_state)
