@@ -1,1 +1,57 @@
-__all__: list[str] = []
+"""Plots shared by every module: learning curves from History objects, and saving figures safely."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+
+from .training import History
+
+__all__ = ["plot_histories", "save_figure"]
+
+LABELS = {
+    "train_loss": "train loss", "val_loss": "validation loss", "test_loss": "test loss",
+    "train_accuracy": "train accuracy (%)", "val_accuracy": "validation accuracy (%)",
+    "test_accuracy": "test accuracy (%)", "param_norm": "parameter norm (Frobenius)", "lr": "learning rate",
+    "train_error": "train error (%)", "test_error": "test error (%)", "val_error": "validation error (%)",
+}
+
+
+def _series(history: History, metric: str) -> list[float]:
+    if metric.endswith("_error"):  # error (%) is 100 - accuracy, from the same history (never 100 - loss)
+        return [100.0 - a for a in history[metric.replace("_error", "_accuracy")]]
+    return history[metric]
+
+
+def plot_histories(
+    histories: dict[str, History], metrics: Sequence[str] = ("train_loss", "val_accuracy"),
+    title: str | None = None, log_scale: Sequence[str] = (),
+) -> plt.Figure:
+    """One panel per metric, one line per labelled History, epochs on the x axis."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.8 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for label, history in histories.items():
+            ax.plot(history["epoch"], _series(history, metric), label=label, marker="o" if len(history) < 12 else None)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(LABELS.get(metric, metric))
+        if metric in log_scale:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: plt.Figure, output_dir: str | Path, name: str) -> Path:
+    """Save `fig` as output_dir/name.png through a temporary file, so no half-written image is left behind."""
+    folder = Path(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{name}.png"
+    tmp = target.with_suffix(".png.tmp")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    os.replace(tmp, target)
+    return target

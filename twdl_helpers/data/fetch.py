@@ -35,7 +35,7 @@ def cache_dir() -> Path:
 
 def offline() -> bool:
     """True when TWDL_OFFLINE (or HF_HUB_OFFLINE) asks not to try downloads."""
-    return any(os.environ.get(k, "") not in ("", "0", "false") for k in ("TWDL_OFFLINE",))
+    return any(os.environ.get(k, "") not in ("", "0", "false") for k in ("TWDL_OFFLINE", "HF_HUB_OFFLINE"))
 
 
 def check_source(source: str) -> str:
