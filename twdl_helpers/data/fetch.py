@@ -47,15 +47,19 @@ def check_source(source: str) -> str:
 
 def local_candidates(file: RemoteFile, path: str | Path | None = None) -> list[Path]:
     """The places looked at, in order: explicit path (file or folder), the mirror, the cache."""
-    places: list[Path] = []
-    if path is not None:
-        path = Path(path).expanduser()
-        places += [path] if path.suffix and not path.is_dir() else [path / file.name, path / file.folder / file.name]
+    places = _explicit_candidates(file, path)
     mirror = data_mirror()
     if mirror is not None:
         places += [mirror / file.folder / file.name, mirror / file.name]
     places.append(cache_dir() / file.folder / file.name)
     return places
+
+
+def _explicit_candidates(file: RemoteFile, path: str | Path | None) -> list[Path]:
+    if path is None:
+        return []
+    path = Path(path).expanduser()
+    return [path] if path.suffix and not path.is_dir() else [path / file.name, path / file.folder / file.name]
 
 
 def download(file: RemoteFile, retries: int = 2) -> Path:
@@ -101,7 +105,7 @@ def _missing_message(file: RemoteFile, errors: list[str]) -> str:
 def locate(file: RemoteFile, path: str | Path | None = None) -> Path:
     """Return a local path for `file`: explicit path, mirror, cache, else download (unless offline)."""
     candidates = local_candidates(file, path)
-    if path is not None and not any(p.is_file() for p in candidates[:2]):
+    if path is not None and not any(p.is_file() for p in _explicit_candidates(file, path)):
         raise DataNotFoundError(f"{file.name!r} not found at the path given: {Path(path)} "
                                 f"(expected the file itself or a folder holding it). Upstream: {file.urls[0]}")
     for place in candidates:
