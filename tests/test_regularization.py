@@ -1,0 +1,138 @@
+"""Penalties, weight decay, pruning, the lottery ticket, distillation, early stopping and batch augmentation."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import twdl_helpers as twdl
+from twdl_helpers import regularization as reg
+from twdl_helpers.augment import BatchAugment, flips
+
+
+def tiny() -> nn.Module:
+    model = nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 0.0]]))
+        model.bias.copy_(torch.tensor([-1.0, 3.0]))
+    return model
+
+
+def test_penalties_match_hand_computed_values():
+    model = tiny()  # |w| sums to 1+2+0.5+0+1+3 = 7.5; w^2 sums to 1+4+0.25+0+1+9 = 15.25
+    assert reg.l1_penalty(0.1)(model).item() == pytest.approx(0.75)
+    assert reg.l2_penalty(0.1)(model).item() == pytest.approx(1.525)
+    assert reg.elastic_penalty(0.1, 0.2)(model).item() == pytest.approx(0.75 + 3.05)
+    assert reg.frobenius_norm(model) == pytest.approx(15.25 ** 0.5)
+
+
+def test_l2_penalty_equals_sgd_weight_decay_update():
+    x, y = torch.randn(16, 2, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1] * 8)
+    data = twdl.TensorData(x, y)
+    a, b = tiny(), tiny()
+    twdl.train(a, data, epochs=3, batch_size=4, optimizer=reg.sgd(a, 0.1, 0.9), penalty=reg.l2_penalty(0.05),
+               progress=False)
+    twdl.train(b, data, epochs=3, batch_size=4, optimizer=reg.sgd(b, 0.1, 0.9, weight_decay=0.1), progress=False)
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q)
+    assert not torch.equal(a.weight, tiny().weight)
+
+
+def test_prune_hits_sparsity_and_mask_survives_training():
+    model = twdl.AnimalNet(seed=0)
+    sparsity = reg.prune_magnitude(model, 0.5)
+    assert set(sparsity) == {"layers.1", "layers.3", "layers.5"}
+    assert all(v == pytest.approx(0.5, abs=1 / 96) for v in sparsity.values())
+    masks = reg.pruning_masks(model)
+    data = twdl.TensorData(torch.randn(32, 3, 32, 32), torch.randint(0, 3, (32,)))
+    twdl.train(model, data, epochs=2, batch_size=8, optimizer=reg.sgd(model, 0.1, 0.9), progress=False)
+    for name, layer in model.named_modules():
+        if name in masks:
+            assert (layer.weight[masks[name] == 0] == 0).all()
+    assert reg.layer_sparsity(model) == sparsity
+    with pytest.raises(ValueError, match="fraction"):
+        reg.prune_magnitude(model, 1.5)
+
+
+def test_lottery_ticket_reuses_initial_weights_under_the_mask():
+    data = twdl.TensorData(torch.randn(24, 3, 32, 32), torch.randint(0, 3, (24,)))
+    result = reg.lottery_ticket(twdl.SmallAnimalNet, data, amount=0.4, epochs=2, retrain_epochs=0, batch_size=8,
+                                lr=0.01, seed=5)
+    init = result.initial_state
+    ticket, control = result.ticket_model, result.random_model
+    torch.testing.assert_close(ticket.layers[1].weight_orig, init["layers.1.weight"])
+    torch.testing.assert_close(ticket.layers[1].weight, init["layers.1.weight"] * result.masks["layers.1"])
+    assert not torch.allclose(control.layers[1].weight_orig, init["layers.1.weight"])
+    assert torch.equal(control.layers[1].weight == 0, ticket.layers[1].weight == 0)
+    assert result.sparsity["layers.1"] == pytest.approx(0.4, abs=1e-3)
+    assert torch.equal(init["layers.1.weight"], twdl.SmallAnimalNet(seed=5, init="xavier").layers[1].weight)
+
+
+def test_distillation_loss_formula_and_alpha_zero():
+    g = torch.Generator().manual_seed(0)
+    s, t, y = torch.randn(6, 3, generator=g), torch.randn(6, 3, generator=g), torch.tensor([0, 1, 2, 0, 1, 2])
+    T, alpha = 4.0, 0.7
+    p, q = F.softmax(t / T, 1), F.softmax(s / T, 1)
+    kl = (p * (p.log() - q.log())).sum(1).mean()  # summed over classes, averaged over the batch
+    expected = (1 - alpha) * F.cross_entropy(s, y) + alpha * T * T * kl
+    torch.testing.assert_close(reg.distillation_loss(s, t, y, alpha, T), expected)
+    torch.testing.assert_close(reg.distillation_loss(s, t, y, 0.0, T), F.cross_entropy(s, y))
+    loss_fn = reg.distillation(alpha, T)
+    torch.testing.assert_close(loss_fn(s, (y, t)), expected)
+    torch.testing.assert_close(loss_fn(s, y), F.cross_entropy(s, y))
+
+
+def test_early_stopping_restores_best_weights():
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(30, 3, 32, 32, generator=g), torch.randint(0, 3, (30,), generator=g)
+    val = twdl.TensorData(torch.randn(30, 3, 32, 32, generator=g), torch.randint(0, 3, (30,), generator=g))
+    model = twdl.AnimalNet(seed=0)
+    stopper, snapshots = twdl.EarlyStopping("val_loss", patience=3), {}
+
+    class Snapshot(twdl.Callback):
+        def on_epoch_end(self, model, row, history):
+            snapshots[int(row["epoch"])] = copy.deepcopy(model.state_dict())
+
+    history = twdl.train(model, twdl.TensorData(x, y), epochs=40, batch_size=10, optimizer=reg.sgd(model, 0.05, 0.9),
+                         eval_data={"val": val}, callbacks=[Snapshot(), stopper], progress=False)
+    best = history.best("val_loss", "min")
+    assert stopper.best_epoch == best["epoch"] and history.stopped_early
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, snapshots[stopper.best_epoch][key])
+    assert twdl.evaluate(model, val)["loss"] == pytest.approx(best["val_loss"], rel=1e-5)
+
+
+def test_flips_are_decided_per_sample_and_seeded():
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4).repeat(50, 1, 1, 1)
+    out = flips(0.5, 0.0)(x, torch.Generator().manual_seed(0))
+    flipped = (out == x.flip(-1)).flatten(1).all(1)
+    kept = (out == x).flatten(1).all(1)
+    assert (flipped | kept).all() and 20 < flipped.sum() < 80
+    again = flips(0.5, 0.0)(x, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+
+
+def test_crop_and_erase_vary_between_groups_and_keep_shape():
+    x = torch.randn(32, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    aug = BatchAugment(hflip=0.0, crop_scale=(0.5, 0.9), erase=0.0, group_size=8)
+    out = aug(x, torch.Generator().manual_seed(1))
+    assert out.shape == x.shape and not torch.equal(out, x)
+    diffs = [(out[i:i + 8] - x[i:i + 8]).abs().mean().item() for i in range(0, 32, 8)]
+    assert len({round(d, 5) for d in diffs}) > 1
+    assert torch.equal(out, aug(x, torch.Generator().manual_seed(1)))
+    with pytest.raises(ValueError, match="N, C, H, W"):
+        aug(x.flatten(1), torch.Generator())
+
+
+def test_compare_regularizers_table():
+    g = torch.Generator().manual_seed(0)
+    train = twdl.TensorData(torch.randn(24, 3, 32, 32, generator=g), torch.randint(0, 3, (24,), generator=g))
+    val = twdl.TensorData(torch.randn(12, 3, 32, 32, generator=g), torch.randint(0, 3, (12,), generator=g))
+    table = reg.compare_regularizers(twdl.SmallAnimalNet, train, val, ["l1", "weight_decay", "augmentation"],
+                                     epochs=2, batch_size=8, seeds=[0, 1], test_data=val)
+    assert list(table.index) == ["none", "l1", "weight_decay", "augmentation"]
+    assert {"val_accuracy", "val_accuracy_std", "param_norm", "test_accuracy"} <= set(table.columns)
+    assert table["test_accuracy"].notna().sum() == 1
+    with pytest.raises(ValueError, match="technique"):
+        reg.compare_regularizers(twdl.SmallAnimalNet, train, val, ["magic"], epochs=1)
