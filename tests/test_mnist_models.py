@@ -1,0 +1,72 @@
+"""The Module 2 networks: shapes, logits, the layers the spec puts where, and train/eval behaviour."""
+import pytest
+import torch
+from torch import nn
+
+import twdl_helpers as twdl
+from twdl_helpers.memory import minibatch_memory
+
+NETS = [twdl.ShallowNet, twdl.BNShallowNet, twdl.DeepNet, twdl.BNDeepNet, twdl.ResidualMLP]
+
+
+@pytest.mark.parametrize("net", NETS)
+def test_networks_map_images_and_flat_rows_to_ten_logits(net):
+    torch.manual_seed(0)
+    model = net().eval()
+    images = torch.randn(5, 1, 28, 28)
+    out = model(images)
+    assert out.shape == (5, 10)
+    assert torch.allclose(out, model(images.reshape(5, 784)))
+    assert not torch.allclose(out.softmax(1).sum(1), out.sum(1))  # raw logits, not probabilities
+
+
+def _count(model, kind):
+    return sum(isinstance(m, kind) for m in model.modules())
+
+
+def test_layer_layout_matches_the_spec():
+    assert [m.out_features for m in twdl.DeepNet().modules() if isinstance(m, nn.Linear)] == [128, 64, 32, 32, 10]
+    assert _count(twdl.ShallowNet(), nn.BatchNorm1d) == 0 and _count(twdl.BNShallowNet(), nn.BatchNorm1d) == 1
+    assert _count(twdl.BNDeepNet(), nn.BatchNorm1d) == 4
+    assert twdl.DeepNet().dropout == twdl.BNDeepNet().dropout == 0.5
+    # Fair comparison: the BN and plain variants differ only by BatchNorm layers.
+    assert _count(twdl.ShallowNet(dropout=0.5), nn.Dropout) == _count(twdl.BNShallowNet(dropout=0.5), nn.Dropout) == 1
+    block = twdl.ResidualBlock(784, 128)
+    assert isinstance(block.shortcut, nn.Linear) and isinstance(twdl.ResidualBlock(64, 64).shortcut, nn.Identity)
+
+
+@pytest.mark.parametrize("net", [twdl.BNShallowNet, twdl.BNDeepNet, twdl.ResidualMLP])
+def test_batch_norm_nets_behave_differently_in_train_and_eval(net):
+    torch.manual_seed(0)
+    model = net(dropout=0.0) if net is not twdl.ResidualMLP else net()
+    x = torch.randn(16, 1, 28, 28) * 3 + 1
+    model.train()
+    train_out = model(x)  # batch statistics; also updates the running averages
+    bn = next(m for m in model.modules() if isinstance(m, nn.BatchNorm1d))
+    assert bn.num_batches_tracked.item() == 1
+    model.eval()
+    eval_out = model(x)  # running statistics
+    assert not torch.allclose(train_out, eval_out, atol=1e-3)
+    assert torch.allclose(model(x[:1]), eval_out[:1], atol=1e-5)  # eval: a row's output does not depend on the batch
+
+
+def test_residual_block_adds_its_input_when_widths_match():
+    block = twdl.ResidualBlock(8, 8).eval()
+    for layer in block.body:
+        if isinstance(layer, nn.Linear):
+            nn.init.zeros_(layer.weight), nn.init.zeros_(layer.bias)
+    x = torch.randn(4, 8)
+    assert torch.allclose(block(x), torch.relu(x + block.body(x)))
+    assert torch.allclose(block(x), torch.relu(x + block.body[-1].bias))
+
+
+def test_minibatch_memory_counts_the_real_model():
+    table = minibatch_memory(twdl.ShallowNet(), batch_size=64, optimizer="adam").set_index("what")
+    n_params = 784 * 128 + 128 + 128 * 10 + 10
+    assert table.loc["parameters", "values"] == n_params == table.loc["gradients", "values"]
+    assert table.loc["optimiser state (adam)", "values"] >= 2 * n_params
+    assert table.loc["activations", "values"] == 64 * (128 + 128 + 10)  # linear, ReLU, output
+    big = minibatch_memory(twdl.ShallowNet(), batch_size=128, optimizer="sgd").set_index("what")
+    assert big.loc["activations", "values"] == 2 * table.loc["activations", "values"]
+    assert big.loc["optimiser state (sgd)", "values"] == 0
+    assert table.loc["total", "MiB"] == pytest.approx(table["MiB"].iloc[:-1].sum())

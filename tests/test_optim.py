@@ -1,0 +1,93 @@
+"""Optimiser and schedule factories, and the homework comparison helper."""
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import twdl_helpers as twdl
+from twdl_helpers.optim import OPTIMIZERS, SCHEDULES, compare_optimizers, make_optimizer, make_schedule, schedule_factors
+
+
+def _step(opt: torch.optim.Optimizer, model: nn.Module) -> None:
+    opt.zero_grad()
+    model(torch.ones(4, 3)).pow(2).sum().backward()
+    opt.step()
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_every_optimizer_builds_steps_and_uses_the_given_lr(name):
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    before = model.weight.detach().clone()
+    opt = make_optimizer(name, model.parameters(), lr=0.0123)
+    assert opt.param_groups[0]["lr"] == 0.0123  # D10: no optimiser falls back to a hard-coded rate
+    _step(opt, model)
+    assert not torch.equal(before, model.weight)
+
+
+def test_optimizer_variants_have_the_documented_settings():
+    params = [nn.Parameter(torch.zeros(2))]
+    assert make_optimizer("momentum", params, lr=0.1).param_groups[0]["momentum"] == 0.9
+    assert make_optimizer("nesterov", params, lr=0.1).param_groups[0]["nesterov"] is True
+    assert make_optimizer("sgd", params, lr=0.1).param_groups[0]["momentum"] == 0
+    assert make_optimizer("rmsprop", params, lr=0.1).param_groups[0]["alpha"] == 0.9
+    assert make_optimizer("momentum", params, lr=0.1, momentum=0.8).param_groups[0]["momentum"] == 0.8
+    assert isinstance(make_optimizer("AdamW", params, lr=0.1), torch.optim.AdamW)
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(ValueError, match="adagrad.*rmsprop.*adam"):
+        make_optimizer("lbfgs", [nn.Parameter(torch.zeros(1))], lr=0.1)
+    with pytest.raises(ValueError, match="constant, linear, sqrt, exp"):
+        schedule_factors("cosine", 10)
+    with pytest.raises(ValueError, match="lr must be a positive number"):
+        make_optimizer("adam", [nn.Parameter(torch.zeros(1))], lr=0)
+
+
+def test_schedule_factors_match_the_spec_formulas():
+    epochs = range(10)
+    assert schedule_factors("constant", 10) == [1.0] * 10
+    assert schedule_factors("linear", 10) == pytest.approx([max(1e-7, 1 - 0.1 * e) for e in epochs])
+    assert schedule_factors("sqrt", 10) == pytest.approx([(e + 1) ** -0.5 for e in epochs])
+    assert schedule_factors("exp", 10) == pytest.approx([0.1 ** e for e in epochs], rel=1e-12)
+    assert SCHEDULES["linear"](10, 10) == 1e-7  # floored, never exactly zero
+    assert schedule_factors("linear", 5) == pytest.approx([1.0, 0.8, 0.6, 0.4, 0.2])  # spread over the run
+
+
+@pytest.mark.parametrize("name", list(SCHEDULES))
+def test_make_schedule_sets_the_learning_rate_of_each_epoch(name):
+    param = nn.Parameter(torch.zeros(1))
+    opt = make_optimizer("momentum", [param], lr=0.01)
+    scheduler = make_schedule(name, opt, epochs=10)
+    seen = []
+    for _ in range(10):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        scheduler.step()
+    assert seen == pytest.approx([0.01 * f for f in schedule_factors(name, 10)], rel=1e-9, abs=1e-20)
+
+
+def test_train_history_lr_column_follows_the_schedule():
+    torch.manual_seed(0)
+    data = twdl.TensorData(torch.randn(32, 3), torch.randint(0, 2, (32,)))
+    model = nn.Linear(3, 2)
+    opt = make_optimizer("sgd", model.parameters(), lr=0.5)
+    history = twdl.train(model, data, epochs=3, batch_size=8, optimizer=opt,
+                         scheduler=make_schedule("exp", opt, 3), progress=False)
+    assert history["lr"] == pytest.approx([0.5, 0.05, 0.005])
+
+
+def test_compare_optimizers_returns_one_row_per_run_with_bn_last():
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+
+    class Data:
+        train = twdl.TensorData(x[:48], y[:48])
+        test = twdl.TensorData(x[48:], y[48:])
+
+    table = compare_optimizers(twdl.ShallowNet, Data, optimizers=["sgd", "adagrad", "adam"],
+                               bn_model_fn=twdl.BNShallowNet, bn_optimizer="adam", epochs=1, batch_size=16)
+    assert isinstance(table, pd.DataFrame)
+    assert list(table["run"]) == ["sgd", "adagrad", "adam", "adam + BN"]
+    assert table[["train_accuracy", "test_accuracy"]].apply(lambda c: c.between(0, 100).all()).all()
+    assert set(table.attrs["histories"]) == set(table["run"])
