@@ -1,0 +1,306 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent,ipynb
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Module 2 — Optimisation: minibatches, batch norm, optimisers, schedules and residual nets (MNIST)
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/thinking-with-deep-learning/twdl-week2/blob/main/notebooks/02_optimization.ipynb)
+#
+# Training a network means walking downhill on a loss surface we can only see through small, noisy samples.
+# In this lab you train small networks on handwritten digits (MNIST) and change one thing at a time: how many
+# examples each step sees, whether the layers re-normalise their inputs (batch normalisation), which update
+# rule moves the weights (SGD, momentum, Adagrad, RMSprop, Adam), how the step size shrinks over time, and
+# whether layers get a shortcut around them (residual connections). Every experiment is the same training loop
+# with different arguments, so every difference you see comes from the idea being tested.
+
+# %% tags=["colab-setup"]
+# Colab only: install the course helpers (Colab's own torch is kept). Elsewhere this does nothing.
+import subprocess, sys
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "twdl-helpers @ git+https://github.com/thinking-with-deep-learning/twdl-week2"], check=True)
+
+# %%
+import matplotlib.pyplot as plt
+import pandas as pd
+import twdl_helpers as twdl
+from twdl_helpers.memory import minibatch_memory
+twdl.watch_parameters()  # the next cell's assignments are the declared parameters
+
+# %% tags=["parameters"]
+# Run size: "smoke" (a minute on a laptop CPU: a few thousand digits, 1 epoch) or "full" (the course's settings).
+profile = "smoke"  # @param ["smoke", "full"]
+# Where to train: "auto" picks a GPU when there is one.
+device = "auto"  # @param ["auto", "cpu", "cuda", "mps"]
+# Random seed (the original course used 1).
+seed = 1  # @param {type:"integer"}
+# "auto": real MNIST if found (else the bundled 5,000 real digits); "full": real or fail; "sample": bundled.
+data_source = "auto"  # @param ["auto", "full", "sample"]
+# Folder for figures.
+output_dir = "runs/02_optimization"  # @param {type:"string"}
+# Epochs for every experiment; None: the profile's value (smoke 1, 3 for schedules; full 3 for the batch sweep, 10 otherwise).
+epochs = None
+# Homework: tick when you have done it.
+completed = False  # @param {type:"boolean"}
+
+# %%
+params = twdl.validate_parameters(globals())
+P = twdl.Profile(profile); dev = twdl.get_device(device); twdl.set_seed(seed)
+E_SWEEP = epochs or P.pick(smoke=1, full=3)
+E = epochs or P.pick(smoke=1, full=10)
+E_SCHEDULE = epochs or P.pick(smoke=3, full=10)  # a schedule needs a few epochs to show anything
+BATCH_SIZES = P.pick(smoke=[16, 64, 256, 1024], full=[8, 16, 32, 64, 256, 512, 1024])
+data = twdl.load_mnist(source=data_source, limit_train=P.pick(smoke=3000, full=None),
+                       limit_test=P.pick(smoke=2000, full=None), seed=seed, device=dev)
+print(data, "on", dev)
+
+# %% [markdown]
+# The loader returns the whole dataset as two tensors per split, already on the training device and normalised
+# with MNIST's mean and standard deviation, $x \mapsto (x/255 - 0.1307)/0.3081$. The training loop draws a new
+# random order of the rows every epoch on every device (the original only shuffled when a GPU was present:
+# defect D8) and slices minibatches out of the tensors by index — no per-image Python code runs while training.
+
+# %% [markdown]
+# ## 1. Stochastic gradient descent and the memory a minibatch needs
+#
+# The loss over the training set is an average, $L(\theta) = \frac1N \sum_{i=1}^N \ell(f_\theta(x_i), y_i)$.
+# Its gradient is expensive, so each step uses a random minibatch $B$ of $b$ examples instead:
+#
+# $$g_B = \frac1b \sum_{i \in B} \nabla_\theta \ell(f_\theta(x_i), y_i), \qquad \theta \leftarrow \theta - \eta\, g_B .$$
+#
+# Because $B$ is drawn at random, $\mathbb{E}[g_B] = \nabla L(\theta)$: the minibatch gradient is an *unbiased*
+# estimate whose variance shrinks like $1/b$. Small batches give many cheap, noisy steps; large batches give
+# few accurate but expensive ones. The batch size also sets the memory of one step: the parameters, one gradient
+# per parameter, the optimiser's own state (momentum or moment estimates) and every layer's output for the
+# batch, kept for backpropagation. The table measures these on a real network by running one step.
+
+# %%
+memory = pd.concat({f"batch {b}": minibatch_memory(twdl.ResidualMLP(), batch_size=b, optimizer="adam")
+                    for b in (64, 1024)}, names=["batch", "row"]).droplevel("row")
+memory
+
+# %% [markdown]
+# *Think:* which rows grow with the batch size and which do not? At what batch size would the activations
+# outweigh the parameters, gradients and Adam's state together?
+
+# %% [markdown]
+# ## 2. Experiment 1 — the minibatch size
+#
+# A 784 → 128 (ReLU) → 10 network trained with SGD (learning rate 0.01, momentum 0.9) for the same number of
+# epochs at each batch size. An epoch always shows every digit once, so smaller batches take more steps.
+
+# %%
+sweep = {}
+for b in BATCH_SIZES:
+    twdl.set_seed(seed); model = twdl.ShallowNet()
+    opt = twdl.make_optimizer("momentum", model.parameters(), lr=0.01)
+    sweep[b] = twdl.train(model, data.train, epochs=E_SWEEP, batch_size=b, optimizer=opt,
+                          eval_data={"test": data.test}, seed=seed, device=dev, progress=f"batch {b}")
+    twdl.record(f"m2.batch_size.{b}.test_accuracy", sweep[b].last["test_accuracy"])
+
+# %%
+fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+left.plot(BATCH_SIZES, [sweep[b].last["test_accuracy"] for b in BATCH_SIZES], marker="o")
+left.set(xscale="log", xlabel="batch size (log scale)", ylabel="final test accuracy (%)")
+for b, h in sweep.items():
+    seconds = pd.Series(h["seconds"]).cumsum()
+    right.plot(seconds, h["test_accuracy"], marker="o", label=f"batch {b}")
+right.set(xlabel="training time (s, cumulative)", ylabel="test accuracy (%)"); right.legend(fontsize="small")
+for ax in (left, right): ax.grid(alpha=0.3)
+twdl.save_figure(fig, output_dir, "batch_size_sweep"); plt.show()
+
+# %% [markdown]
+# With a fixed learning rate and a fixed number of epochs, the largest batches take the fewest steps and fall
+# behind; the smallest spend the longest time per epoch. *Think:* if you multiplied the learning rate by the
+# same factor as the batch size, which curve would you expect to move, and why?
+
+# %% [markdown]
+# ## 3. Experiment 2 — batch normalisation
+#
+# Batch norm standardises each unit over the minibatch, then lets the network rescale and shift it with learned
+# parameters $\gamma, \beta$:
+#
+# $$\mu_B = \frac1b\sum_{i\in B} z_i,\quad \sigma_B^2 = \frac1b\sum_{i\in B}(z_i-\mu_B)^2,\quad
+# \hat z_i = \frac{z_i-\mu_B}{\sqrt{\sigma_B^2+\epsilon}},\quad \mathrm{BN}(z_i) = \gamma \hat z_i + \beta .$$
+#
+# It sits between a linear layer and its non-linearity. Each layer then sees inputs on a stable scale whatever
+# the earlier layers do, which allows larger steps, and the batch-dependent noise acts as a mild regulariser.
+# At evaluation time the batch statistics are replaced by running averages collected during training.
+#
+# In the original course the "BN shallow" net also had dropout 0.5 while the plain shallow net had none, so any
+# difference mixed two causes. Here each pair differs *only* by the BatchNorm layers: the same dropout (0.5
+# before the output) in all four nets. The original also recorded the losses but never plotted them (D11).
+
+# %%
+nets = {"shallow": twdl.ShallowNet(dropout=0.5), "bn_shallow": twdl.BNShallowNet(dropout=0.5),
+        "deep": twdl.DeepNet(dropout=0.5), "bn_deep": twdl.BNDeepNet(dropout=0.5)}
+bn_runs = {}
+for name, model in nets.items():
+    opt = twdl.make_optimizer("momentum", model.parameters(), lr=0.01)
+    bn_runs[name] = twdl.train(model, data.train, epochs=E, batch_size=64, optimizer=opt,
+                               eval_data={"test": data.test}, seed=seed, device=dev, progress=name)
+    twdl.record(f"m2.bn.{name}.test_loss", bn_runs[name].last["test_loss"])
+
+# %%
+fig = twdl.plot_histories(bn_runs, ["train_loss", "test_loss"], title="Batch norm: same nets, same dropout")
+twdl.save_figure(fig, output_dir, "batch_norm_losses"); plt.show()
+
+# %% [markdown]
+# *Think:* the train loss is averaged over an epoch with dropout on and batch statistics, the test loss is
+# measured after the epoch with dropout off and running statistics. How can the test loss end up *below* the
+# train loss, and does that mean the model generalises "better than perfectly"?
+
+# %% [markdown]
+# ## 4. Experiment 3 — optimisers
+#
+# All of them start from the minibatch gradient $g_t$ and differ in how they turn it into a step.
+#
+# * **SGD:** $\theta_{t+1} = \theta_t - \eta g_t$.
+# * **Momentum** keeps a running direction. Heavy-ball form: $v_{t+1} = \mu v_t + g_t$, $\theta_{t+1} = \theta_t - \eta v_{t+1}$
+#   (PyTorch's form). The other common form folds the learning rate in: $v_{t+1} = \mu v_t - \eta g_t$,
+#   $\theta_{t+1} = \theta_t + v_{t+1}$; with a constant $\eta$ the two are the same algorithm. The damping
+#   $\mu$ is typically 0.8–0.99 (0.9 here); **Nesterov** evaluates the gradient at the look-ahead point.
+# * **Adagrad** divides by the root of all past squared gradients, per parameter:
+#   $G_t = G_{t-1} + g_t^2$, $\theta_{t+1} = \theta_t - \eta\, g_t / (\sqrt{G_t} + \epsilon)$ — rarely-updated
+#   weights get large steps, but $G_t$ only grows, so steps shrink forever.
+# * **RMSprop** forgets old gradients: $s_t = \rho s_{t-1} + (1-\rho) g_t^2$ with decay $\rho = 0.9$,
+#   $\theta_{t+1} = \theta_t - \eta\, g_t / (\sqrt{s_t} + \epsilon)$, usually with $\eta = 10^{-3}$.
+# * **Adam** combines a momentum-like first moment with RMSprop's second moment and corrects both for their
+#   start at zero: $m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t$, $v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2$,
+#   $\hat m_t = m_t/(1-\beta_1^t)$, $\hat v_t = v_t/(1-\beta_2^t)$, $\theta_{t+1} = \theta_t - \eta\,\hat m_t/(\sqrt{\hat v_t}+\epsilon)$.
+#   **AdamW** applies weight decay directly to the weights instead of through the gradient.
+#
+# Every optimiser here gets exactly the learning rate in the table below (the original silently hard-coded 1e-3
+# for RMSprop and Adam: D10), and both error curves come from the *same* history, error = 100 − accuracy
+# (the original plotted 100 − loss as an "error": D9).
+
+# %%
+rates = {"sgd": 0.01, "momentum": 0.01, "adagrad": 0.01, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3}
+opt_runs = {}
+for name, lr in rates.items():
+    twdl.set_seed(seed); model = twdl.ShallowNet()
+    opt_runs[name] = twdl.train(model, data.train, epochs=E, batch_size=64, seed=seed, device=dev,
+                                optimizer=twdl.make_optimizer(name, model.parameters(), lr=lr),
+                                eval_data={"test": data.test}, progress=name)
+    twdl.record(f"m2.optimizer.{name}.test_error", 100 - opt_runs[name].last["test_accuracy"])
+
+# %%
+fig = twdl.plot_histories(opt_runs, ["train_error", "test_error"], title="Optimisers on the shallow net")
+twdl.save_figure(fig, output_dir, "optimizers_error"); plt.show()
+
+# %% [markdown]
+# *Think:* plain SGD and SGD with momentum use the same learning rate. Using the momentum formula, by roughly
+# what factor does momentum 0.9 enlarge the effective step once $v_t$ has settled in a constant direction?
+
+# %% [markdown]
+# ### Try it: optimiser, learning rate and schedule
+# Pick an optimiser, a base learning rate and a schedule to see the learning rate each epoch would use over
+# ten epochs (in a batch run this cell just shows the defaults).
+
+# %%
+def show_learning_rate(optimizer="momentum", lr=0.01, schedule="constant"):
+    opt = twdl.make_optimizer(optimizer, twdl.ShallowNet().parameters(), lr=lr)
+    curve = [lr * f for f in twdl.schedule_factors(schedule, 10)]
+    fig, ax = plt.subplots(figsize=(5, 3)); ax.plot(range(10), curve, marker="o")
+    ax.set(yscale="log", xlabel="epoch", ylabel="learning rate", title=f"{type(opt).__name__}, {schedule}")
+    plt.show()
+
+twdl.interactive_or_default(show_learning_rate, optimizer=list(twdl.OPTIMIZERS)[1:] + ["sgd"],
+                            lr=[0.01, 0.1, 0.001, 0.0001], schedule=list(twdl.SCHEDULES))
+
+# %% [markdown]
+# ## 5. Experiment 4 — learning-rate schedules
+#
+# Early on, large steps make fast progress; near a minimum the gradient noise makes them bounce around it, so we
+# shrink the rate over time, $\eta_t = \eta_0\,\lambda(t)$ with one of four factors per epoch $t$:
+# constant $\lambda = 1$; linear $\lambda = \max(10^{-7}, 1 - 0.1t)$; square root $\lambda = (t+1)^{-1/2}$; and
+# exponential $\lambda = 0.1^t$. The last one is a trap (D12): it divides the rate by ten *every epoch*, so by
+# epoch 9 the rate is $10^{-9}$ of its start — after two or three epochs the network has effectively stopped
+# learning. Look at the plot before training.
+
+# %%
+factors = pd.DataFrame({name: twdl.schedule_factors(name, 10) for name in twdl.SCHEDULES})
+ax = (0.01 * factors).plot(logy=True, marker="o", figsize=(6, 3.4), xlabel="epoch", ylabel="learning rate")
+ax.grid(alpha=0.3); twdl.save_figure(ax.figure, output_dir, "schedules"); plt.show()
+
+# %%
+sched_runs = {}
+for name in twdl.SCHEDULES:
+    twdl.set_seed(seed); model = twdl.ShallowNet()
+    opt = twdl.make_optimizer("momentum", model.parameters(), lr=0.01)
+    sched_runs[name] = twdl.train(model, data.train, epochs=E_SCHEDULE, batch_size=64, optimizer=opt, seed=seed,
+                                  scheduler=twdl.make_schedule(name, opt, epochs=E_SCHEDULE), device=dev,
+                                  eval_data={"test": data.test}, progress=name)
+    twdl.record(f"m2.schedule.{name}.test_error", 100 - sched_runs[name].last["test_accuracy"])
+fig = twdl.plot_histories(sched_runs, ["train_error", "test_error", "lr"], log_scale=["lr"])
+twdl.save_figure(fig, output_dir, "schedules_error"); plt.show()
+
+# %% [markdown]
+# *Think:* the exp schedule's error curve goes flat. Is that convergence or a stall? What would a sensible
+# exponential decay rate be for a 10-epoch run if you wanted to end at 1 % of the starting rate?
+
+# %% [markdown]
+# ## 6. Experiment 5 — residual connections
+#
+# A residual block learns a *correction* to its input instead of a whole new representation:
+# $y = \mathrm{ReLU}(F(x) + S x)$ with $F = \mathrm{BN}\circ\mathrm{Linear}\circ\mathrm{ReLU}\circ\mathrm{BN}\circ\mathrm{Linear}$,
+# and $S$ the identity when the widths agree (a linear projection otherwise). The gradient reaches earlier layers
+# through the shortcut unchanged, which is what lets very deep networks train. Our model: block(784 → 128),
+# block(128 → 64), linear to 10 classes, compared across optimisers at learning rate 0.01.
+
+# %%
+res_runs = {}
+for name in ["momentum", "adam", "rmsprop", "adagrad"]:
+    twdl.set_seed(seed); model = twdl.ResidualMLP()
+    res_runs[name] = twdl.train(model, data.train, epochs=E, batch_size=64, seed=seed, device=dev,
+                                optimizer=twdl.make_optimizer(name, model.parameters(), lr=0.01),
+                                eval_data={"test": data.test}, progress=f"residual {name}")
+    twdl.record(f"m2.residual.{name}.test_accuracy", res_runs[name].last["test_accuracy"])
+fig = twdl.plot_histories(res_runs, ["train_loss", "test_accuracy"], title="Residual MLP, lr 0.01")
+twdl.save_figure(fig, output_dir, "residual_optimizers"); plt.show()
+
+# %% [markdown]
+# *Think:* Adam and RMSprop were designed around a learning rate near 1e-3. What does running them at 0.01
+# on this network tell you about comparing optimisers at one shared learning rate?
+
+# %% [markdown]
+# ## Homework
+# 1. Take a model (yours, or one of the nets above) and train it with three optimisation methods; add batch
+#    normalisation to one of them. `twdl.compare_optimizers` does the bookkeeping: it trains `model_fn()` once
+#    per optimiser and `bn_model_fn()` once with `bn_optimizer`, and returns the final train and test accuracy
+#    (both measured in eval mode) of every run. The solution below shows it on the loaded digits.
+# 2. Which optimiser did best? How did each one, and batch norm, change the in-sample (train) and
+#    out-of-sample (test) accuracy, and the gap between them?
+
+# %% tags=["homework"]
+# Hint: call twdl.compare_optimizers(model_fn, data, optimizers=[...3 names...], bn_model_fn=..., epochs=E) and record each run.
+### BEGIN SOLUTION
+table = twdl.compare_optimizers(twdl.DeepNet, data, optimizers=["sgd", "momentum", "adam"],
+                                bn_model_fn=twdl.BNDeepNet, bn_optimizer="momentum",
+                                epochs=E, batch_size=64, seed=seed, device=dev)
+for row in table.itertuples():
+    key = row.optimizer + ("_bn" if row.batch_norm == "yes" else "")
+    twdl.record(f"m2.homework.{key}.test_accuracy", row.test_accuracy)
+    twdl.record(f"m2.homework.{key}.train_accuracy", row.train_accuracy)
+display(table.round(2))
+### END SOLUTION
+
+# %% [markdown]
+# *Your answer to question 2:* (write it here, using the table above.)
+
+# %% [markdown]
+# ## Summary
+# Everything this notebook recorded. Tick `completed` in the parameters when your homework is done.
+
+# %%
+twdl.record("m2.completed", completed)
+twdl.records_table("m2.")
