@@ -1,0 +1,270 @@
+"""Execute one notebook in its own process tree, with a wall-clock timeout and resource limits, and keep its outputs."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ResourceLimits", "ExecutionResult", "run_notebook", "write_atomic", "truncate_outputs", "kill_process_tree",
+    "one_line",
+]
+
+WORKER = Path(__file__).with_name("worker.py")
+TOKEN_VARIABLE = "TWDL_EXECUTION_TOKEN"
+
+
+@dataclass(frozen=True)
+class ResourceLimits:
+    """Limits set on the papermill process and inherited by its kernel (None or 0 = no limit)."""
+
+    memory_mb: int | None = None  # RLIMIT_AS: virtual address space per process (importing torch alone maps ~3.5 GB)
+    cpu_s: int | None = None  # RLIMIT_CPU: CPU seconds per process
+    file_mb: int | None = None  # RLIMIT_FSIZE: largest file a process may write
+
+
+@dataclass
+class ExecutionResult:
+    """What happened to one notebook: status ok | error | timeout, where it failed, its records and runtime."""
+
+    status: str
+    runtime_s: float
+    error: str = ""
+    cell_index: int | None = None  # index into the input notebook's cells (papermill's injected cell not counted)
+    records: dict[str, Any] = field(default_factory=dict)
+    output: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """The first non-empty line of `text`, cut to `limit` characters."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    line = lines[0] if lines else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and os.replace (readers never see half)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once at import: os.umask is process-wide, so never toggle it while threads write files
+
+
+def _cut(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    head = text[: max_chars // 2]
+    tail = text[-max_chars // 4 :]
+    return f"{head}\n[... {len(text) - len(head) - len(tail):,} characters cut by twdl ...]\n{tail}"
+
+
+def truncate_outputs(nb: Any, max_chars: int = 100_000) -> int:
+    """Cut every text output of `nb` longer than `max_chars` (in place; records are kept); return how many were cut."""
+    cut = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if "text" in output:
+                text = "".join(output["text"]) if isinstance(output["text"], list) else output["text"]
+                if len(text) > max_chars:
+                    output["text"], cut = _cut(text, max_chars), cut + 1
+            for mime, value in list(output.get("data", {}).items()):
+                if mime.startswith("text/") and isinstance(value, (str, list)):
+                    text = "".join(value) if isinstance(value, list) else value
+                    if len(text) > max_chars:
+                        output["data"][mime], cut = _cut(text, max_chars), cut + 1
+            if output.get("output_type") == "error" and sum(map(len, output.get("traceback", []))) > max_chars:
+                output["traceback"], cut = [_cut("\n".join(output["traceback"]), max_chars)], cut + 1
+    return cut
+
+
+def kill_process_tree(pid: int, token: str | None = None) -> int:
+    """SIGKILL `pid`, its descendants, and every process of ours whose environment carries `token`; return the count.
+
+    The kernel runs in its own session (jupyter_client uses start_new_session), so killing the worker's process
+    group is not enough; the token also catches children that were re-parented after their parent exited.
+    """
+    import psutil
+
+    victims: dict[int, psutil.Process] = {}
+    try:
+        root = psutil.Process(pid)
+        victims[pid] = root
+        victims.update({p.pid: p for p in root.children(recursive=True)})
+    except psutil.NoSuchProcess:
+        pass
+    if token:
+        me = os.getpid()
+        for proc in psutil.process_iter(["pid"]):
+            if proc.pid == me or proc.pid in victims:
+                continue
+            try:
+                if proc.environ().get(TOKEN_VARIABLE) == token:
+                    victims[proc.pid] = proc
+            except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess, OSError):
+                continue
+    for proc in victims.values():
+        try:
+            proc.send_signal(signal.SIGKILL)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    psutil.wait_procs(list(victims.values()), timeout=5)
+    return len(victims)
+
+
+def _running_cell(nb: Any) -> int | None:
+    """The cell papermill marked as running, else the last one it started (a dead kernel's cell is marked completed)."""
+    started = None
+    for index, cell in enumerate(nb.cells):
+        meta = cell.get("metadata", {}).get("papermill", {})
+        if meta.get("status") == "running":
+            return index
+        if meta.get("start_time"):
+            started = index
+    return started
+
+
+def _input_index(nb: Any, index: int | None) -> int | None:
+    """Map a cell index of the executed notebook to the input notebook (drop papermill's injected cell)."""
+    if index is None or nb is None:
+        return index
+    injected = sum(
+        1 for cell in nb.cells[:index] if "injected-parameters" in cell.get("metadata", {}).get("tags", [])
+    )
+    return index - injected
+
+
+def _signal_message(returncode: int, limits: ResourceLimits) -> str:
+    if returncode >= 0:
+        return f"the execution process exited with code {returncode} without reporting a result"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    hints = {"SIGXFSZ": f"a file grew past the {limits.file_mb} MB limit", "SIGXCPU": f"CPU limit of {limits.cpu_s} s",
+             "SIGKILL": "killed, possibly by the out-of-memory killer"}
+    return f"the execution process was stopped by {name}" + (f" ({hints[name]})" if name in hints else "")
+
+
+def run_notebook(
+    input_path: str | Path,
+    output_path: str | Path,
+    parameters: dict[str, Any] | None = None,
+    *,
+    cwd: str | Path | None = None,
+    timeout: float | None = None,
+    limits: ResourceLimits = ResourceLimits(),
+    kernel: str | None = None,
+    env: dict[str, str] | None = None,
+    max_output_chars: int = 100_000,
+    scratch: str | Path | None = None,
+) -> ExecutionResult:
+    """Execute `input_path` with papermill in a separate process (own session, limits, timeout); write `output_path`.
+
+    The executed notebook (partial when a cell fails, the kernel dies or time runs out) is written atomically, with
+    text outputs longer than `max_output_chars` cut. Never raises for problems inside the notebook.
+    """
+    import nbformat
+
+    from ..record import read_records
+
+    input_path, output_path = Path(input_path).resolve(), Path(output_path).resolve()
+    scratch_parent = Path(scratch or output_path.parent)
+    scratch_parent.mkdir(parents=True, exist_ok=True)
+    scratch_dir = Path(tempfile.mkdtemp(prefix=".twdl-exec-", dir=scratch_parent))
+    token = uuid.uuid4().hex
+    spec = {
+        "input": str(input_path), "output": str(scratch_dir / "executed.ipynb"), "parameters": parameters or {},
+        "cwd": str(Path(cwd).resolve()) if cwd else str(input_path.parent), "kernel": kernel,
+        "limits": asdict(limits), "result": str(scratch_dir / "outcome.json"),
+    }
+    (scratch_dir / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
+    child_env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+                 **(env or {}), TOKEN_VARIABLE: token}
+    start = time.monotonic()
+    timed_out = False
+    with open(scratch_dir / "worker.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(WORKER), str(scratch_dir / "spec.json")], stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, env=child_env, start_new_session=True, cwd=spec["cwd"],
+        )
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            kill_process_tree(proc.pid, token)  # also removes anything the notebook left running
+            proc.wait()
+    runtime = time.monotonic() - start
+
+    executed = None
+    try:
+        executed = nbformat.read(spec["output"], as_version=4)
+    except Exception:  # never written, or cut mid-write by a kill
+        pass
+    outcome_path = Path(spec["result"])
+    outcome = json.loads(outcome_path.read_text(encoding="utf-8")) if outcome_path.exists() else None
+    if timed_out:
+        status, cell = "timeout", _running_cell(executed) if executed is not None else None
+        error = f"timed out after {timeout:g} s" + (f" while running cell {_input_index(executed, cell)}" if cell is not None else "")
+        cell = _input_index(executed, cell)
+    elif outcome is None:
+        status, cell = "error", _input_index(executed, _running_cell(executed)) if executed is not None else None
+        error = _signal_message(proc.returncode, limits)
+    else:
+        status, error = ("ok", "") if outcome["status"] == "ok" else ("error", one_line(outcome["error"]))
+        cell = outcome.get("cell_index")
+        if cell is None and executed is not None and status != "ok":
+            cell = _running_cell(executed)
+        cell = _input_index(executed, cell)
+        if outcome["status"] == "died" and cell is not None:
+            error += f" while running cell {cell}"
+    if executed is None:
+        error = (error + "; " if error else "") + "no executed notebook was saved, the input is kept instead"
+        executed = nbformat.read(str(input_path), as_version=4)
+    truncate_outputs(executed, max_output_chars)
+    try:
+        records = read_records(executed)
+    except Exception as err:  # a forged or damaged record bundle
+        records, error = {}, error or f"could not read the recorded values: {one_line(str(err))}"
+    write_atomic(output_path, nbformat.writes(executed))
+    log_text = (scratch_dir / "worker.log").read_bytes()[-20_000:].decode("utf-8", "replace")
+    if status != "ok" and log_text.strip():
+        write_atomic(output_path.with_suffix(".log"), log_text)
+    else:
+        output_path.with_suffix(".log").unlink(missing_ok=True)
+    _remove_tree(scratch_dir)
+    return ExecutionResult(status, round(runtime, 3), error, cell, records, str(output_path))
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,164 @@
+"""report.html for `twdl grade`: a sortable grades table, per-module statistics and a histogram, all offline."""
+from __future__ import annotations
+
+import html
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+from .execution import write_atomic
+
+__all__ = ["choose_histogram_metric", "module_summary", "histogram_svg", "render_report", "write_report"]
+
+FIXED = {"file", "student", "submission", "status", "failing_cell", "error", "runtime_s", "completed_modules"}
+MODULE_OF = re.compile(r"^(m\d+)\.")
+CELL_CHARS = 200
+
+_SCRIPT = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  table.querySelectorAll("th").forEach(function (th, col) {
+    th.addEventListener("click", function () {
+      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+      var up = th.getAttribute("data-order") !== "asc";
+      table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("data-order"); });
+      th.setAttribute("data-order", up ? "asc" : "desc");
+      rows.sort(function (a, b) {
+        var x = a.cells[col].getAttribute("data-value"), y = b.cells[col].getAttribute("data-value");
+        var nx = parseFloat(x), ny = parseFloat(y), both = x !== "" && y !== "" && !isNaN(nx) && !isNaN(ny);
+        var c = both ? nx - ny : x.localeCompare(y);
+        return up ? c : -c;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+"""
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
+th { background: #f0f0f0; cursor: pointer; user-select: none; }
+th[data-order="asc"]::after { content: " \\25B2"; } th[data-order="desc"]::after { content: " \\25BC"; }
+.ok { color: #17643a; } .error, .timeout, .invalid { color: #a31515; font-weight: bold; }
+.cut { color: #777; font-style: italic; }
+"""
+
+
+def _metric_columns(table) -> list[str]:
+    return [c for c in table.columns if c not in FIXED]
+
+
+def _numeric(table, column: str):
+    import pandas as pd
+
+    values = table[column]
+    if values.dtype == bool or values.dropna().map(lambda v: isinstance(v, bool)).all():
+        return None
+    numbers = pd.to_numeric(values, errors="coerce")
+    return numbers if numbers.notna().any() else None
+
+
+def choose_histogram_metric(table) -> str | None:
+    """The numeric recorded metric present in the most submissions (ties: alphabetical); None if there is none."""
+    best: tuple[int, str] | None = None
+    for column in sorted(_metric_columns(table)):
+        if column.endswith(".completed"):
+            continue
+        numbers = _numeric(table, column)
+        if numbers is not None and (best is None or numbers.notna().sum() > best[0]):
+            best = (int(numbers.notna().sum()), column)
+    return best[1] if best else None
+
+
+def module_summary(table):
+    """Per module (the mK prefix of each metric): how many submissions recorded it and its mean/std/min/median/max."""
+    import pandas as pd
+
+    rows: list[dict[str, Any]] = []
+    for column in _metric_columns(table):
+        match = MODULE_OF.match(column)
+        module = match.group(1) if match else "other"
+        values = table[column]
+        if column.endswith(".completed"):
+            flags = values.dropna()
+            rows.append({"module": module, "metric": column, "n": len(flags),
+                         "mean": float((flags == True).mean()) if len(flags) else None})  # noqa: E712
+            continue
+        numbers = _numeric(table, column)
+        if numbers is None:
+            rows.append({"module": module, "metric": column, "n": int(values.notna().sum())})
+            continue
+        numbers = numbers.dropna()
+        rows.append({"module": module, "metric": column, "n": len(numbers), "mean": numbers.mean(),
+                     "std": numbers.std() if len(numbers) > 1 else None, "min": numbers.min(),
+                     "median": numbers.median(), "max": numbers.max()})
+    columns = ["module", "metric", "n", "mean", "std", "min", "median", "max"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["module", "metric"]).reset_index(drop=True)
+
+
+def histogram_svg(values, metric: str) -> str:
+    """An inline SVG histogram of `values` (deterministic bytes: no date, fixed ids)."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    label = metric.replace("$", r"\$")  # no mathtext from a (possibly forged) record name
+    fig = Figure(figsize=(6, 3.2))
+    ax = fig.subplots()
+    ax.hist(list(values), bins=min(20, max(5, len(values))), color="#4477aa", edgecolor="white")
+    ax.set_xlabel(label)
+    ax.set_ylabel("submissions")
+    ax.set_title(f"{label} over {len(values)} submission(s)")
+    fig.tight_layout()
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": "twdl", "svg.fonttype": "none"}):
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _cell(value: Any) -> str:
+    import pandas as pd
+
+    if value is None or (not isinstance(value, (list, dict, str)) and pd.isna(value)):
+        return '<td data-value=""></td>'
+    text = f"{value:.6g}" if isinstance(value, float) else str(value)
+    sort_key = html.escape(text[:CELL_CHARS], quote=True)
+    shown = html.escape(text[:CELL_CHARS])
+    if len(text) > CELL_CHARS:
+        shown += f' <span class="cut">[{len(text) - CELL_CHARS:,} more characters]</span>'
+    css = f' class="{html.escape(text)}"' if text in ("ok", "error", "timeout", "invalid") else ""
+    return f'<td data-value="{sort_key}"{css}>{shown}</td>'
+
+
+def _table_html(table, sortable: bool = True) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    body = "\n".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in table.itertuples(index=False))
+    css = ' class="sortable"' if sortable else ""
+    return f"<table{css}><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>"
+
+
+def render_report(table, histogram_metric: str | None = None, title: str = "Grades") -> str:
+    """The whole report as one self-contained HTML string (student content escaped, long texts cut)."""
+    counts = table["status"].value_counts().to_dict() if len(table) else {}
+    status_line = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ok", "error", "timeout", "invalid"))
+    parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{len(table)} submission(s): {html.escape(status_line)}. "
+             "Click a column header to sort.</p>", "<h2>Submissions</h2>", _table_html(table)]
+    summary = module_summary(table)
+    parts += ["<h2>Per-module statistics</h2>",
+              _table_html(summary) if len(summary) else "<p>No metric was recorded by any submission.</p>"]
+    if histogram_metric:
+        if histogram_metric not in table.columns or _numeric(table, histogram_metric) is None:
+            parts.append(f"<p>No numeric values recorded for {html.escape(histogram_metric)}.</p>")
+        else:
+            values = _numeric(table, histogram_metric).dropna()
+            parts += [f"<h2>Histogram of {html.escape(histogram_metric)}</h2>", histogram_svg(values, histogram_metric)]
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>\n"
+            + "\n".join(parts) + f"\n<script>{_SCRIPT}</script>\n</body></html>\n")
+
+
+def write_report(table, path: str | Path, histogram_metric: str | None = None, title: str = "Grades") -> Path:
+    """Write render_report(...) to `path` atomically and return the path."""
+    write_atomic(path, render_report(table, histogram_metric, title))
+    return Path(path)

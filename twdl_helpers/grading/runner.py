@@ -1,0 +1,159 @@
+"""`twdl run MODULE|all`: execute the module notebooks with papermill and collect their recorded metrics."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from .execution import ExecutionResult, run_notebook, write_atomic
+from .notebook_parameters import check_parameters, declared_parameters, parse_parameter_values
+
+__all__ = ["MODULE_PATTERN", "find_notebooks_dir", "resolve_notebooks", "run_notebooks", "summary_table",
+           "thread_env", "add_arguments", "main"]
+
+MODULE_PATTERN = "0[1-4]_*.ipynb"
+
+
+def find_notebooks_dir() -> Path:
+    """The course's notebooks/ folder: under the current directory if present, else beside the installed package."""
+    here = Path.cwd() / "notebooks"
+    return here if here.is_dir() else Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def resolve_notebooks(selector: str, folder: str | Path | None = None) -> list[Path]:
+    """Map "all", a path, a stem ("01_feedforward"), a prefix ("01") or a name part ("feedforward") to notebooks."""
+    folder = Path(folder) if folder else find_notebooks_dir()
+    modules = sorted(folder.glob(MODULE_PATTERN))
+    if selector == "all":
+        if not modules:
+            raise FileNotFoundError(f"no module notebooks matching {MODULE_PATTERN} in {folder}; run `twdl sync` first")
+        return modules
+    path = Path(selector)
+    if path.suffix in (".ipynb", ".py") and path.exists():
+        notebook = path.with_suffix(".ipynb")
+        if not notebook.exists():
+            raise FileNotFoundError(f"{path} has no generated {notebook.name}; run `twdl sync` (or jupytext) first")
+        return [notebook]
+    candidates = sorted(folder.glob("*.ipynb"))
+    for rule in (lambda s: s == selector, lambda s: s.startswith(selector), lambda s: selector in s.split("_", 1)[-1]):
+        found = [nb for nb in candidates if rule(nb.stem)]
+        if len(found) == 1:
+            return found
+        if len(found) > 1:
+            raise ValueError(f"{selector!r} matches several notebooks ({', '.join(nb.stem for nb in found)}); be more precise")
+    names = ", ".join(nb.stem for nb in modules) or "none"
+    raise FileNotFoundError(f"no notebook matches {selector!r} in {folder}; module notebooks: {names}, or use 'all' or a path")
+
+
+def thread_env(jobs: int) -> dict[str, str]:
+    """Thread-count variables that share the CPU cores between `jobs` parallel kernels (unless already set)."""
+    threads = str(max(1, (os.cpu_count() or 1) // max(1, jobs)))
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+    return {name: os.environ.get(name, threads) for name in names}
+
+
+def _metric_columns(rows: list[dict[str, Any]], fixed: list[str]) -> list[str]:
+    names = sorted({k for row in rows for k in row} - set(fixed))
+    completed = [n for n in names if n.endswith(".completed")]
+    return fixed + completed + [n for n in names if n not in completed]
+
+
+def summary_table(results: dict[str, ExecutionResult]):
+    """One row per notebook: notebook, status, runtime_s, error, then one column per recorded metric."""
+    import pandas as pd
+
+    rows = []
+    for name, result in sorted(results.items()):
+        error = result.error if result.cell_index is None or not result.error else f"cell {result.cell_index}: {result.error}"
+        flat = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in result.records.items()}
+        rows.append({"notebook": name, "status": result.status, "runtime_s": result.runtime_s, "error": error, **flat})
+    columns = _metric_columns(rows, ["notebook", "status", "runtime_s", "error"])
+    return pd.DataFrame(rows, columns=columns)
+
+
+def run_notebooks(
+    notebooks: list[Path], output_dir: str | Path, values: dict[str, Any], *, jobs: int = 1,
+    timeout: float | None = None, kernel: str | None = None,
+) -> dict[str, ExecutionResult]:
+    """Execute each notebook into output_dir (in parallel processes when jobs > 1); write its .metrics.json."""
+    from tqdm.auto import tqdm
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    env = thread_env(jobs)
+    tasks = {}
+    for nb in notebooks:
+        params = dict(values)
+        if "output_dir" in (declared_parameters(nb) or {}) and "output_dir" not in params:
+            params["output_dir"] = str((output_dir / nb.stem).resolve())  # figures go beside the run's outputs
+        tasks[nb.stem] = (nb, params)
+    results: dict[str, ExecutionResult] = {}
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {
+            pool.submit(run_notebook, nb, output_dir / f"{stem}.ipynb", params, cwd=nb.parent, timeout=timeout,
+                        kernel=kernel, env=env): stem
+            for stem, (nb, params) in tasks.items()
+        }
+        for future in tqdm(as_completed(futures), total=len(futures), desc="notebooks", file=sys.stderr):
+            stem = futures[future]
+            result = future.result()
+            results[stem] = result
+            write_atomic(output_dir / f"{stem}.metrics.json", json.dumps(result.records, indent=2) + "\n")
+            tqdm.write(f"{result.status:7s} {stem} ({result.runtime_s:.1f} s)", file=sys.stderr)
+    return results
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `twdl run`."""
+    parser.add_argument("module", help='"all", a notebook path, stem ("01_feedforward"), prefix ("01") or name ("feedforward")')
+    parser.add_argument("--profile", choices=["smoke", "full"], help="run size injected as the `profile` parameter")
+    parser.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                        help="set a notebook parameter (Python/YAML literal, else a string); repeatable")
+    parser.add_argument("--output-dir", default="runs", help="where executed notebooks, metrics and summary.csv go")
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks executed at the same time (separate processes)")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per notebook (default: no limit)")
+    parser.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebook's own)")
+    parser.add_argument("--notebooks-dir", default=None, help="folder holding the module notebooks (default: ./notebooks)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run `twdl run`; return 0 when every notebook succeeded, 1 if any failed, 2 for bad arguments."""
+    try:
+        notebooks = resolve_notebooks(args.module, args.notebooks_dir)
+        values = parse_parameter_values(args.parameter)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"twdl run: {err}", file=sys.stderr)
+        return 2
+    if args.profile:
+        if values.get("profile", args.profile) != args.profile:
+            print(f"twdl run: --profile {args.profile} contradicts -p profile={values['profile']}", file=sys.stderr)
+            return 2
+        values["profile"] = args.profile
+    problems = [f"{nb.name}: {p}" for nb in notebooks for p in check_parameters(nb, values)]
+    if problems:
+        print("\n".join(f"twdl run: {p}" for p in problems), file=sys.stderr)
+        return 2
+    output_dir = Path(args.output_dir)
+    results = run_notebooks(notebooks, output_dir, values, jobs=args.jobs, timeout=args.timeout, kernel=args.kernel)
+    table = summary_table(results)
+    summary = output_dir / "summary.csv"
+    if summary.exists():  # keep the rows of notebooks not run this time
+        import pandas as pd
+
+        old = pd.read_csv(summary)
+        old = old[~old["notebook"].isin(table["notebook"])]
+        if len(old):
+            merged = pd.concat([old, table], ignore_index=True).sort_values("notebook")
+            fixed = ["notebook", "status", "runtime_s", "error"]
+            table = merged[_metric_columns([{c: 1 for c in merged.columns}], fixed)]
+    write_atomic(summary, table.to_csv(index=False))
+    failed = {stem: r for stem, r in sorted(results.items()) if r.status != "ok"}
+    for stem, result in failed.items():
+        where = f" in cell {result.cell_index}" if result.cell_index is not None and "cell" not in result.error else ""
+        print(f"FAILED {stem}: {result.status}{where}: {result.error} (see {result.output})", file=sys.stderr)
+    print(f"{len(results) - len(failed)}/{len(results)} notebooks ok; summary in {summary}")
+    return 1 if failed else 0
