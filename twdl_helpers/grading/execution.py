@@ -139,10 +139,15 @@ def kill_process_tree(pid: int, token: str | None = None) -> int:
     return len(victims)
 
 
+def _executed_cells(nb: Any) -> list:
+    """The cells as they ran: without the error banner cells papermill adds after a failure."""
+    return [c for c in nb.cells if "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])]
+
+
 def _running_cell(nb: Any) -> int | None:
     """The cell papermill marked as running, else the last one it started (a dead kernel's cell is marked completed)."""
     started = None
-    for index, cell in enumerate(nb.cells):
+    for index, cell in enumerate(_executed_cells(nb)):
         meta = cell.get("metadata", {}).get("papermill", {})
         if meta.get("status") == "running":
             return index
@@ -155,10 +160,8 @@ def _input_index(nb: Any, index: int | None) -> int | None:
     """Map a cell index of the executed notebook to the input notebook (drop papermill's injected cell)."""
     if index is None or nb is None:
         return index
-    injected = sum(
-        1 for cell in nb.cells[:index] if "injected-parameters" in cell.get("metadata", {}).get("tags", [])
-    )
-    return index - injected
+    cells = _executed_cells(nb)[:index]
+    return index - sum(1 for cell in cells if "injected-parameters" in cell.get("metadata", {}).get("tags", []))
 
 
 def _signal_message(returncode: int, limits: ResourceLimits) -> str:
