@@ -1,0 +1,72 @@
+"""`twdl book`: the site builds offline without unexpected warnings and each module page renders in headless
+Chromium with its title, a figure and the recorded-metrics table (one screenshot per page in test-artifacts/)."""
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from twdl_helpers.site import build_book, unexpected_warnings
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+def chromium(page: Path, profile: Path, *action: str) -> str:
+    """Run headless Chromium on a local page with a fresh profile and return its stdout."""
+    if CHROMIUM is None:
+        pytest.fail("Chromium is missing: install it with `apt-get install -y chromium` (see the Makefile/CI setup)")
+    done = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *action, page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def check_module_page(page: Path, title: str, profile: Path, screenshot: Path) -> None:
+    """Assert the rendered page shows `title`, at least one figure that exists, and the metric/value table."""
+    dom = chromium(page, profile, "--dump-dom")
+    headings = [html.unescape(re.sub(r"<[^>]+>", "", h)).strip() for h in re.findall(r"<h1[^>]*>(.*?)</h1>", dom, re.S)]
+    assert any(title in h for h in headings), f"{page.name}: title {title!r} not among rendered h1 {headings}"
+    figures = [src for src in re.findall(r'<img[^>]+src="([^"]+)"', dom) if "_images/" in src]
+    assert figures, f"{page.name}: no figure rendered"
+    assert all((page.parent / src).resolve().is_file() for src in figures), f"{page.name}: a figure file is missing"
+    tables = re.findall(r"<table.*?</table>", dom, re.S)
+    assert any(re.search(r"<th[^>]*>\s*metric\s*</th>", t) and re.search(r"<th[^>]*>\s*value\s*</th>", t)
+               for t in tables), f"{page.name}: no recorded-metrics table (columns metric, value)"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    chromium(page, profile, "--window-size=1280,2400", f"--screenshot={screenshot}")
+    assert screenshot.stat().st_size > 10_000, f"{page.name}: the screenshot looks empty"
+
+
+def notebook_title(path: Path) -> str:
+    """The text of the notebook's first '# ' heading."""
+    first = nbformat.read(str(path), as_version=4).cells[0].source
+    return re.search(r"^#\s+(.+)$", first, re.M).group(1).strip()
+
+
+def test_warning_filter_keeps_only_unlisted_warnings():
+    log = ("a.ipynb:3: WARNING: skipping unknown output mime type: application/vnd.twdl.record+json [x]\n"
+           "b.md:1: WARNING: undefined label: 'nowhere'\nbuilding [html]: done\n")
+    seen, bad = unexpected_warnings(log)
+    assert len(seen) == 2 and bad == ["b.md:1: WARNING: undefined label: 'nowhere'"]
+
+
+def test_real_site_builds_and_module_pages_render(tmp_path):
+    build = build_book(ROOT)  # raises with the list of what is missing (fragments, executed notebooks)
+    assert build.ok, f"exit {build.returncode}; unexpected warnings: {build.unexpected}\n{build.log[-3000:]}"
+    notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert len(notebooks) == 4, f"expected the four module notebooks, found {[p.name for p in notebooks]}"
+    for path in notebooks:
+        page = build.html / "notebooks" / f"{path.stem}.html"
+        assert page.is_file(), f"{path.name} has no page in the site (check _toc.yml)"
+        check_module_page(page, notebook_title(path), tmp_path / f"chrome-{path.stem}", ARTIFACTS / f"{path.stem}.png")
+    for name in ("index.html", "docs/fixes.html", "docs/benchmarks.html"):
+        assert (build.html / name).is_file(), f"{name} missing from the site"
