@@ -158,3 +158,8 @@ def test_records_in_outputs_reads_dict_and_string_bundles():
                {"output_type": "display_data", "data": {"application/vnd.twdl.record+json": json.dumps({"name": "b", "value": 2})}},
                {"output_type": "stream", "text": "hello"}]
     assert records_in_outputs(outputs) == {"a": 1, "b": 2}
+
+
+def test_generated_files_are_readable_by_others(repo):
+    sync(repo)
+    assert (repo / "notebooks" / "09_test.ipynb").stat().st_mode & 0o044 == 0o044
