@@ -16,7 +16,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export MPLBACKEND ?= Agg
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install demo test sync references book bench clean
+.PHONY: install demo test sync references book bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/twdl run all --profile smoke --output-dir runs
 
-test: $(STAMP)
+# Headless Chromium (Debian's package) for the site's page checks; installed when missing and root.
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || echo "warning: install Debian's chromium for the site tests (apt-get install chromium)"
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
 
 sync: $(STAMP)
