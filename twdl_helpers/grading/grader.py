@@ -210,8 +210,12 @@ def _dask_map(tasks: list[GradeTask], address: str) -> Iterator[dict[str, Any]]:
     client = Client(address)
     try:
         futures = client.map(grade_submission, tasks, pure=False)
+        owner = {future.key: task for future, task in zip(futures, tasks)}
         for future in dask_completed(futures):
-            yield future.result()
+            try:
+                yield future.result()
+            except Exception as err:  # e.g. KilledWorker: the task itself never raises
+                yield _row(owner[future.key], "error", f"grader failure on Dask: {type(err).__name__}: {err}")
     finally:
         client.close()
 
