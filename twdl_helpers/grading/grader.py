@@ -160,10 +160,11 @@ def grade_submission(task: GradeTask) -> dict[str, Any]:
     except Exception as err:
         row = _row(task, "error", f"grader failure: {type(err).__name__}: {err}")
         row["detail"] = traceback.format_exc(limit=5)
-    try:
-        write_atomic(task.grade_file, json.dumps({"key": task.key(), "row": row}, indent=1, default=str))
-    except OSError:
-        pass
+    if "detail" not in row:  # a grader failure is not a grade: the next run tries again
+        try:
+            write_atomic(task.grade_file, json.dumps({"key": task.key(), "row": row}, indent=1, default=str))
+        except OSError:
+            pass
     return row
 
 
