@@ -12,12 +12,12 @@ from torch.nn import functional as F
 from torch.nn.utils import prune
 
 from .augment import BatchAugment, flips
-from .training import EarlyStopping, History, ParameterNorm, TensorData, evaluate, train
+from .training import Callback, EarlyStopping, History, ParameterNorm, TensorData, evaluate, train
 
 __all__ = [
     "l1_penalty", "l2_penalty", "elastic_penalty", "frobenius_norm", "prune_magnitude", "layer_sparsity",
     "apply_masks", "pruning_masks", "LotteryResult", "lottery_ticket", "distillation_loss", "distillation",
-    "sgd", "TECHNIQUES", "train_technique", "compare_regularizers", "BatchAugment", "flips",
+    "sgd", "BatchCounter", "TECHNIQUES", "train_technique", "compare_regularizers", "BatchAugment", "flips",
 ]
 
 Penalty = Callable[[nn.Module], torch.Tensor]
@@ -97,6 +97,19 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> dict[str, f
 def sgd(model: nn.Module, lr: float, momentum: float = 0.0, weight_decay: float = 0.0) -> torch.optim.SGD:
     """SGD over the model's parameters (the course trains every network with SGD + momentum)."""
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+class BatchCounter(Callback):
+    """Adds `batches` (optimizer steps taken this epoch) to each row: shows the batch size really used."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_batch_end(self, model: nn.Module) -> None:
+        self.count += 1
+
+    def on_epoch_end(self, model: nn.Module, row: dict[str, float], history: History) -> None:
+        row["batches"], self.count = self.count, 0
 
 
 @dataclass
