@@ -1,0 +1,111 @@
+"""Load a causal LM and its tokenizer (hub id or local folder, the bundled small OPT by default), fp32 or 4-bit NF4."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+__all__ = ["BUNDLED_MODEL", "GALACTICA", "resolve_model", "load_tokenizer", "load_model", "nf4_config",
+           "load_model_4bit", "autocast_dtype", "model_weight_megabytes"]
+
+BUNDLED_MODEL = Path(__file__).resolve().parent / "small_opt"
+GALACTICA = "facebook/galactica-125m"
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A model id could not be resolved offline; the message says how to stage a model folder."""
+
+
+def resolve_model(name: str | Path | None = None) -> str:
+    """Return a loadable model reference: the bundled folder for None/"bundled", a local folder, or a hub id."""
+    if name is None or str(name) in ("bundled", "small_opt", str(BUNDLED_MODEL)):
+        if not (BUNDLED_MODEL / "config.json").is_file():
+            raise ModelNotFoundError(f"the bundled model is missing at {BUNDLED_MODEL}; rebuild it with "
+                                     f"`twdl lm pretrain --out {BUNDLED_MODEL}`")
+        return str(BUNDLED_MODEL)
+    folder = Path(str(name)).expanduser()
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise ModelNotFoundError(f"{folder} is a folder but holds no config.json: stage a model with "
+                                     "`model.save_pretrained(folder)` and `tokenizer.save_pretrained(folder)`")
+        return str(folder)
+    return str(name)
+
+
+def _offline_hint(name: str, exc: Exception) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"Could not load the model {name!r} ({type(exc).__name__}: {exc}).\n"
+        f"Offline mode is {'ON' if os.environ.get('HF_HUB_OFFLINE') else 'off'}. To use it offline, stage a folder "
+        f"on a machine with internet:\n"
+        f"  from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+        f"  AutoModelForCausalLM.from_pretrained({name!r}).save_pretrained('models/{Path(name).name}')\n"
+        f"  AutoTokenizer.from_pretrained({name!r}).save_pretrained('models/{Path(name).name}')\n"
+        f"then pass model_name='models/{Path(name).name}' (copy the folder over), or use model_name='bundled' "
+        f"for the small model shipped with the helpers ({BUNDLED_MODEL}).")
+
+
+def load_tokenizer(name: str | Path | None = None):
+    """The tokenizer, with a pad token set once here (eos when it has none; no embedding resize needed) (D21)."""
+    from transformers import AutoTokenizer
+
+    ref = resolve_model(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(ref)
+    except OSError as exc:
+        raise _offline_hint(ref, exc) from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
+    """bf16 where the hardware runs it natively (CUDA with bf16 support), else None (fp32 training) (D24)."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def load_model(name: str | Path | None = None, device: torch.device | str = "cpu",
+               dtype: torch.dtype = torch.float32):
+    """A causal LM in `dtype` (fp32 by default, so adapters and the optimiser stay fp32: D24) on `device`."""
+    from transformers import AutoModelForCausalLM
+
+    ref = resolve_model(name)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(ref, dtype=dtype)  # `dtype=`, not `torch_dtype=` (D23)
+    except OSError as exc:
+        raise _offline_hint(ref, exc) from exc
+    return model.to(device)
+
+
+def nf4_config(compute_dtype: torch.dtype | None = None):
+    """4-bit NF4 with double quantisation through transformers' BitsAndBytesConfig (D19)."""
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute_dtype or torch.float32)
+
+
+def load_model_4bit(name: str | Path | None = None, device: torch.device | str = "cpu",
+                    compute_dtype: torch.dtype | None = None):
+    """The model with its linear layers quantised to 4-bit NF4 (bitsandbytes Linear4bit), on CPU or CUDA."""
+    from transformers import AutoModelForCausalLM
+
+    device = torch.device(device)
+    if compute_dtype is None:  # bf16 compute where supported, fp16 on older GPUs, fp32 on CPU
+        compute_dtype = autocast_dtype(device) or (torch.float16 if device.type == "cuda" else torch.float32)
+    ref = resolve_model(name)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            ref, quantization_config=nf4_config(compute_dtype), dtype=torch.float32,
+            device_map={"": device.index or 0} if device.type == "cuda" else {"": "cpu"})
+    except OSError as exc:
+        raise _offline_hint(ref, exc) from exc
+    return model
+
+
+def model_weight_megabytes(model: torch.nn.Module) -> float:
+    """Memory held by the model's parameters and buffers, in MB (4-bit weights counted at their packed size)."""
+    return model.get_memory_footprint() / 2**20
