@@ -74,6 +74,7 @@ def test_bad_submissions_never_stop_the_others(tmp_path):
     (subs / "invalid.ipynb").write_text('{"cells": [', encoding="utf-8")
     submission(subs / "huge.ipynb", "print('y' * 3_000_000)")
     submission(subs / "greedy.ipynb", "block = bytearray(3_000_000_000)")
+    submission(subs / "writer.ipynb", "open('big.bin', 'wb').write(b'0' * 80_000_000)")
     submission(subs / "alice" / "hw.ipynb", "z = 1")
     submission(subs / "bob" / "hw.ipynb", "z = 2")
     out = tmp_path / "out"
@@ -87,11 +88,12 @@ def test_bad_submissions_never_stop_the_others(tmp_path):
     assert list(table["file"]) == sorted(table["file"])
     status = table["status"].to_dict()
     assert status == {"alice__hw": "ok", "bob__hw": "ok", "dying": "error", "good": "ok", "greedy": "error",
-                      "huge": "ok", "invalid": "invalid", "looping": "timeout", "raising": "error"}
+                      "huge": "ok", "invalid": "invalid", "looping": "timeout", "raising": "error", "writer": "error"}
     assert table.loc["raising", "failing_cell"] == 3 and table.loc["raising", "error"] == "KeyError: 'missing'"
     assert table.loc["dying", "failing_cell"] == 1 and "kernel died" in table.loc["dying", "error"]
     assert table.loc["looping", "failing_cell"] == 2 and "timed out after 8 s" in table.loc["looping", "error"]
     assert table.loc["greedy", "error"].startswith("MemoryError")
+    assert table.loc["writer", "error"] == "OSError: [Errno 27] File too large"  # RLIMIT_FSIZE (64 MB)
     assert table.loc["invalid", "error"].startswith("not a valid notebook (NotJSONError")
     assert table.loc["good", "m1.score"] == 5.0 and table.loc["good", "m1.completed"] == True  # noqa: E712
     assert table.loc["good", "completed_modules"] == "m1" and table.loc["good", "m1.curve"] == "[1, 2]"

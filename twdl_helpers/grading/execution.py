@@ -132,7 +132,7 @@ def kill_process_tree(pid: int, token: str | None = None) -> int:
                 continue
     for proc in victims.values():
         try:
-            proc.send_signal(signal.SIGKILL)
+            proc.kill()  # SIGKILL on POSIX
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     psutil.wait_procs(list(victims.values()), timeout=5)

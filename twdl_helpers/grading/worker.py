@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import traceback
 from typing import Any
@@ -19,6 +18,12 @@ MB = 1024 * 1024
 
 def apply_limits(limits: dict[str, Any]) -> None:
     """Set RLIMIT_AS (memory_mb), RLIMIT_CPU (cpu_s) and RLIMIT_FSIZE (file_mb) on this process; 0/None = unchanged."""
+    if not any(limits.values()):
+        return
+    try:
+        import resource
+    except ImportError as err:  # Windows
+        raise RuntimeError(f"resource limits {limits} need a POSIX system; pass 0 to disable them") from err
     table = {"memory_mb": (resource.RLIMIT_AS, MB), "cpu_s": (resource.RLIMIT_CPU, 1), "file_mb": (resource.RLIMIT_FSIZE, MB)}
     for key, (which, unit) in table.items():
         value = limits.get(key)
