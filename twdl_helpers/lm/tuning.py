@@ -49,16 +49,17 @@ class RunOutcome:
 
 
 def _prepare(method: str, model_name: str | None, s: RunSettings, device: torch.device):
-    if method == "lora":
-        model = add_lora(load_model(model_name, device), s.r, s.alpha, s.dropout, s.scope)
-    elif method == "qlora":
-        model = add_qlora(load_model_4bit(model_name, device), s.r, s.alpha, s.dropout, s.scope)
-    elif method == "full":
-        model = load_model(model_name, device)
-        model.requires_grad_(True)
-    else:
+    """The model ready to train, and its base weights' memory (MB) measured before any adapter is added."""
+    if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    return model
+    base = load_model_4bit(model_name, device) if method == "qlora" else load_model(model_name, device)
+    base_mb = model_weight_megabytes(base)
+    if method == "lora":
+        return add_lora(base, s.r, s.alpha, s.dropout, s.scope), base_mb
+    if method == "qlora":
+        return add_qlora(base, s.r, s.alpha, s.dropout, s.scope), base_mb
+    base.requires_grad_(True)
+    return base, base_mb
 
 
 def finetune(method: str, model_name: str | None, train: Blocks, held_out: Blocks, settings: RunSettings = RunSettings(),
@@ -66,16 +67,15 @@ def finetune(method: str, model_name: str | None, train: Blocks, held_out: Block
     """Load a fresh model, fine-tune it by `method` ("lora", "qlora" or "full") for the step budget, and measure it."""
     device = torch.device(device)
     set_seed(settings.seed)
-    model = _prepare(method, model_name, settings, device)
+    model, base_mb = _prepare(method, model_name, settings, device)
     params = count_parameters(model)
-    base_mb = model_weight_megabytes(model)
     result = train_lm(model, train, settings.steps, settings.batch_size, settings.learning_rate,
                       settings.weight_decay, settings.adapter_l2, seed=settings.seed, device=device, progress=progress,
                       log_every=max(1, settings.steps // 20))
     m = result.meter
     row = {"method": method, "perplexity": perplexity(model, held_out, eval_batch_size), "steps": settings.steps,
            "trainable_params": params.trainable, "total_params": params.total, "trainable_percent": params.percent,
-           "weight_memory_mb": base_mb, "peak_memory_mb": m.peak_memory_mb,
+           "base_weight_memory_mb": base_mb, "peak_memory_mb": m.peak_memory_mb,
            "memory_increase_mb": m.peak_memory_mb - m.start_memory_mb, "memory_measure": m.memory_label,
            "tokens_per_second": m.tokens_per_second, "seconds": m.seconds, "final_train_loss": result.final_loss,
            "4bit_layers": count_4bit_layers(model) if method == "qlora" else 0}

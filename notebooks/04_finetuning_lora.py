@@ -1,0 +1,207 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Module 4 — Fine-tuning a language model with LoRA and QLoRA
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/thinking-with-deep-learning/twdl-week2/blob/main/notebooks/04_finetuning_lora.ipynb)
+#
+# A pretrained causal language model has learned one kind of text; here you teach it another without
+# retraining it. You will measure perplexity before and after, freeze the model and train small low-rank
+# adapters (LoRA), do the same on a 4-bit copy of the model (QLoRA), compare memory, speed and quality with
+# full fine-tuning, tune the adapters' hyperparameters and regularise them. The smoke profile runs offline
+# on a small OPT model bundled with the helpers; the full profile uses `facebook/galactica-125m` on WikiText-2.
+
+# %% tags=["colab-setup"]
+# Colab only: install the course helpers (Colab's own torch is kept). Elsewhere this does nothing.
+import subprocess, sys
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "twdl-helpers @ git+https://github.com/thinking-with-deep-learning/twdl-week2"], check=True)
+
+# %%
+import twdl_helpers as twdl
+twdl.watch_parameters()  # the next cell's assignments are the declared parameters
+
+# %% tags=["parameters"]
+# Run size: "smoke" (bundled model, minutes on a CPU) or "full" (galactica-125m, the course's settings).
+profile = "smoke"  # @param ["smoke", "full"]
+device = "auto"  # @param ["auto", "cpu", "cuda", "mps"]
+seed = 0  # @param {type:"integer"}
+# Where WikiText-2 comes from: "auto" (real if found, else a labelled stand-in), "full" (real or fail), "sample".
+data_source = "auto"  # @param ["auto", "full", "sample"]
+output_dir = "runs/04_finetuning_lora"  # @param {type:"string"}
+# A Hugging Face id or a local model folder; "" means the profile's choice (bundled model in smoke).
+model_name = ""  # @param {type:"string"}
+# Optimiser steps per fine-tuning run; None: the profile's budget.
+steps = None
+# Homework: your own .txt file or folder ("" uses a generated sample text).
+text_path = ""  # @param {type:"string"}
+completed = False  # @param {type:"boolean"}
+
+# %%
+params = twdl.validate_parameters(globals())
+P = twdl.Profile(profile); dev = twdl.get_device(device); twdl.set_seed(seed)
+from pathlib import Path
+from twdl_helpers import lm
+model_ref = model_name or P.pick(smoke="bundled", full=lm.GALACTICA)
+steps = steps or P.pick(smoke=20, full=1000)
+block_size = P.pick(smoke=64, full=128)
+settings = lm.RunSettings(steps=steps, batch_size=P.pick(smoke=8, full=2), learning_rate=P.pick(smoke=1e-2, full=2e-4),
+                          r=8, alpha=32, dropout=0.05, seed=seed)
+print(f"model {model_ref} on {dev}; {settings}")
+
+# %% [markdown]
+# ## 1. Data as fixed blocks, and perplexity before adaptation
+# A causal LM predicts each token from the ones before it. Its **perplexity** on held-out text is
+# $$\mathrm{PPL} = \exp\Big(\frac{1}{N}\sum_{i=1}^{N} -\log p_\theta(x_i \mid x_{<i})\Big),$$
+# the exponential of the mean negative log-likelihood over all $N$ scored tokens: every token weighs the
+# same, however the batches are cut. A uniform guess over a vocabulary of $V$ tokens scores exactly $V$.
+# We tokenise the text once, concatenate it and cut it into full blocks of equal length, so no example is
+# padding or an empty line. We measure perplexity *before* training, to have something to compare with.
+
+# %%
+tokenizer = lm.load_tokenizer(model_ref)
+corpus = twdl.load_wikitext2(source=data_source, seed=seed)
+train_blocks = lm.make_blocks(corpus.train, tokenizer, block_size, max_blocks=P.pick(smoke=400, full=None))
+held_blocks = lm.make_blocks(corpus.held_out, tokenizer, block_size, max_blocks=P.pick(smoke=64, full=None))
+base = lm.load_model(model_ref, dev)
+ppl_before = twdl.record("m4.ppl.before", lm.perplexity(base, held_blocks))
+print(train_blocks, held_blocks, f"vocabulary {len(tokenizer)}", sep="\n")
+print("sliding window (stride half a block):", round(lm.perplexity(base, held_blocks, stride=block_size // 2), 1))
+
+# %%
+prompt = " = Robert Boulter = \n"
+for text in lm.generate_text(base, tokenizer, prompt, max_new_tokens=30, seed=seed, n=2):
+    print(repr(text))
+
+# %% [markdown]
+# *Think:* the sliding window gives each scored token more context than a fixed block does. Why does that
+# lower perplexity, and which number should you report when comparing two models?
+#
+# ## 2. LoRA: a low-rank update on a frozen model
+# LoRA keeps each chosen weight $W \in \mathbb{R}^{d\times k}$ frozen and learns
+# $$W' = W + \frac{\alpha}{r} B A,\qquad B\in\mathbb{R}^{d\times r},\ A\in\mathbb{R}^{r\times k},\ r \ll \min(d,k),$$
+# with $B$ starting at zero, so training starts exactly from the pretrained model. The helper finds the
+# attention projections from the architecture itself (for OPT: `q_proj`, `k_proj`, `v_proj` and the output
+# `out_proj`), counts the trainable parameters and trains with the transformers `Trainer` for a fixed budget
+# of steps. On a GPU with bf16 support it uses bf16 autocast; the adapters always stay fp32.
+
+# %%
+print("LoRA targets:", lm.find_target_modules(base))
+lora = lm.finetune("lora", model_ref, train_blocks, held_blocks, settings, dev)
+count = lm.count_parameters(lora.model)
+twdl.record("m4.lora.trainable_params", count.trainable); twdl.record("m4.lora.trainable_percent", count.percent)
+twdl.record("m4.ppl.lora", lora.row["perplexity"])
+twdl.record("m4.lora.peak_memory_mb", lora.row["peak_memory_mb"])
+twdl.record("m4.lora.tokens_per_second", lora.row["tokens_per_second"])
+print(count, "|", lora.row["memory_measure"])
+
+# %%
+for text in lm.generate_text(lora.model, tokenizer, prompt, max_new_tokens=30, seed=seed, n=2):
+    print(repr(text))
+adapter_dir = lm.save_adapter(lora.model, Path(output_dir) / "lora_adapter")
+reloaded = lm.load_adapter(lm.load_model(model_ref, dev), adapter_dir)
+merged = lm.merge_adapter(reloaded)
+twdl.record("m4.lora.reloaded_ppl", lm.perplexity(reloaded, held_blocks))
+twdl.record("m4.lora.merged_ppl", lm.perplexity(merged, held_blocks))
+
+# %% [markdown]
+# The saved adapter is a few hundred kilobytes; reloaded onto a fresh base it gives the same perplexity,
+# and merging folds $\frac{\alpha}{r}BA$ into $W$ so inference costs nothing extra.
+# *Think:* why must $B$ (and not $A$) start at zero?
+#
+# ## 3. QLoRA: the same adapters on a 4-bit base
+# QLoRA stores the frozen base weights as 4-bit NormalFloat (NF4) numbers in blocks of 64, each block with
+# its own scale; double quantisation stores those scales in 8 bits too. Weights are dequantised on the fly
+# for each matrix product, while the LoRA adapters train in full precision. Same targets, same budget.
+
+# %%
+qlora = lm.finetune("qlora", model_ref, train_blocks, held_blocks, settings, dev)
+twdl.record("m4.ppl.qlora", qlora.row["perplexity"])
+twdl.record("m4.qlora.peak_memory_mb", qlora.row["peak_memory_mb"])
+twdl.record("m4.qlora.tokens_per_second", qlora.row["tokens_per_second"])
+print(f"{qlora.row['4bit_layers']} Linear4bit layers; base weights {qlora.row['base_weight_memory_mb']:.2f} MB "
+      f"(fp32: {lora.row['base_weight_memory_mb']:.2f} MB)")
+
+# %% [markdown]
+# ## 4. LoRA vs QLoRA vs full fine-tuning
+# Full fine-tuning updates every weight (a reference point; it needs a smaller learning rate). On a GPU the
+# memory column is `torch.cuda.max_memory_allocated`; on a CPU it is the whole process's peak resident
+# memory (Python and libraries included), so the base-weight column is the fairer memory comparison there.
+
+# %%
+full = lm.finetune("full", model_ref, train_blocks, held_blocks, settings.with_(learning_rate=settings.learning_rate / 10), dev)
+import pandas as pd
+comparison = pd.DataFrame([r.row for r in (lora, qlora, full)]).set_index("method")
+twdl.record("m4.qlora.weight_memory_ratio", qlora.row["base_weight_memory_mb"] / lora.row["base_weight_memory_mb"])
+twdl.record("m4.ppl.full", full.row["perplexity"])
+fig = lm.plot_method_comparison(comparison, before=ppl_before); twdl.save_figure(fig, output_dir, "methods")
+comparison[["perplexity", "trainable_params", "trainable_percent", "base_weight_memory_mb", "peak_memory_mb",
+            "tokens_per_second", "seconds"]].round(2)
+
+# %% [markdown]
+# *Think:* QLoRA's weights take a fraction of the memory, yet on a CPU it is slower. What does it spend the
+# extra time on, and when is the trade worth it?
+#
+# ## 5. Tuning r, alpha, dropout and the learning rate
+# One setting at a time around the defaults, each run with the same (smaller) budget. Note that the update
+# is scaled by $\alpha/r$: changing $r$ alone also changes the effective step size.
+
+# %%
+sweep_settings = settings.with_(steps=P.pick(smoke=10, full=300))
+grid = P.pick(smoke={"r": [2, 16], "alpha": [8], "dropout": [0.2], "learning_rate": [3e-3]},
+              full={"r": [4, 8, 16], "alpha": [16, 32, 64], "dropout": [0.0, 0.05, 0.2],
+                    "learning_rate": [1e-4, 2e-4, 5e-4]})
+sweep = lm.sweep(model_ref, train_blocks, held_blocks, grid, sweep_settings, device=dev)
+fig = lm.plot_sweep(sweep, before=ppl_before); twdl.save_figure(fig, output_dir, "sweep")
+twdl.record("m4.sweep.best_ppl", float(sweep["perplexity"].min()))
+sweep.round(3)
+
+# %% [markdown]
+# ## 6. Regularising the adapters
+# Three ways to keep adapters from over-fitting a small text: AdamW's decoupled **weight decay**, **LoRA
+# dropout** on the adapter's input, and an explicit **L2 penalty** added to the loss,
+# $\mathcal{L} + \lambda \sum_\ell (\lVert A_\ell\rVert_F^2 + \lVert B_\ell\rVert_F^2)$ (a Trainer subclass).
+
+# %%
+regularisers = lm.compare_regularisers(model_ref, train_blocks, held_blocks, sweep_settings, device=dev)
+twdl.record("m4.reg.best", str(regularisers["perplexity"].idxmin()))
+regularisers.round(3)
+
+# %% [markdown]
+# *Think:* with so few steps, do the regularisers matter? What would you change to see over-fitting first?
+#
+# ## Homework
+# 1. Adapt the model to **your own text** (`text_path`) with LoRA: perplexity before and after.
+# 2. Repeat with QLoRA and compare memory, speed and perplexity with LoRA (section 4 shows how).
+# 3. Tune r, lora_alpha, lora_dropout and the learning rate on your text. 4. Compare the regularisers.
+
+# %%
+if not text_path:  # a generated text stands in for yours; put your own .txt path in the parameters
+    text_path = Path(output_dir) / "sample_text.txt"
+    text_path.parent.mkdir(parents=True, exist_ok=True)
+    text_path.write_text(twdl.wikitext_stand_in(n_articles=60, seed=seed + 1))
+
+# %% tags=["homework"]
+# Hint: call lm.adapt(model_ref, text_path, settings=settings, block_size=block_size, device=dev) and record its perplexities.
+### BEGIN SOLUTION
+result = lm.adapt(model_ref, text_path, settings=settings, block_size=block_size, max_blocks=200, device=dev)
+twdl.record("m4.homework.ppl_before", result["perplexity_before"])
+twdl.record("m4.homework.ppl_after", result["perplexity_after"])
+print(pd.Series(result["row"]).to_string())
+### END SOLUTION
+
+# %% [markdown]
+# ## Summary
+
+# %%
+twdl.record("m4.completed", completed)
+twdl.records_table("m4.")
