@@ -15,6 +15,8 @@ export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export MPLBACKEND ?= Agg
 export PYTHONHASHSEED ?= 0
+# The course nets are small: one CPU thread per process is faster than two fighting over two cores.
+export OMP_NUM_THREADS ?= 1
 
 .PHONY: install demo test sync references book bench clean chromium
 
