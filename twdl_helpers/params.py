@@ -57,7 +57,8 @@ def watch_parameters() -> None:
     shell.events.register("post_run_cell", capture)
 
 
-def _type_ok(default: Any, value: Any) -> bool:
+def type_ok(default: Any, value: Any) -> bool:
+    """True when `value` may replace the parameter default `default` (int for float, None for anything)."""
     if default is None or value is None:
         return True
     if isinstance(default, bool) or isinstance(value, bool):
@@ -90,7 +91,7 @@ def validate_parameters(
     problems = []
     for name, default in declared.items():
         value = namespace.get(name, default)
-        if not _type_ok(default, value):
+        if not type_ok(default, value):
             problems.append(f"{name}={value!r} should be {type(default).__name__} like the default {default!r}")
         if name in allowed and value not in allowed[name]:
             problems.append(f"{name}={value!r} must be one of {allowed[name]}")

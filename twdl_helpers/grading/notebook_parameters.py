@@ -64,7 +64,7 @@ def check_parameters(notebook: str | Path, values: dict[str, Any]) -> list[str]:
     Uses the same rules as the in-notebook `twdl.validate_parameters`, so a run fails in a second, not after a kernel
     start. An empty list means the values are acceptable.
     """
-    from ..params import COMMON_CHOICES, _type_ok, describe
+    from ..params import COMMON_CHOICES, type_ok, describe
 
     declared = declared_parameters(notebook)
     if declared is None:
@@ -79,7 +79,7 @@ def check_parameters(notebook: str | Path, values: dict[str, Any]) -> list[str]:
         if name not in declared:
             continue
         default = declared[name]
-        if not _type_ok(default, value):
+        if not type_ok(default, value):
             problems.append(f"{name}={value!r} should be {type(default).__name__} like the default {default!r}")
         elif name in COMMON_CHOICES and value not in COMMON_CHOICES[name]:
             problems.append(f"{name}={value!r} must be one of {COMMON_CHOICES[name]}")
