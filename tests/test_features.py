@@ -92,6 +92,7 @@ def test_project_2d_umap_is_seeded(monkeypatch):
     class FakeUMAP:
         def __init__(self, **kwargs):
             calls.update(kwargs)
+            torch.set_num_threads(2)  # what numba's start-up does to torch inside the real umap
 
         def fit_transform(self, x):
             return x[:, :2] * 2
@@ -100,6 +101,7 @@ def test_project_2d_umap_is_seeded(monkeypatch):
     x = np.arange(24, dtype=np.float32).reshape(6, 4)
     assert np.array_equal(twdl.project_2d(x, "umap", seed=7), x[:, :2] * 2)
     assert calls["random_state"] == 7 and calls["n_components"] == 2 and calls["n_neighbors"] == 5
+    assert torch.get_num_threads() == 1  # the caller's thread count is restored
 
 
 @pytest.mark.parametrize("method", ["pca", "tsne"])

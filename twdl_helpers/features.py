@@ -216,9 +216,14 @@ def project_2d(features: torch.Tensor | np.ndarray, method: str = "pca", seed: i
         import warnings
 
         import umap
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # umap warns that a fixed random_state disables parallelism
-            return umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, len(x) - 1)).fit_transform(x)
+        threads = torch.get_num_threads()  # umap's numba start-up resets torch's CPU thread count: keep ours
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # umap warns that a fixed random_state disables parallelism
+                reducer = umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, len(x) - 1))
+                return reducer.fit_transform(x)
+        finally:
+            torch.set_num_threads(threads)
     raise ValueError(f"method must be one of {PROJECTION_METHODS}, got {method!r}")
 
 
