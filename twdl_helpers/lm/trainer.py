@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -21,6 +22,7 @@ class TrainResult:
     losses: list[float]
     meter: ResourceMeter
     settings: dict = field(default_factory=dict)
+    steady_tokens_per_second: float = 0.0  # after the first step (which pays one-time start-up costs)
 
     @property
     def final_loss(self) -> float:
@@ -35,6 +37,28 @@ def adapter_l2_norm(model: torch.nn.Module) -> torch.Tensor:
     if not terms:
         raise ValueError("the model has no trainable LoRA weights (names containing 'lora_'): add adapters first")
     return torch.stack(terms).sum()
+
+
+def _callbacks(progress: bool, marks: dict):
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import ProgressCallback
+
+    class StepClock(TrainerCallback):
+        """Remember when the first step ended and when training ended (for steady-state throughput)."""
+
+        def on_step_end(self, args, state, control, **kwargs):
+            marks.setdefault("first", time.perf_counter())
+
+        def on_train_end(self, args, state, control, **kwargs):
+            marks["end"] = time.perf_counter()
+
+    class QuietProgress(ProgressCallback):
+        """The step progress bar, without printing every logged dict under it."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            pass
+
+    return [StepClock()] + ([QuietProgress()] if progress else [])
 
 
 def _trainer_class(adapter_l2: float):
@@ -78,13 +102,22 @@ def train_lm(model: torch.nn.Module, blocks: Blocks, steps: int, batch_size: int
             lr_scheduler_type="linear", max_grad_norm=max_grad_norm, bf16=bf16, fp16=False,
             eval_strategy="no", save_strategy="no", logging_steps=log_every, report_to="none", seed=seed,
             data_seed=seed, use_cpu=device.type == "cpu", dataloader_pin_memory=device.type == "cuda",
-            disable_tqdm=not progress, remove_unused_columns=False)
+            disable_tqdm=True, remove_unused_columns=False)
         trainer = _trainer_class(adapter_l2)(model=model, args=args, train_dataset=BlockDataset(blocks),
                                              data_collator=default_data_collator)
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+        marks: dict[str, float] = {}
+        for callback in _callbacks(progress, marks):
+            trainer.add_callback(callback)
         with ResourceMeter(device) as meter:
             trainer.train()
         meter.tokens = steps * batch_size * blocks.block_size
     losses = [float(e["loss"]) for e in trainer.state.log_history if "loss" in e]
     settings = dict(steps=steps, batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
                     adapter_l2=adapter_l2, bf16=bf16, block_size=blocks.block_size)
-    return TrainResult(steps, losses, meter, settings)
+    steady = ((steps - 1) * batch_size * blocks.block_size / (marks["end"] - marks["first"])
+              if steps > 1 and marks.get("end", 0) > marks.get("first", 0) else meter.tokens_per_second)
+    return TrainResult(steps, losses, meter, settings, steady)

@@ -77,7 +77,7 @@ def finetune(method: str, model_name: str | None, train: Blocks, held_out: Block
            "trainable_params": params.trainable, "total_params": params.total, "trainable_percent": params.percent,
            "base_weight_memory_mb": base_mb, "peak_memory_mb": m.peak_memory_mb,
            "memory_increase_mb": m.peak_memory_mb - m.start_memory_mb, "memory_measure": m.memory_label,
-           "tokens_per_second": m.tokens_per_second, "seconds": m.seconds, "final_train_loss": result.final_loss,
+           "tokens_per_second": result.steady_tokens_per_second, "seconds": m.seconds, "final_train_loss": result.final_loss,
            "4bit_layers": count_4bit_layers(model) if method == "qlora" else 0}
     return RunOutcome(row, model, result.losses)
 
