@@ -170,12 +170,44 @@ def time_to_accuracy(raw: np.ndarray, original_epochs: int, helper_runs: int) ->
     return rows
 
 
+def defects(epochs: int = 50) -> list[dict]:
+    """Accuracy cost of D2 (no scaling), D3 (per-split encoders) and D7 (no crossed wide features), same seeds."""
+    data = twdl.load_covertype(source="full")
+
+    def fit(model, train, test):
+        twdl.set_seed(0)
+        history = twdl.train(model, train, epochs=epochs, batch_size=BATCH, lr=1e-3, eval_data={"test": test},
+                             seed=0, progress=False)
+        return history.last["test_accuracy"]
+
+    def fresh(cls=twdl.BaselineNet, **kwargs):
+        twdl.set_seed(0)
+        return cls(10, data.cardinalities, **kwargs)
+
+    unscale = lambda d: twdl.TensorData((d.inputs[0] * data.std + data.mean, d.inputs[1]), d.targets)  # noqa: E731
+    model = fresh()
+    scaled = fit(model, data.train, data.test)
+    unscaled = fit(fresh(), unscale(data.train), unscale(data.test))
+    codes = data.test.inputs[1].clone()  # what test-only LabelEncoders would assign, on the same 1-based scale
+    for i, encoder in enumerate(data.encoders.values()):
+        raw = encoder.categories[np.maximum(codes[:, i].numpy() - 1, 0)]
+        codes[:, i] = torch.from_numpy(np.unique(raw, return_inverse=True)[1] + 1)
+    per_split = twdl.evaluate(model, twdl.TensorData((data.test.inputs[0], codes), data.test.targets))["accuracy"]
+    plain = fit(fresh(twdl.WideDeepNet, crossed=False), data.train, data.test)
+    crossed = fit(fresh(twdl.WideDeepNet, crossed=True), data.train, data.test)
+    n = f"{len(data.train) + len(data.test):,} real rows, {epochs} epochs"
+    return [_row(f"D2 standardised numerics, {n}", "baseline test accuracy", "%", unscaled, scaled, "1 / 1", True),
+            _row(f"D3 encoders fitted on train only, {n}", "baseline test accuracy", "%", per_split, scaled, "1 / 1",
+                 True),
+            _row(f"D7 crossed wide features, {n}", "Wide & Deep test accuracy", "%", plain, crossed, "1 / 1", True)]
+
+
 def run(quick: bool = False, threads: int | None = None, n_rows: int | None = None, epochs: int | None = None,
-        parts: tuple[str, ...] = ("throughput", "accuracy")) -> pd.DataFrame:
+        parts: tuple[str, ...] = ("throughput", "accuracy", "defects")) -> pd.DataFrame:
     """Run the Covertype comparisons and return the table (quick=True: small sizes, under a minute).
 
     `n_rows` / `epochs` override the timing table's size (default 581,012 rows, 5 epochs); `parts` picks
-    "throughput" (item 1) and/or "accuracy" (item 5).
+    "throughput" (item 1), "accuracy" (item 5) and "defects" (what D2, D3 and D7 cost in accuracy).
     """
     threads = threads or int(os.environ.get("TWDL_BENCH_THREADS", "1"))
     torch.set_num_threads(threads)
@@ -187,6 +219,8 @@ def run(quick: bool = False, threads: int | None = None, n_rows: int | None = No
     if "accuracy" in parts:
         rows += time_to_accuracy(raw if not quick else raw[:2000], original_epochs=2 if quick else 50,
                                  helper_runs=1 if quick else 3)
+    if "defects" in parts:
+        rows += defects(epochs=2 if quick else 50)
     table = pd.DataFrame(rows)
     table["comparison"] = table["comparison"] + f" [torch threads={threads}]"
     return table
@@ -199,7 +233,7 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="small sizes (under a minute)")
     parser.add_argument("--rows", type=int, default=None, help="rows of the replicated timing table (581,012)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs of the end-to-end timing run (5)")
-    parser.add_argument("--part", choices=["throughput", "accuracy"], action="append", default=None)
+    parser.add_argument("--part", choices=["throughput", "accuracy", "defects"], action="append", default=None)
     args = parser.parse_args()
     print(run(quick=args.quick, n_rows=args.rows, epochs=args.epochs,
-              parts=tuple(args.part or ("throughput", "accuracy"))).to_markdown(index=False))
+              parts=tuple(args.part or ("throughput", "accuracy", "defects"))).to_markdown(index=False))
