@@ -69,7 +69,7 @@ print(f"model {model_ref} on {dev}; {settings}")
 
 # %%
 tokenizer = lm.load_tokenizer(model_ref)
-corpus = twdl.load_wikitext2(source=data_source, seed=seed)
+corpus = twdl.load_wikitext2(source=data_source, seed=seed, limit=P.pick(smoke=150_000, full=None))
 train_blocks = lm.make_blocks(corpus.train, tokenizer, block_size, max_blocks=P.pick(smoke=400, full=None))
 held_blocks = lm.make_blocks(corpus.held_out, tokenizer, block_size, max_blocks=P.pick(smoke=64, full=None))
 base = lm.load_model(model_ref, dev)
