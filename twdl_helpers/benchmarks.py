@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.util
+import json
 import os
 import platform
 import statistics
@@ -67,19 +68,30 @@ def bench_scripts(folder: Path, only: list[str] | None = None) -> list[Path]:
     return [found[n] for n in names]
 
 
-def render(tables: dict[str, "object"], machine: dict[str, str], quick: bool) -> str:
-    """The markdown page: machine, date, one table per script."""
+def render(results: dict[str, dict], machine: dict[str, str]) -> str:
+    """The markdown page: machine, then one table per script with the date it was measured."""
+    import pandas as pd
+
     lines = ["# Benchmarks", "",
              "Measured by `twdl bench` (`make bench`); every figure is the median over the repeated runs "
              "given in its row. Ratios say how many times better the helpers are than the original pipeline "
-             "(rewritten from the course specification in `bench/`).", ""]
-    if quick:
-        lines += ["**Quick mode**: reduced sizes, to check the scripts; not for quoting.", ""]
-    lines += [f"Date: {dt.date.today().isoformat()}", "", "| machine | |", "|---|---|"]
+             "(rewritten from the course specification in `bench/`). `twdl bench NAME` re-measures one "
+             "table; the others are kept from their last run (their date is given).", "",
+             "| machine | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in machine.items()]
-    for name, table in tables.items():
-        lines += ["", f"## {name}", "", table.to_markdown(index=False, floatfmt=".4g")]
+    for name, result in results.items():
+        table = pd.DataFrame(result["rows"], columns=BENCH_COLUMNS)
+        note = f"Measured {result['date']}" + (" in quick mode (reduced sizes: not for quoting)" if result["quick"]
+                                               else "") + (f" on {result['cpu']}" if result.get("cpu") else "") + "."
+        lines += ["", f"## {name}", "", note, "", table.to_markdown(index=False, floatfmt=".4g")]
     return "\n".join(lines) + "\n"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,13 +103,14 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def bench_main(args: argparse.Namespace) -> int:
-    """Run the benchmark scripts and write the markdown page (atomically)."""
+    """Run the benchmark scripts, keep each table in bench/results/, and write the markdown page (atomically)."""
     import pandas as pd
 
     folder = Path(args.bench_dir)
     if not folder.is_dir():
         raise SystemExit(f"no benchmark folder at {folder.resolve()}; run from the repository root or pass --bench-dir")
-    tables = {}
+    results_dir = folder / "results"
+    machine = machine_description()
     for script in bench_scripts(folder, args.names):
         print(f"== {script.stem}", flush=True)
         table = _load(script).run(quick=args.quick)
@@ -105,11 +118,11 @@ def bench_main(args: argparse.Namespace) -> int:
         if missing:
             raise SystemExit(f"{script} returned a table without columns {sorted(missing)}")
         print(table.to_markdown(index=False, floatfmt=".4g"), flush=True)
-        tables[script.stem] = pd.DataFrame(table)[BENCH_COLUMNS]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(render(tables, machine_description(), args.quick))
-    os.replace(tmp, out)
-    print(f"wrote {out}")
+        result = {"date": dt.date.today().isoformat(), "quick": args.quick, "cpu": machine["CPU"],
+                  "rows": json.loads(pd.DataFrame(table)[BENCH_COLUMNS].to_json(orient="values"))}
+        _write_atomic(results_dir / f"{script.stem}.json", json.dumps(result, indent=1))
+    saved = [results_dir / f"{script.stem}.json" for script in bench_scripts(folder)]
+    results = {path.stem: json.loads(path.read_text()) for path in saved if path.is_file()}
+    _write_atomic(Path(args.out), render(results, machine))
+    print(f"wrote {args.out}")
     return 0
