@@ -30,3 +30,6 @@ def isolated_cache(tmp_path, monkeypatch) -> Path:
     """An empty TWDL_CACHE for one test."""
     monkeypatch.setenv("TWDL_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+# The course nets are tiny: one CPU thread avoids OpenMP threads fighting over two cores (20-50x slowdowns seen).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
