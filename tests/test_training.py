@@ -125,3 +125,9 @@ def test_regression_loss_and_augment_hook():
     h = twdl.train(model, twdl.TensorData(x, y), epochs=2, batch_size=16, loss_fn=twdl.regression_loss,
                    metrics={}, augment=aug, progress=False)
     assert len(seen) == 8 and "train_accuracy" not in h.last
+
+
+def test_accuracy_refuses_one_logit_outputs_and_points_to_binary_accuracy():
+    with pytest.raises(ValueError, match="binary_accuracy"):
+        twdl.accuracy(torch.zeros(4, 1), torch.zeros(4, dtype=torch.long))
+    assert twdl.binary_accuracy(torch.tensor([[1.0], [-1.0]]), torch.tensor([1, 1])).item() == 1

@@ -8,7 +8,8 @@ from .common import Profile, get_device, get_profile, set_seed, to_python
 from .params import ParameterError, validate_parameters, watch_parameters
 from .record import RECORD_MIME, read_records, record, recorded, records_table
 from .training import (
-    Callback, EarlyStopping, History, ParameterNorm, TensorData, accuracy, classification_loss, evaluate,
+    Callback, EarlyStopping, History, ParameterNorm, TensorData, accuracy, binary_accuracy, binary_loss,
+    classification_loss, evaluate,
     forward, predict, regression_loss, train,
 )
 from .data import *  # noqa: F401,F403  (one loader per dataset)

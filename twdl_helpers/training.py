@@ -97,7 +97,22 @@ def _take(x: Tensors, index: torch.Tensor) -> Tensors:
 
 def accuracy(outputs: torch.Tensor, targets: Tensors) -> torch.Tensor:
     """Number of rows whose arg-max output equals the label (summed, not averaged)."""
+    if outputs.ndim == 1 or outputs.shape[1] == 1:
+        raise ValueError("accuracy needs one logit per class; for a one-logit binary model pass "
+                         "metrics={'accuracy': binary_accuracy} (and loss_fn=binary_loss)")
     return (outputs.argmax(dim=1) == _as_tuple(targets)[0]).sum()
+
+
+def binary_accuracy(outputs: torch.Tensor, targets: Tensors) -> torch.Tensor:
+    """Number of rows whose logit sign matches the 0/1 label (summed, like `accuracy`)."""
+    target = _as_tuple(targets)[0]
+    return ((outputs.reshape(target.shape) > 0).long() == target.long()).sum()
+
+
+def binary_loss(outputs: torch.Tensor, targets: Tensors) -> torch.Tensor:
+    """Binary cross-entropy on one logit per row (sigmoid and BCE fused, numerically stable)."""
+    target = _as_tuple(targets)[0]
+    return F.binary_cross_entropy_with_logits(outputs.reshape(target.shape), target.float())
 
 
 def classification_loss(outputs: torch.Tensor, targets: Tensors) -> torch.Tensor:

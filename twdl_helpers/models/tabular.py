@@ -7,13 +7,11 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from ..training import Tensors, _as_tuple
 
 __all__ = [
     "embedding_width", "TabularInput", "mlp_stack", "BaselineNet", "WideDeepNet", "CrossLayer", "DeepCrossNet",
-    "WarmupNet", "SoftmaxBeforeLoss", "binary_loss", "binary_accuracy",
+    "WarmupNet", "SoftmaxBeforeLoss", 
 ]
 
 
@@ -149,13 +147,3 @@ class SoftmaxBeforeLoss(nn.Module):
         return torch.softmax(self.model(*inputs), dim=1)
 
 
-def binary_loss(outputs: torch.Tensor, targets: Tensors) -> torch.Tensor:
-    """Binary cross-entropy on one logit per row (sigmoid and BCE fused, numerically stable)."""
-    target = _as_tuple(targets)[0]
-    return F.binary_cross_entropy_with_logits(outputs.reshape(target.shape), target.float())
-
-
-def binary_accuracy(outputs: torch.Tensor, targets: Tensors) -> torch.Tensor:
-    """Number of rows whose logit sign matches the 0/1 label (summed, like `accuracy`)."""
-    target = _as_tuple(targets)[0]
-    return ((outputs.reshape(target.shape) > 0).long() == target.long()).sum()
