@@ -178,7 +178,9 @@ twdl.record("m1.warmup.sklearn.test_accuracy",
 # $5 \times C_{soil}$ combinations).
 #
 # **Deep & Cross** (Wang et al., 2017) runs a cross network beside the deep path, on the same input $x_0$:
+#
 # $$x_{l+1} = x_0 \odot (W_l x_l + b_l) + x_l,$$
+#
 # so layer $l$ contains every product of up to $l+1$ input features, with a bounded number of weights.
 # Both paths are concatenated before the output layer.
 

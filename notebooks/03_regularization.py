@@ -338,7 +338,9 @@ fig = twdl.plot_histories({"dense": lottery.dense, "ticket (same init)": lottery
 # %% [markdown]
 # ## 9. Knowledge distillation
 # A small student learns from a big teacher's softened outputs (Hinton et al. 2015):
+#
 # $$\mathcal{L} = (1-\alpha)\,\mathrm{CE}(z_s, y) + \alpha\,T^2\,\mathrm{KL}\big(\mathrm{softmax}(z_t/T)\,\Vert\,\mathrm{softmax}(z_s/T)\big).$$
+#
 # The KL divergence is summed over classes and averaged over the batch (`batchmean`; the original's default `mean`
 # also divided by the number of classes); $T^2$ keeps the soft term's gradients on the scale of the hard term. The
 # teacher is the unpruned Big_Animal_Net of section 7; the student is Small_Animal_Net (3072-32-3), trained with

@@ -61,7 +61,9 @@ print(f"model {model_ref} on {dev}; {settings}")
 # %% [markdown]
 # ## 1. Data as fixed blocks, and perplexity before adaptation
 # A causal LM predicts each token from the ones before it. Its **perplexity** on held-out text is
+#
 # $$\mathrm{PPL} = \exp\Big(\frac{1}{N}\sum_{i=1}^{N} -\log p_\theta(x_i \mid x_{<i})\Big),$$
+#
 # the exponential of the mean negative log-likelihood over all $N$ scored tokens: every token weighs the
 # same, however the batches are cut. A uniform guess over a vocabulary of $V$ tokens scores exactly $V$.
 # We tokenise the text once, concatenate it and cut it into full blocks of equal length, so no example is
@@ -88,7 +90,9 @@ for text in lm.generate_text(base, tokenizer, prompt, max_new_tokens=30, seed=se
 #
 # ## 2. LoRA: a low-rank update on a frozen model
 # LoRA keeps each chosen weight $W \in \mathbb{R}^{d\times k}$ frozen and learns
+#
 # $$W' = W + \frac{\alpha}{r} B A,\qquad B\in\mathbb{R}^{d\times r},\ A\in\mathbb{R}^{r\times k},\ r \ll \min(d,k),$$
+#
 # with $B$ starting at zero, so training starts exactly from the pretrained model. The helper finds the
 # attention projections from the architecture itself (for OPT: `q_proj`, `k_proj`, `v_proj` and the output
 # `out_proj`), counts the trainable parameters and trains with the transformers `Trainer` for a fixed budget
