@@ -12,6 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The course nets are tiny: one CPU thread avoids OpenMP threads fighting over two cores (20-50x slowdowns seen).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 if MIRROR.is_dir():
     os.environ.setdefault("TWDL_DATA_MIRROR", str(MIRROR))
 
@@ -31,5 +33,14 @@ def isolated_cache(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("TWDL_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
 
-# The course nets are tiny: one CPU thread avoids OpenMP threads fighting over two cores (20-50x slowdowns seen).
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread per test (UMAP/numba can reset torch's count); restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -10,15 +10,6 @@ import twdl_helpers as twdl
 matplotlib.use("Agg")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one torch thread is faster and keeps the tests quick on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _frame(n=200, seed=0):
     rng = np.random.default_rng(seed)
     return pd.DataFrame({"a": rng.normal(50, 10, n), "b": rng.uniform(0, 1000, n),

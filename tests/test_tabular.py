@@ -9,15 +9,6 @@ import twdl_helpers as twdl
 CARDS = [5, 41]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one torch thread is faster and keeps the tests quick on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _batch(n=16, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, 10, generator=g), torch.stack([torch.randint(0, c, (n,), generator=g) for c in CARDS], 1)
