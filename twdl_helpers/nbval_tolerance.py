@@ -4,14 +4,17 @@ nbval (run with `--nbval-lax`) re-executes each committed reference notebook cel
 errors. This plugin then compares, cell by cell, the values recorded with `twdl.record` (MIME
 `application/vnd.twdl.record+json`) in the fresh run against the committed outputs, within the
 tolerances of `TOLERANCES` (first matching name pattern wins). Load it with
-`-p twdl_helpers.nbval_tolerance` (notebooks/conftest.py does so for `pytest --nbval-lax notebooks/`).
+`-p twdl_helpers.nbval_tolerance`: loading it also sets the offline, CPU-only environment the references were
+made in and skips the student notebooks (papermill runs those instead).
 """
 from __future__ import annotations
 
 import fnmatch
 import json
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable
 
 import pytest
@@ -127,3 +130,21 @@ def pytest_runtest_call(item: pytest.Item):
                         + "\n  ".join(problems) + "\nIf the change is intended, run `make references` and commit.",
                         pytrace=False)
     return result
+
+
+MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Offline data, the mirror beside the checkout, CPU only and inline figures, as when references were made."""
+    for name in ("TWDL_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ.setdefault(name, "1")
+    if MIRROR.is_dir():
+        os.environ.setdefault("TWDL_DATA_MIRROR", str(MIRROR))
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    os.environ.pop("MPLBACKEND", None)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Skip notebooks/student/: the student versions are run by papermill, not compared by nbval."""
+    return True if collection_path.name == "student" and collection_path.parent.name == "notebooks" else None
