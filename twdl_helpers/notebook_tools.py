@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .files import BATCH_VARIABLE
+
 __all__ = [
     "SyncReport", "colab_setup_source", "colab_badge", "student_source", "sync", "execute_reference",
     "execute_references", "find_root", "reference_environment",
@@ -280,7 +282,7 @@ def reference_environment(root: Path, mirror: str | Path | None = None) -> dict[
     env.update({
         "TWDL_DATA_MIRROR": str(mirror_path.resolve()), "TWDL_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "",
-        "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "2"),
+        "PYTHONHASHSEED": "0", BATCH_VARIABLE: "1", "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "2"),
     })
     return env
 

@@ -1,12 +1,12 @@
 """Plots shared by every module: learning curves from History objects, and saving figures safely."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
 import matplotlib.pyplot as plt
 
+from .files import atomic_path
 from .training import History
 
 __all__ = ["plot_histories", "save_figure"]
@@ -48,10 +48,7 @@ def plot_histories(
 
 def save_figure(fig: plt.Figure, output_dir: str | Path, name: str) -> Path:
     """Save `fig` as output_dir/name.png through a temporary file, so no half-written image is left behind."""
-    folder = Path(output_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{name}.png"
-    tmp = target.with_suffix(".png.tmp")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    os.replace(tmp, target)
+    target = Path(output_dir) / f"{name}.png"
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     return target

@@ -1,9 +1,10 @@
 """Find a dataset's files: explicit path, offline mirror, cache, then a verified download with fallbacks."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..files import cache_dir, data_mirror, offline
 
 SOURCES = ("auto", "full", "sample")
 
@@ -20,22 +21,6 @@ class RemoteFile:
 
 class DataNotFoundError(FileNotFoundError):
     """A dataset file could not be found locally nor downloaded; the message says where to put it."""
-
-
-def data_mirror() -> Path | None:
-    """The offline mirror folder named by TWDL_DATA_MIRROR, if set."""
-    value = os.environ.get("TWDL_DATA_MIRROR", "").strip()
-    return Path(value).expanduser() if value else None
-
-
-def cache_dir() -> Path:
-    """The download cache: TWDL_CACHE, default ~/.cache/twdl."""
-    return Path(os.environ.get("TWDL_CACHE", "~/.cache/twdl")).expanduser()
-
-
-def offline() -> bool:
-    """True when TWDL_OFFLINE (or HF_HUB_OFFLINE) asks not to try downloads."""
-    return any(os.environ.get(k, "") not in ("", "0", "false") for k in ("TWDL_OFFLINE", "HF_HUB_OFFLINE"))
 
 
 def check_source(source: str) -> str:

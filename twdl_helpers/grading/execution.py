@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..files import BATCH_VARIABLE
+
 __all__ = [
     "ResourceLimits", "ExecutionResult", "run_notebook", "write_atomic", "truncate_outputs", "kill_process_tree",
     "one_line",
@@ -209,7 +211,7 @@ def run_notebook(
         "limits": asdict(limits), "result": str(scratch_dir / "outcome.json"),
     }
     (scratch_dir / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
-    child_env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    child_env = {**os.environ, BATCH_VARIABLE: "1", "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
                  **(env or {}), TOKEN_VARIABLE: token}
     start = time.monotonic()
     timed_out = False
