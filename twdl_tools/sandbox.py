@@ -226,13 +226,13 @@ class Sandbox:
 
     def command(self, argv: list[str]) -> list[str]:
         """`argv` wrapped in bwrap: new namespaces, no capabilities, the view above, cwd = the writable folder."""
-        support = sandbox_support()
-        if not support.available:
-            raise SandboxUnavailable(support.reason)
         exposed = self.exposes(self.writable)
         if exposed is not None:
             raise SandboxUnavailable(f"the work directory {self.writable} lies inside {exposed}, which the sandbox "
                                      "shows read-only (with everything beside it): choose an output folder elsewhere")
+        support = sandbox_support()
+        if not support.available:
+            raise SandboxUnavailable(support.reason)
         size = lambda: ["--size", str(TMPFS_MB * 2**20)] if "--size" in support.options else []  # noqa: E731
         cmd = [support.bwrap, "--unshare-all", "--unshare-user", "--cap-drop", "ALL", "--die-with-parent",
                "--new-session"]
@@ -249,7 +249,17 @@ class Sandbox:
         for device in sorted(Path("/dev").glob("nvidia*")):  # GPUs, when the machine has them
             cmd += ["--dev-bind", str(device), str(device)]
         cmd += [*size(), "--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
+        # Folders shown below /tmp (a work directory there, as in tests) get their parents on a read-only tmpfs of
+        # their own, so that writing beside them fails as it does outside /tmp (else it would land in private /tmp).
+        shown = [self.writable, *(dst for _, dst in self.bindings)]
+        tops = sorted({Path("/tmp", p.relative_to("/tmp").parts[0]) for p in shown if Path("/tmp") in p.parents}
+                      - set(shown))
+        for top in tops:
+            cmd += ["--tmpfs", str(top)]
         for src, dst in self.bindings:
             cmd += ["--ro-bind", str(src), str(dst)]
-        cmd += ["--bind", str(self.writable), str(self.writable), "--remount-ro", "/", "--chdir", str(self.writable)]
+        cmd += ["--bind", str(self.writable), str(self.writable)]
+        for top in tops:
+            cmd += ["--remount-ro", str(top)]
+        cmd += ["--remount-ro", "/", "--chdir", str(self.writable)]
         return [*cmd, "--", *argv]
