@@ -16,6 +16,7 @@ from twdl_tools.grading.grader import (
     _safe_names, find_submissions, grade_all, grades_table, plan_tasks, student_name,
 )
 from twdl_tools.grading.report import choose_histogram_metric, render_report
+from twdl_tools.sandbox import sandbox_support
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
@@ -165,4 +166,5 @@ def test_dask_scheduler_runs_the_same_tasks(tmp_path):
     grades = pd.read_csv(out / "grades.csv")
     assert list(grades["status"]) == ["ok", "error"]
     assert grades.loc[1, "error"] == "ZeroDivisionError: division by zero" and grades.loc[1, "failing_cell"] == 1
-    assert json.loads((out / "executed" / "one.grade.json").read_text())["row"]["status"] == "ok"
+    stored = json.loads((out / "executed" / "one.grade.json").read_text())["row"]
+    assert stored["status"] == "ok" and stored["sandboxed"] is sandbox_support().available  # the worker's own check

@@ -77,7 +77,8 @@ GOOD = {
                      "twdl.record('m1.draw', round(float(torch.rand(1)), 6))\ntwdl.record('m1.completed', True)"],
     "carol/hw.ipynb": ["import time\ntime.sleep(3)\nprint('carol done')", "1 / 0"],
     "dave/hw.ipynb": ["import os\nfiles = sorted(f for f in os.listdir('.') if not f.startswith('.'))\nprint(files)",
-                      "import twdl_helpers as twdl\ntwdl.record('m1.files', files)"],
+                      "from IPython.display import display\ndisplay({'text/plain': 's', "
+                      "'application/vnd.twdl.record+json': {'name': 'm1.files', 'value': files}}, raw=True)"],
 }
 
 MODIFY = """\
@@ -144,7 +145,10 @@ NETWORK = """\
 KILL = """\
     seen = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
-        seen[pid] = attempt(lambda: open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\\0", b" ").decode())
+        try:
+            seen[pid] = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\\0", b" ").decode()
+        except OSError as err:
+            seen[pid] = type(err).__name__
     open("seen.json", "w").write(json.dumps(seen))
     record("hostile.seen", seen)
     """, """\
