@@ -373,12 +373,34 @@ def test_unavailable_sandbox_refuses_on_warns_for_auto_and_off(tmp_path, monkeyp
     assert "sandbox: NOT AVAILABLE" in capsys.readouterr().out
 
 
+def test_a_machine_without_user_namespaces_is_reported_with_what_to_do(tmp_path, monkeypatch):
+    fake = tmp_path / "bwrap"  # what bwrap does where user namespaces are off
+    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to creating new namespace, likely because the kernel "
+                    "does not allow non-privileged user namespaces.' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv(sandbox_module.BWRAP_VARIABLE, str(fake))
+    support = sandbox_support()
+    assert not support.available and "No permissions to creating new namespace" in support.reason
+    assert "unprivileged_userns_clone" in support.reason and "docs/grading.md" in support.reason
+    assert use_sandbox("auto") is False and use_sandbox("off") is False
+    with pytest.raises(SandboxUnavailable, match="user namespaces are probably disabled"):
+        use_sandbox("on")
+
+
 def test_sandbox_view_shows_the_runtime_read_only_and_nothing_else(tmp_path):
+    home = tmp_path / "home"
+    (home / ".cache" / "huggingface" / "hub").mkdir(parents=True)
+    (home / ".cache" / "huggingface" / "token").write_text("hf_secret")
+    (home / ".ssh").mkdir()
     env = {**os.environ, "AWS_SECRET_ACCESS_KEY": "s3cret", "SSH_AUTH_SOCK": "/tmp/agent", "OMP_NUM_THREADS": "1",
-           "TWDL_DATA_MIRROR": str(tmp_path / "mirror")}
+           "TWDL_DATA_MIRROR": str(tmp_path / "mirror"), "HOME": str(home), "HF_TOKEN": "hf_secret"}
+    env.pop("HF_HOME", None)
     (tmp_path / "mirror").mkdir()
     box = Sandbox(tmp_path / "work", env, "python3")
     shown = {dst for _, dst in box.bindings}
+    assert home / ".cache" / "huggingface" / "hub" in shown and box.exposes(home / ".cache" / "huggingface" / "token") is None
+    assert box.exposes(home / ".ssh") is None and box.environment()["HF_HUB_CACHE"] == str(home / ".cache/huggingface/hub")
+    assert "HF_TOKEN" not in box.environment()
     assert any(Path(sys.prefix) == d or Path(sys.prefix).is_relative_to(d) for d in shown)
     assert tmp_path / "mirror" in shown and ROOT not in shown and Path.home() not in shown
     assert not any((ROOT / "notebooks").is_relative_to(d) or (ROOT / "tests").is_relative_to(d) for d in shown)

@@ -79,7 +79,8 @@ def _probe(bwrap: str | None, platform: str) -> SandboxSupport:
         detail = " ".join(trial.stderr.split())[:300] or f"exit code {trial.returncode}"
         return SandboxSupport(False, f"{bwrap} cannot create a sandbox here ({detail}); user namespaces are probably "
                               "disabled (sysctl kernel.unprivileged_userns_clone=1, or on Ubuntu 24.04+ "
-                              "kernel.apparmor_restrict_unprivileged_userns=0), or this is a container that forbids them",
+                              "kernel.apparmor_restrict_unprivileged_userns=0), or this is a container that forbids them "
+                              "(docs/grading.md, 'Where it is not available')",
                               bwrap, version)
     options = frozenset(flag for flag in ("--disable-userns", "--size") if flag in helptext)
     return SandboxSupport(True, "", bwrap, version, options)
@@ -168,15 +169,17 @@ class Sandbox:
     def _view(self) -> tuple[list[tuple[Path, Path]], dict[str, str]]:
         """(source, destination) read-only binds and the variables that point inside them."""
         variables: dict[str, str] = {}
-        roots: list[Path] = []
-        for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
-            roots.append(Path(prefix))
-        roots += _python_roots(sys.executable)
+        home = Path(self.env.get("HOME") or Path.home()).expanduser()
+        prefixes = [Path(p) for p in dict.fromkeys([sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix])]
+        broad = [p for p in prefixes if _inside(home, p) or p == Path("/")]
+        if broad:
+            raise SandboxUnavailable(f"the Python installation at {broad[0]} contains your home folder {home}, which the "
+                                     "sandbox would then show: install the tooling in a virtual environment")
+        roots: list[Path] = [*prefixes, *_python_roots(sys.executable)]
         roots += [Path(p) for p in site.getsitepackages()]
-        user_base = site.getuserbase()
         if site.ENABLE_USER_SITE and Path(site.getusersitepackages()).is_dir():
-            roots.append(Path(user_base))
-            variables["PYTHONUSERBASE"] = user_base  # HOME differs inside, so name it
+            roots.append(Path(site.getusersitepackages()))  # that folder only, not the rest of ~/.local
+            variables["PYTHONUSERBASE"] = site.getuserbase()  # HOME differs inside, so name it
         python_path = []
         for folder in _package_dirs(self.packages):
             if not any(_inside(folder, Path(r)) for r in roots):
@@ -190,9 +193,11 @@ class Sandbox:
             variables["JUPYTER_PATH"] = str(spec_dir.parent.parent)
             if argv and os.path.isabs(argv[0]):
                 roots += _python_roots(argv[0])
-        home = Path(self.env.get("HOME") or Path.home())
+        hf_home = Path(self.env.get("HF_HOME") or home / ".cache" / "huggingface").expanduser()
+        # Hugging Face's downloads, not HF_HOME itself: it also holds your access token
         caches = {"TWDL_CACHE": self.env.get("TWDL_CACHE") or home / ".cache" / "twdl",
-                  "HF_HOME": self.env.get("HF_HOME") or home / ".cache" / "huggingface",
+                  "HF_HUB_CACHE": self.env.get("HF_HUB_CACHE") or hf_home / "hub",
+                  "HF_DATASETS_CACHE": self.env.get("HF_DATASETS_CACHE") or hf_home / "datasets",
                   "TORCH_HOME": self.env.get("TORCH_HOME") or home / ".cache" / "torch"}
         for name, value in caches.items():
             if Path(value).expanduser().is_dir():
@@ -203,8 +208,8 @@ class Sandbox:
             roots.append(Path(mirror).expanduser())
         roots += [Path(p) for p in self.read_only]
         binds: dict[Path, Path] = {}
-        for root in roots:
-            if root.exists() and str(root) not in ("/", ""):
+        for root in roots:  # guesses that would show your home or "/" (a python in ~/bin) are dropped
+            if root.exists() and not _inside(home, root.absolute()) and root.absolute() != Path("/"):
                 binds[root.absolute()] = root.absolute()
                 real = Path(os.path.realpath(root))
                 binds.setdefault(real, real)  # a symlinked prefix: show the target too

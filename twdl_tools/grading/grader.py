@@ -330,10 +330,10 @@ def _sandbox_precheck(args: argparse.Namespace, paths: list[str], env: dict[str,
             print(f"twdl grade: warning: no sandbox: {sandbox_support().reason}; submissions run as your user "
                   "(pass --sandbox on to refuse instead)", file=sys.stderr)
             return ""
+        probe = Sandbox(Path(args.out).resolve() / "work", batch_environment(figures=False, extra=env),
+                        args.kernel or "python3")
     except SandboxUnavailable as err:
         return str(err)
-    probe = Sandbox(Path(args.out).resolve() / "work", batch_environment(figures=False, extra=env),
-                    args.kernel or "python3")
     for path in paths:
         root = probe.exposes(path)
         if root is not None:
