@@ -201,10 +201,10 @@ def _read_untrusted(folder: Path, name: str, max_bytes: int | None) -> bytes | N
 def _start_worker(spec: dict[str, Any], env: dict[str, str], log: Any, box: Sandbox | None) -> tuple[subprocess.Popen, int]:
     """Start the worker (inside `box` when given); its spec goes on stdin; return it and our end of the result pipe."""
     read_end, write_end = os.pipe()
-    argv = [sys.executable, str(WORKER), str(write_end)]
-    if box is not None:
-        argv, env = box.command(argv), box.environment()
     try:
+        argv = [sys.executable, str(WORKER), str(write_end)]
+        if box is not None:
+            argv, env = box.command(argv), box.environment()
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE, env=env,
                                 start_new_session=True, cwd=spec["cwd"], pass_fds=(write_end,))
     except BaseException:
@@ -246,21 +246,22 @@ def run_notebook(
     sandboxed = use_sandbox(sandbox)
     input_path, output_path = Path(input_path).resolve(), Path(output_path).resolve()
     workdir = Path(cwd).resolve() if cwd else input_path.parent
-    scratch_parent = Path(scratch or output_path.parent)
-    scratch_parent.mkdir(parents=True, exist_ok=True)
-    scratch_dir = Path(tempfile.mkdtemp(prefix=".twdl-exec-", dir=scratch_parent))  # ours: the worker's log
-    run_dir = Path(tempfile.mkdtemp(prefix=".twdl-run-", dir=workdir)) if sandboxed else scratch_dir  # the worker's
     token = uuid.uuid4().hex
-    spec = {
-        "input": str(input_path), "output": str(run_dir / "executed.ipynb"), "parameters": parameters or {},
-        "cwd": str(workdir), "kernel": kernel, "limits": asdict(limits),
-    }
     child_env = {**(env if env is not None else batch_environment()), TOKEN_VARIABLE: token}
-    submitted = input_path.read_bytes()  # kept: in the sandbox the file lies where the notebook's code can replace it
     box = None
     if sandboxed:
         shown = [*WORKER_FILES] + ([] if workdir in input_path.parents else [input_path])
         box = Sandbox(workdir, child_env, kernel, read_only=shown)
+        box.check()  # raises now, before any folder is made
+    scratch_parent = Path(scratch or output_path.parent)
+    scratch_parent.mkdir(parents=True, exist_ok=True)
+    scratch_dir = Path(tempfile.mkdtemp(prefix=".twdl-exec-", dir=scratch_parent))  # ours: the worker's log
+    run_dir = Path(tempfile.mkdtemp(prefix=".twdl-run-", dir=workdir)) if sandboxed else scratch_dir  # the worker's
+    spec = {
+        "input": str(input_path), "output": str(run_dir / "executed.ipynb"), "parameters": parameters or {},
+        "cwd": str(workdir), "kernel": kernel, "limits": asdict(limits),
+    }
+    submitted = input_path.read_bytes()  # kept: in the sandbox the file lies where the notebook's code can replace it
     start = time.monotonic()
     timed_out = False
     outcome_bytes: list[bytes] = []

@@ -229,8 +229,8 @@ class Sandbox:
         """The environment to start bwrap with (it passes it to the command)."""
         return {**sandbox_environment(self.env), **self.variables}
 
-    def command(self, argv: list[str]) -> list[str]:
-        """`argv` wrapped in bwrap: new namespaces, no capabilities, the view above, cwd = the writable folder."""
+    def check(self) -> SandboxSupport:
+        """Raise SandboxUnavailable unless bwrap runs here and the writable folder is not shown through another."""
         exposed = self.exposes(self.writable)
         if exposed is not None:
             raise SandboxUnavailable(f"the work directory {self.writable} lies inside {exposed}, which the sandbox "
@@ -238,6 +238,11 @@ class Sandbox:
         support = sandbox_support()
         if not support.available:
             raise SandboxUnavailable(support.reason)
+        return support
+
+    def command(self, argv: list[str]) -> list[str]:
+        """`argv` wrapped in bwrap: new namespaces, no capabilities, the view above, cwd = the writable folder."""
+        support = self.check()
         size = lambda: ["--size", str(TMPFS_MB * 2**20)] if "--size" in support.options else []  # noqa: E731
         cmd = [support.bwrap, "--unshare-all", "--unshare-user", "--cap-drop", "ALL", "--die-with-parent",
                "--new-session"]
