@@ -46,6 +46,7 @@ class ExecutionResult:
     cell_index: int | None = None  # index into the input notebook's cells (papermill's injected cell not counted)
     records: dict[str, Any] = field(default_factory=dict)
     output: str = ""
+    appended: list[list[dict[str, Any]]] = field(default_factory=list)  # outputs of each `after_cells` cell
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -169,11 +170,16 @@ def run_notebook(
     env: dict[str, str] | None = None,  # the kernel's whole environment (default: a batch environment)
     max_output_chars: int = 100_000,
     scratch: str | Path | None = None,
+    allow_errors: bool = False,
+    after_cells: list[str] | None = None,
 ) -> ExecutionResult:
     """Execute `input_path` with papermill in a separate process (own session, limits, timeout); write `output_path`.
 
     The executed notebook (partial when a cell fails, the kernel dies or time runs out) is written atomically, with
     text outputs longer than `max_output_chars` cut. Never raises for problems inside the notebook.
+    `allow_errors` runs every cell even after one raised (the status is still "error", naming the first one).
+    `after_cells` are run in the same kernel after the last cell; they reach the worker on its stdin, never appear
+    in the executed notebook, and their outputs come back only in `ExecutionResult.appended`.
     """
     import nbformat
 
@@ -185,23 +191,25 @@ def run_notebook(
     spec = {
         "input": str(input_path), "output": str(scratch_dir / "executed.ipynb"), "parameters": parameters or {},
         "cwd": str(Path(cwd).resolve()) if cwd else str(input_path.parent), "kernel": kernel,
-        "limits": asdict(limits), "result": str(scratch_dir / "outcome.json"),
+        "limits": asdict(limits), "allow_errors": allow_errors, "after_cells": list(after_cells or []),
     }
-    (scratch_dir / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
     child_env = {**(env if env is not None else batch_environment()), TOKEN_VARIABLE: token}
     start = time.monotonic()
-    timed_out = False
+    timed_out, reply = False, b""
     with open(scratch_dir / "worker.log", "wb") as log:
+        # the spec goes in on stdin and the outcome comes back on stdout (see worker.py): no file holds either
         proc = subprocess.Popen(
-            [sys.executable, str(WORKER), str(scratch_dir / "spec.json")], stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, env=child_env, start_new_session=True, cwd=spec["cwd"],
+            [sys.executable, str(WORKER)], stdout=subprocess.PIPE, stderr=log, stdin=subprocess.PIPE,
+            env=child_env, start_new_session=True, cwd=spec["cwd"],
         )
         try:
-            proc.wait(timeout=timeout)
+            reply, _ = proc.communicate(json.dumps(spec, default=str).encode("utf-8"), timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
         finally:
             kill_process_tree(proc.pid, token)  # also removes anything the notebook left running
+            if timed_out:
+                proc.communicate()
             proc.wait()
     runtime = time.monotonic() - start
 
@@ -210,8 +218,7 @@ def run_notebook(
         executed = nbformat.read(spec["output"], as_version=4)
     except Exception:  # never written, or cut mid-write by a kill
         pass
-    outcome_path = Path(spec["result"])
-    outcome = json.loads(outcome_path.read_text(encoding="utf-8")) if outcome_path.exists() else None
+    outcome = _outcome(reply) if not timed_out else None
     if timed_out:
         status, cell = "timeout", _running_cell(executed) if executed is not None else None
         error = f"timed out after {timeout:g} s" + (f" while running cell {_input_index(executed, cell)}" if cell is not None else "")
@@ -242,7 +249,17 @@ def run_notebook(
     else:
         output_path.with_suffix(".log").unlink(missing_ok=True)
     _remove_tree(scratch_dir)
-    return ExecutionResult(status, round(runtime, 3), error, cell, records, str(output_path))
+    appended = outcome.get("appended", []) if outcome else []
+    return ExecutionResult(status, round(runtime, 3), error, cell, records, str(output_path), appended)
+
+
+def _outcome(reply: bytes) -> dict[str, Any] | None:
+    """The worker's outcome JSON from its stdout, or None when it wrote none (killed, crashed)."""
+    try:
+        outcome = json.loads(reply.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return outcome if isinstance(outcome, dict) and "status" in outcome else None
 
 
 def _remove_tree(path: Path) -> None:

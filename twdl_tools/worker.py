@@ -1,7 +1,17 @@
-"""Run one notebook with papermill under resource limits; started as a script (`python worker.py spec.json`).
+"""Run one notebook with papermill under resource limits; started as a script (`python worker.py < spec.json`).
 
 This file is executed by path, not imported through the package, so it loads only the standard library and
 papermill (not torch): the limits it sets on itself are inherited by the kernel that papermill starts.
+
+The contract with the executor (twdl_tools/execute.py):
+* the spec arrives as one JSON object on STDIN (never as a file: it may hold a grader's hidden checks);
+* the outcome leaves as one JSON object on the worker's original STDOUT. Before anything else the worker moves
+  that pipe to a private, non-inherited descriptor and points its own fd 1 at fd 2, so the kernel and whatever
+  the notebook starts write to the log (stderr), never into the outcome;
+* spec keys: input, output (the executed notebook, written as it runs), parameters, cwd, kernel, limits,
+  allow_errors (run every cell even after one fails), after_cells (sources run in the same kernel after the
+  notebook's last cell, with store_history=False; they are never added to the saved notebook, and their outputs
+  return only inside the outcome, as "appended").
 """
 from __future__ import annotations
 
@@ -11,7 +21,7 @@ import sys
 import traceback
 from typing import Any
 
-__all__ = ["apply_limits", "execute"]
+__all__ = ["apply_limits", "execute", "private_stdout"]
 
 MB = 1024 * 1024
 
@@ -37,17 +47,67 @@ def apply_limits(limits: dict[str, Any]) -> None:
             resource.setrlimit(which, (soft, new_hard))
 
 
+def private_stdout() -> int:
+    """Keep the original stdout on a new non-inheritable descriptor (returned) and send fd 1 to stderr."""
+    sys.stdout.flush()
+    private = os.dup(1)  # os.dup's copies are non-inheritable: no child process gets this descriptor
+    os.dup2(2, 1)
+    return private
+
+
+def _engine(after_cells: list[str], appended: list[list[dict]]):
+    """A papermill engine whose client runs `after_cells` after the notebook, outside the saved notebook."""
+    from nbclient.exceptions import CellExecutionError
+    from nbformat.v4 import new_code_cell, new_notebook
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine
+    from papermill.log import logger
+    from papermill.utils import merge_kwargs, remove_args
+
+    class Client(PapermillNotebookClient):
+        def papermill_execute_cells(self):
+            super().papermill_execute_cells()
+            notebook = self.nb
+            for source in after_cells:
+                cell = new_code_cell(source)
+                self.nb = new_notebook(cells=[cell])  # the saved notebook (nb_man.nb) never sees this cell
+                try:
+                    self.execute_cell(cell, 0, store_history=False)
+                except CellExecutionError:
+                    pass  # its error output is kept in cell.outputs
+                finally:
+                    self.nb = notebook
+                appended.append([dict(output) for output in cell.outputs])
+
+    class Engine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                     stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
+            kwargs = remove_args(["input_path"], **kwargs)
+            safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
+            final_kwargs = merge_kwargs(safe_kwargs, timeout=execution_timeout or kwargs.get("timeout"),
+                                        startup_timeout=start_timeout, kernel_name=kernel_name, log=logger,
+                                        log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file)
+            return Client(nb_man, **final_kwargs).execute()
+
+    return Engine
+
+
 def execute(spec: dict[str, Any]) -> dict[str, Any]:
     """Execute spec["input"] into spec["output"] with papermill; return what happened (status, cell_index, error)."""
     import papermill as pm
     from nbclient.exceptions import DeadKernelError
+    from papermill.engines import papermill_engines
 
+    appended: list[list[dict]] = []
+    papermill_engines.register("twdl", _engine(list(spec.get("after_cells") or []), appended))
     outcome: dict[str, Any] = {"status": "ok", "cell_index": None, "error": ""}
     try:
         pm.execute_notebook(
             spec["input"], spec["output"], parameters=spec.get("parameters") or {}, cwd=spec.get("cwd"),
             kernel_name=spec.get("kernel") or None, progress_bar=False, request_save_on_cell_execute=True,
-            autosave_cell_every=10, start_timeout=120,
+            autosave_cell_every=10, start_timeout=120, engine_name="twdl",
+            allow_errors=bool(spec.get("allow_errors")),
         )
     except pm.PapermillExecutionError as err:
         outcome.update(status="error", cell_index=err.cell_index, error=f"{err.ename}: {err.evalue}")
@@ -57,21 +117,20 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
         outcome.update(status="died", error=f"the kernel died (it exited or crashed, e.g. os._exit or out of memory){detail}")
     except Exception as err:  # anything else papermill or the kernel manager raised
         outcome.update(status="error", error=f"{type(err).__name__}: {err}", detail=traceback.format_exc(limit=5))
+    outcome["appended"] = appended
     return outcome
 
 
-def main(spec_path: str) -> int:
-    """Read the JSON spec, apply its limits, execute, and write the outcome JSON to spec["result"]."""
-    with open(spec_path, encoding="utf-8") as fh:
-        spec = json.load(fh)
+def main() -> int:
+    """Read the JSON spec from stdin, apply its limits, execute, and write the outcome JSON to the original stdout."""
+    channel = private_stdout()
+    spec = json.loads(sys.stdin.read())
     apply_limits(spec.get("limits") or {})
     outcome = execute(spec)
-    tmp = spec["result"] + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(outcome, fh)
-    os.replace(tmp, spec["result"])
+    with os.fdopen(channel, "w", encoding="utf-8") as out:
+        json.dump(outcome, out, default=str)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main())
