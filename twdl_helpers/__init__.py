@@ -11,7 +11,7 @@ from .params import ParameterError, validate_parameters, watch_parameters
 from .record import RECORD_MIME, read_records, record, recorded, records_table
 from .questions import check, question_check
 from .training import (
-    Callback, EarlyStopping, History, ParameterNorm, TensorData, accuracy, binary_accuracy, binary_loss,
+    Callback, EarlyStopping, History, ModelsByRun, ParameterNorm, TensorData, accuracy, binary_accuracy, binary_loss,
     classification_loss, evaluate,
     forward, predict, regression_loss, train,
 )

@@ -2,8 +2,8 @@
 
 The jupytext percent files `notebooks/0k_name.py` are the only source. `sync` writes
 `notebooks/0k_name.ipynb` (solutions) and `notebooks/student/0k_name.ipynb` (homework blocks replaced
-by `raise NotImplementedError(hint)`), and rewrites the Colab badge and the colab-setup cell from
-`REPOSITORY_URL`, and writes the grader-only check file `autograder/0k_name.py` of every notebook that declares
+by `raise NotImplementedError(hint)`, a written answer's solution block left out), rewrites the Colab badge
+and the colab-setup cell from `REPOSITORY_URL`, and writes the grader-only check file `autograder/0k_name.py` of every notebook that declares
 questions (hidden check cells appear in neither generated notebook; see twdl_tools/grading/checkfile.py).
 Outputs of a solution notebook survive a sync only while every code cell (source and
 tags) is unchanged: markdown edits keep the executed references, any code edit drops them all (run
@@ -15,6 +15,7 @@ import argparse
 import copy
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 from twdl_helpers import REPOSITORY_URL
 from twdl_helpers.files import atomic_write
 
-from .grading.checkfile import CHECKS_DIR, check_file_path, check_file_text, is_hidden_cell
+from .grading.checkfile import CHECKS_DIR, check_file_path, check_file_text, is_hidden_cell, split_solution
 from .repo import find_root
 
 __all__ = ["SyncReport", "colab_setup_source", "colab_badge", "student_source", "sync", "finish_notebook",
@@ -151,6 +152,8 @@ def _student_notebook(source_nb: Any, name: str, badge_from: str, badge_to: str)
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown":
             cell.source = cell.source.replace(badge_from, badge_to)
+            if BEGIN in cell.source:  # a written answer's model answer or rubric: for TAs only
+                cell.source = split_solution(cell.source, f"{name} cell {index}")[0]
         elif cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
             if BEGIN in cell.source:
@@ -246,7 +249,11 @@ def add_sync_arguments(parser: argparse.ArgumentParser) -> None:
 def sync_main(args: argparse.Namespace) -> int:
     """Entry point of `twdl sync`."""
     root = find_root(args.root)
-    report = sync(root, check=args.check, names=args.names or None)
+    try:
+        report = sync(root, check=args.check, names=args.names or None)
+    except ValueError as err:  # a malformed homework block, question declaration or check cell
+        print(f"twdl sync: {err}", file=sys.stderr)
+        return 1
     if args.check:
         print(report.describe(root))
         return 0 if report.clean else 1

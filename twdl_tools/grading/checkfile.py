@@ -2,7 +2,8 @@
 
 In `notebooks/0k_name.py` a question is declared on the cell that answers it: a code cell
 `# %% tags=["homework"] question="q1" points=4 title="..."` is auto-graded by checks; a markdown cell
-`# %% [markdown] question="q2" points=2` is a written answer graded by a TA. Checks live in cells tagged
+`# %% [markdown] question="q2" points=2` is a written answer graded by a TA (a `### BEGIN SOLUTION` ..
+`### END SOLUTION` block in it is the model answer or rubric: TAs see it, students' notebooks leave it out). Checks live in cells tagged
 `checks` (public: they stay in the student notebook, where `twdl.check("q1")` runs them) and `hidden-checks`
 (removed from both generated notebooks). `sync` writes `autograder/0k_name.py`: the questions as data, then
 every public and hidden check cell, the exact text the grader runs in each submission's kernel.
@@ -18,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["CHECKS_DIR", "PUBLIC_TAG", "HIDDEN_TAG", "Question", "CheckFile", "declared_questions",
-           "check_file_text", "load_check_file", "check_file_path", "is_hidden_cell", "checked_questions"]
+           "check_file_text", "load_check_file", "check_file_path", "is_hidden_cell", "checked_questions",
+           "split_solution"]
 
 CHECKS_DIR = "autograder"  # grader-only: outside both packages and notebooks/, never given to students
 PUBLIC_TAG, HIDDEN_TAG = "checks", "hidden-checks"
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 DECORATOR = "question_check"
-KINDS = ("auto", "manual")
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class Question:
     kind: str = "auto"
     title: str = ""
     template: str = ""  # manual questions: the answer cell as students receive it (an unchanged one is blank)
+    rubric: str = ""  # manual questions: the model answer or rubric (the cell's solution block), for TAs
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (the check file's QUESTIONS entries)."""
@@ -73,6 +76,25 @@ class CheckFile:
             if q.id == question_id:
                 return q
         raise KeyError(f"no question {question_id!r} in {self.module}; known: {[q.id for q in self.questions]}")
+
+
+def split_solution(text: str, where: str = "") -> tuple[str, str]:
+    """(the text without its `### BEGIN SOLUTION` .. `### END SOLUTION` blocks, the blocks' contents)."""
+    kept, solution, inside = [], [], False
+    for line in text.split("\n"):
+        if line.strip() == BEGIN:
+            if inside:
+                raise ValueError(f"{where}: '{BEGIN}' inside another solution block")
+            inside = True
+        elif line.strip() == END:
+            if not inside:
+                raise ValueError(f"{where}: '{END}' without a '{BEGIN}' above it")
+            inside = False
+        else:
+            (solution if inside else kept).append(line)
+    if inside:
+        raise ValueError(f"{where}: '{BEGIN}' is never closed by '{END}'")
+    return "\n".join(kept).rstrip(), "\n".join(solution).strip()
 
 
 def is_hidden_cell(cell: Any) -> bool:
@@ -126,8 +148,8 @@ def declared_questions(nb: Any, where: str = "") -> list[Question]:
             raise ValueError(f"{at}: declare question {qid!r} on the cell that answers it, not on a check cell")
         kind = "manual" if cell.cell_type == "markdown" else "auto"
         title = str(meta.get("title", ""))
-        template = cell.source if kind == "manual" else ""
-        questions.append(Question(qid, float(points), kind, title, template))
+        template, rubric = split_solution(cell.source, at) if kind == "manual" else ("", "")
+        questions.append(Question(qid, float(points), kind, title, template, rubric))
     return questions
 
 

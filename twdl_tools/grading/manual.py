@@ -51,12 +51,13 @@ def export_manual(rows: list[dict[str, Any]], check_file: CheckFile, out_dir: st
         writer.writeheader()
         writer.writerows(records)
         atomic_write(folder / f"{question.id}.csv", buffer.getvalue())
-        atomic_write(folder / f"{question.id}.html", _answers_html(question.label, question.template, records))
+        atomic_write(folder / f"{question.id}.html", _answers_html(question.label, question.template,
+                                                                    question.rubric, records))
         written += [folder / f"{question.id}.csv", folder / f"{question.id}.html"]
     return written
 
 
-def _answers_html(label: str, template: str, records: list[dict[str, str]]) -> str:
+def _answers_html(label: str, template: str, rubric: str, records: list[dict[str, str]]) -> str:
     rows = "\n".join(
         f"<tr><td>{html.escape(r['student'])}<br><small>{html.escape(r['submission'])}</small></td>"
         f"<td class=\"{html.escape(r['state'])}\">{html.escape(r['state'])}"
@@ -69,6 +70,8 @@ def _answers_html(label: str, template: str, records: list[dict[str, str]]) -> s
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(label)}</title>"
             f"<style>{style}</style></head><body>\n<h1>{html.escape(label)}</h1>\n"
             f"<p>The prompt as students received it:</p><blockquote class=\"answer\">{html.escape(template)}</blockquote>\n"
+            + (f"<p>Model answer / rubric (from the notebook source):</p><blockquote class=\"answer\">"
+               f"{html.escape(rubric)}</blockquote>\n" if rubric else "") +
             f"<p>{len(records)} submission(s). Score them in the CSV file of the same name (columns points, comment), "
             "then run <code>twdl grade --merge-manual FILE --out DIR</code>.</p>\n"
             f"<table><thead><tr><th>student</th><th>state</th><th>answer</th></tr></thead><tbody>\n{rows}\n"
