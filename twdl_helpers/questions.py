@@ -102,7 +102,7 @@ def _call_with_limit(function: Callable, arguments: dict[str, Any], seconds: flo
         return function(**arguments)
 
     def on_alarm(signum, frame):
-        raise CheckTimeout(f"took longer than its time limit of {seconds:g} s")
+        raise CheckTimeout(f"took longer than its time limit of {seconds:.3g} s")
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)

@@ -218,8 +218,12 @@ def _grade(task: GradeTask) -> dict[str, Any]:
     result = run_notebook(local, task.executed, task.parameters, cwd=task.workdir, timeout=timeout,
                           limits=task.limits, kernel=task.kernel, env=env, max_output_chars=task.max_output_chars,
                           scratch=scratch, allow_errors=True, after_cells=after)
-    questions = _scored(check_file, result, nonce, nb, task.executed) if check_file is not None else None
-    return _row(task, result.status, result.error, result.cell_index, result.runtime_s, result.records, questions)
+    if check_file is None:
+        return _row(task, result.status, result.error, result.cell_index, result.runtime_s, result.records)
+    questions, seconds = _scored(check_file, result, nonce, nb, task.executed)
+    row = _row(task, result.status, result.error, result.cell_index, result.runtime_s, result.records, questions)
+    row["checks_s"] = round(seconds, 3)  # kept in the .grade.json file (benchmarks), not in grades.csv
+    return row
 
 
 def _unscored(check_file: CheckFile | None, why: str) -> list[dict[str, Any]] | None:
@@ -231,8 +235,9 @@ def _scored(check_file: CheckFile, result: ExecutionResult, nonce: str, submitte
     """Score the questions from the check cell's own outputs (only the bundle carrying this run's nonce counts)."""
     import nbformat
 
+    seconds = 0.0
     if result.appended:
-        results, problem = results_from_outputs(result.appended[0], nonce)
+        results, problem, seconds = results_from_outputs(result.appended[0], nonce)
         if results is not None and problem:  # the check file itself failed before any check ran
             results, problem = None, f"the checks could not run: {problem}"
     else:
@@ -243,7 +248,8 @@ def _scored(check_file: CheckFile, result: ExecutionResult, nonce: str, submitte
         executed = nbformat.read(str(executed_path), as_version=4)
     except Exception:  # no readable executed notebook: no cell errors to attribute
         executed = None
-    return score_questions(check_file, results=results, problem=problem, executed=executed, submitted=submitted)
+    scored = score_questions(check_file, results=results, problem=problem, executed=executed, submitted=submitted)
+    return scored, seconds
 
 
 def previous_row(task: GradeTask) -> dict[str, Any] | None:

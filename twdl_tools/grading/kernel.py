@@ -22,7 +22,8 @@ CHECKS_MIME = "application/vnd.twdl.check-results+json"
 
 # Runs inside the kernel (exec'd in a fresh namespace holding PAYLOAD); standard library and IPython only.
 RUNNER = r'''
-import builtins, importlib, importlib.util, json, sys
+import builtins, importlib, importlib.util, json, linecache, sys, time
+_start = time.perf_counter()
 _payload = json.loads(PAYLOAD)
 _notebook = sys._getframe(1).f_globals  # the notebook's namespace: where the student's objects live
 _alias = "_twdl_grading_" + _payload["nonce"][:16]
@@ -48,12 +49,15 @@ try:
     _live = sys.modules.get("twdl_helpers.record")
     _records = dict(getattr(_live, "_RECORDS", None) or {})
     _namespace = {"__builtins__": builtins, "__name__": "__twdl_checks__", "twdl": _twdl}
+    _lines = _payload["source"].splitlines(True)
+    linecache.cache["<twdl checks>"] = (len(_payload["source"]), None, _lines, "<twdl checks>")  # bare asserts' lines
     exec(compile(_payload["source"], "<twdl checks>", "exec"), _namespace)
     _results = [r.to_dict() for r in _twdl.questions.run_checks(
         _notebook, records=_records, parameters=_payload["parameters"], hidden=None, budget=_payload["budget"])]
 except BaseException as _err:  # noqa: BLE001  (reported to the grader: every question's checks then score 0)
     _error = f"{type(_err).__name__}: {_err}"
 finally:
+    linecache.cache.pop("<twdl checks>", None)
     for _name in [n for n in sys.modules if n == _alias or n.startswith(_alias + ".")]:
         del sys.modules[_name]
 
@@ -61,7 +65,8 @@ from IPython.core.getipython import get_ipython
 
 get_ipython().display_pub.publish(
     data={"text/plain": f"twdl grade: {len(_results)} check(s) run",
-          _payload["mime"]: {"nonce": _payload["nonce"], "results": _results, "error": _error}},
+          _payload["mime"]: {"nonce": _payload["nonce"], "results": _results, "error": _error,
+                             "seconds": time.perf_counter() - _start}},
     metadata={})
 '''
 
@@ -81,8 +86,8 @@ def check_cell_source(check_file: CheckFile, nonce: str, parameters: dict[str, A
             f"                    {{'__builtins__': _twdl_builtins, 'PAYLOAD': {payload!r}}})\n")
 
 
-def results_from_outputs(outputs: list[dict[str, Any]], nonce: str) -> tuple[list[dict[str, Any]] | None, str]:
-    """(check results, error) from the check cell's outputs; (None, why) when no bundle carries `nonce`."""
+def results_from_outputs(outputs: list[dict[str, Any]], nonce: str) -> tuple[list[dict[str, Any]] | None, str, float]:
+    """(check results, error, seconds the check cell took) from its outputs; (None, why, 0) without the nonce's bundle."""
     problem = "the checks did not report (the kernel died or the notebook ran out of time first)"
     for output in outputs:
         if output.get("output_type") == "error":
@@ -94,5 +99,5 @@ def results_from_outputs(outputs: list[dict[str, Any]], nonce: str) -> tuple[lis
             except ValueError:
                 continue
         if isinstance(item, dict) and item.get("nonce") == nonce and isinstance(item.get("results"), list):
-            return item["results"], str(item.get("error") or "")
-    return None, problem
+            return item["results"], str(item.get("error") or ""), float(item.get("seconds") or 0.0)
+    return None, problem, 0.0
