@@ -330,3 +330,29 @@ def test_grade_scores_every_fixture_submission_and_merges_ta_scores(toy, capsys)
     assert "clear" in (out / "feedback" / "right.html").read_text()
     assert "right,,,right,,6" in (out / "canvas.csv").read_text()
     assert json.loads((out / "manual" / "scores.json").read_text())["q3"]["right"]["points"] == 1.0
+
+
+def _hidden_check_names(check_file: Path) -> list[str]:
+    """Names of the check functions after the hidden section of a check file."""
+    import ast
+
+    text = check_file.read_text()
+    hidden = text[text.index("twdl.questions.hidden_section()"):]
+    return [node.name for node in ast.parse(hidden).body if isinstance(node, ast.FunctionDef)]
+
+
+def test_hidden_checks_live_only_in_the_grader_only_files():
+    from setuptools import find_packages
+
+    files = sorted((ROOT / "autograder").glob("[0-9][0-9]_*.py"))
+    assert [f.stem for f in files] == sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+    shipped = [*(ROOT / "notebooks").glob("*.ipynb"), *(ROOT / "notebooks" / "student").glob("*.ipynb"),
+               *(p for p in (ROOT / "twdl_helpers").rglob("*") if p.is_file() and "__pycache__" not in p.parts)]
+    texts = {p: p.read_text(errors="ignore") for p in shipped}
+    for check_file in files:
+        names = _hidden_check_names(check_file)
+        assert names, f"{check_file.name} has no hidden checks"
+        leaks = [(name, p.relative_to(ROOT).as_posix()) for name in names for p, t in texts.items() if name in t]
+        assert not leaks, f"hidden checks of {check_file.name} appear in {leaks}"
+    packages = find_packages(str(ROOT), include=["twdl_helpers*", "twdl_tools*"])
+    assert not [p for p in packages if "autograder" in p]  # the check files are not package data
