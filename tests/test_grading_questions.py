@@ -263,6 +263,25 @@ def test_manual_csv_is_validated(tmp_path):
     assert read_manual_csv(path, checks, {"ann", "bob"}) == {"q2": {"bob": {"points": 2.0, "comment": "", "digest": "d"}}}
 
 
+def test_manual_export_never_overwrites_scores_a_ta_has_not_merged(tmp_path, capsys):
+    from twdl_tools.grading.manual import export_manual
+
+    checks = _checks()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("*Your answer:* yes", metadata={"question": "q2"})])
+    row = {"student": "ann", "submission": "ann", "questions": score_questions(checks, results=[], submitted=nb)}
+    export_manual([row], checks, tmp_path)
+    sheet = tmp_path / "manual" / "q2.csv"
+    table = pd.read_csv(sheet, keep_default_na=False)
+    assert list(table["state"]) == ["pending"] and table.loc[0, "answer"] == "*Your answer:* yes"
+    export_manual([row], checks, tmp_path)  # nothing typed: rewritten quietly
+    assert "not merged yet" not in capsys.readouterr().err
+    table.loc[0, "points"] = "1.5"
+    table.to_csv(sheet, index=False)
+    export_manual([row], checks, tmp_path)  # a TA's typed score is kept until merged
+    assert "holds scores not merged yet" in capsys.readouterr().err
+    assert pd.read_csv(sheet).loc[0, "points"] == 1.5
+
+
 def test_results_come_only_from_the_bundle_with_this_runs_nonce():
     good = {"output_type": "display_data", "data": {CHECKS_MIME: {"nonce": "n1", "results": [1], "error": "",
                                                                   "seconds": 0.5}}}

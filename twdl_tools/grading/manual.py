@@ -31,8 +31,31 @@ def _entry(row: dict[str, Any], qid: str) -> dict[str, Any] | None:
     return next((e for e in row.get("questions", []) if e["id"] == qid), None)
 
 
+def _unmerged_edits(path: Path, records: list[dict[str, str]]) -> bool:
+    """True when `path` holds points or comments a TA typed that differ from what would be written now."""
+    try:
+        existing = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    except (OSError, csv.Error):
+        return False
+    def key(points: str | None, comment: str | None) -> tuple:
+        try:
+            value: Any = float(points) if (points or "").strip() else None
+        except ValueError:
+            value = points
+        return value, (comment or "").strip()
+
+    now = {r["submission"]: key(r["points"], r["comment"]) for r in records}
+    return any(key(row.get("points"), row.get("comment")) != now.get(row.get("submission"), (None, ""))
+               for row in existing if row.get("state") != "blank")
+
+
 def export_manual(rows: list[dict[str, Any]], check_file: CheckFile, out_dir: str | Path) -> list[Path]:
-    """Write manual/<q>.csv and manual/<q>.html for every written-answer question; return the paths."""
+    """Write manual/<q>.csv and manual/<q>.html for every written-answer question; return the paths.
+
+    A CSV holding scores a TA typed but has not merged yet is left as it is (with a warning), never overwritten.
+    """
+    import sys
+
     folder = Path(out_dir) / MANUAL_DIR
     written = []
     for question in (q for q in check_file.questions if q.kind == "manual"):
@@ -46,11 +69,16 @@ def export_manual(rows: list[dict[str, Any]], check_file: CheckFile, out_dir: st
                             "state": entry.get("state", ""), "points": points, "max_points": f"{question.points:g}",
                             "comment": entry.get("comment", ""), "digest": entry.get("digest", ""),
                             "answer": entry.get("answer", "")})
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, MANUAL_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(records)
-        atomic_write(folder / f"{question.id}.csv", buffer.getvalue())
+        target = folder / f"{question.id}.csv"
+        if _unmerged_edits(target, records):
+            print(f"twdl grade: {target} holds scores not merged yet: left unchanged; merge it with "
+                  f"--merge-manual {target}", file=sys.stderr)
+        else:
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, MANUAL_COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(records)
+            atomic_write(target, buffer.getvalue())
         atomic_write(folder / f"{question.id}.html", _answers_html(question.label, question.template,
                                                                     question.rubric, records))
         written += [folder / f"{question.id}.csv", folder / f"{question.id}.html"]
