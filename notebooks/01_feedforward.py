@@ -351,38 +351,165 @@ twdl.record("m1.diabetes.predict_mean_rmse", math.sqrt(baseline_mse))
 # ## Homework
 #
 # **1.** Build one of the three models for a dataset of your choice (classification or regression) with
-# `twdl.tabular_tensors`, train it with `twdl.train` and record its test score.
+# `twdl.tabular_tensors`, train it with `twdl.train` and record its test score (accuracy in % for
+# classification, RMSE for regression). Keep the names `hw_data`, `hw_model` and `hw_history`: the checks
+# below (`twdl.check("q1")`) look at them.
 
-# %% tags=["homework"]
-# Hint: df = your DataFrame; tab = twdl.tabular_tensors(df, numeric, categorical, target, task=...); twdl.train(...)
+# %% tags=["homework"] question="q1" points=3 title="one of the three models on a dataset of your choice"
+# Hint: hw_data = twdl.tabular_tensors(df, numeric, categorical, target, task=...); hw_model = twdl.BaselineNet(...); hw_history = twdl.train(...)
 ### BEGIN SOLUTION
 from sklearn.datasets import load_wine
 
 wine = load_wine(as_frame=True).frame
-wine_data = twdl.tabular_tensors(wine, [c for c in wine.columns if c != "target"], [], "target", seed=seed)
+hw_data = twdl.tabular_tensors(wine, [c for c in wine.columns if c != "target"], [], "target", seed=seed)
 twdl.set_seed(seed)
-wine_model = twdl.WideDeepNet(len(wine_data.numeric_names), [], n_classes=wine_data.n_classes, crossed=False)
-wine_history = twdl.train(wine_model, wine_data.train, epochs=P.pick(smoke=20, full=100), batch_size=16,
-                          eval_data={"test": wine_data.test}, seed=seed, progress="wine")
-twdl.record("m1.homework.dataset_test_score", wine_history.last["test_accuracy"])
+hw_model = twdl.WideDeepNet(len(hw_data.numeric_names), [], n_classes=hw_data.n_classes, crossed=False)
+hw_history = twdl.train(hw_model, hw_data.train, epochs=P.pick(smoke=20, full=100), batch_size=16,
+                        eval_data={"test": hw_data.test}, seed=seed, progress="wine")
+twdl.record("m1.homework.dataset_test_score", hw_history.last["test_accuracy"])
 ### END SOLUTION
+
+# %% tags=["checks"]
+def _test_score(model, data):
+    """Accuracy (%) for classification, RMSE for regression, of `model` on data.test."""
+    outputs = twdl.predict(model, data.test.inputs)
+    if data.task == "classification":
+        return 100.0 * (outputs.argmax(1) == data.test.labels).float().mean().item()
+    return ((outputs.squeeze(1) - data.test.labels) ** 2).mean().sqrt().item()
+
+
+@twdl.question_check("q1", hint="build hw_model with twdl.BaselineNet, twdl.WideDeepNet or twdl.DeepCrossNet")
+def one_of_the_three_models(hw_model):
+    """`hw_model` is a BaselineNet, WideDeepNet or DeepCrossNet"""
+    kind = type(hw_model).__name__
+    assert kind in ("BaselineNet", "WideDeepNet", "DeepCrossNet"), f"hw_model is a {kind}"
+
+
+@twdl.question_check("q1", required=True, hint="give the model n_classes=hw_data.n_classes and no softmax")
+def outputs_are_logits_of_the_right_shape(hw_model, hw_data):
+    """in eval mode, `hw_model` maps the test rows to one logit per class (one value for regression)"""
+    outputs = twdl.predict(hw_model, hw_data.test.inputs)
+    assert tuple(outputs.shape) == (len(hw_data.test), hw_data.n_classes), f"outputs of shape {tuple(outputs.shape)}"
+    if hw_data.task == "classification":
+        sums_to_one = (outputs.min() >= 0) and bool(((outputs.sum(1) - 1).abs() < 1e-4).all())
+        assert not sums_to_one, "the outputs are probabilities: return logits (no softmax), the loss applies it"
+
+
+@twdl.question_check("q1", required=True, hint="twdl.record('m1.homework.dataset_test_score', hw_history.last[...])")
+def recorded_score_is_the_models(hw_model, hw_data, records):
+    """the recorded m1.homework.dataset_test_score is what `hw_model` scores on hw_data.test"""
+    name = "m1.homework.dataset_test_score"
+    assert name in records, f"{name} was not recorded"
+    measured = _test_score(hw_model, hw_data)
+    assert abs(records[name] - measured) < 0.01, f"recorded {records[name]:.4g}, the model scores {measured:.4g}"
+
+
+@twdl.question_check("q1", hint="train longer, or check the learning rate")
+def beats_a_constant_guess(hw_model, hw_data):
+    """`hw_model` beats always guessing the most common class (or the training mean, for regression)"""
+    labels = hw_data.test.labels
+    if hw_data.task == "classification":
+        guess = 100.0 * labels.eq(labels.mode().values).float().mean().item()
+        assert _test_score(hw_model, hw_data) > guess, f"accuracy not above the {guess:.1f} % of a constant guess"
+    else:
+        guess = ((labels - hw_data.train.labels.mean()) ** 2).mean().sqrt().item()
+        assert _test_score(hw_model, hw_data) < guess, f"RMSE not below the {guess:.4g} of predicting the mean"
+
+
+twdl.check("q1")
+
+# %% tags=["hidden-checks"]
+@twdl.question_check("q1", required=True)
+def test_rows_are_held_out(hw_data):
+    """hw_data.test holds at least 10 rows, most of them not copies of training rows"""
+    import torch
+
+    def rows(split):
+        return torch.cat([t.float().reshape(len(split), -1).cpu() for t in split.inputs], dim=1)
+
+    test, seen = rows(hw_data.test), {tuple(r) for r in rows(hw_data.train).tolist()}
+    assert len(test) >= 10, f"only {len(test)} test rows"
+    copies = sum(tuple(r) in seen for r in test.tolist())
+    assert copies < len(test) / 2, f"{copies} of {len(test)} test rows are also training rows"
 
 # %% [markdown]
 # **2.** Extract the learned features of another layer (for example the first hidden layer, `"deep.2"`, the
 # ReLU after the first BatchNorm) and project them with PCA, t-SNE and UMAP, coloured by class. Record the
-# share of variance the first two principal components explain.
+# share of variance the first two principal components explain. Keep the names `hw_net` (the trained model),
+# `hw_layer` (the layer's name), `hw_features` (its activations for `shown.inputs`) and `hw_figure`.
 
-# %% tags=["homework"]
-# Hint: feats = twdl.layer_activations(model, shown.inputs, "deep.2"); twdl.plot_projections(feats, shown.labels)
+# %% tags=["homework"] question="q2" points=2 title="another layer's features, projected"
+# Hint: hw_features = twdl.layer_activations(hw_net, shown.inputs, hw_layer); hw_figure = twdl.plot_projections(hw_features, shown.labels)
 ### BEGIN SOLUTION
 from sklearn.decomposition import PCA
 
-first_hidden = twdl.layer_activations(trained["baseline"], shown.inputs, "deep.2")
-fig = twdl.plot_projections(first_hidden, shown.labels, seed=seed, class_names=data.classes,
-                            title="baseline: first hidden layer of test rows")
-explained = PCA(n_components=2).fit(first_hidden.cpu().numpy()).explained_variance_ratio_.sum()
+hw_net, hw_layer = trained["baseline"], "deep.2"
+hw_features = twdl.layer_activations(hw_net, shown.inputs, hw_layer)
+hw_figure = twdl.plot_projections(hw_features, shown.labels, seed=seed, class_names=data.classes,
+                                  title="baseline: first hidden layer of test rows")
+explained = PCA(n_components=2).fit(hw_features.cpu().numpy()).explained_variance_ratio_.sum()
 twdl.record("m1.homework.first_hidden_pca2_variance", float(explained))
 ### END SOLUTION
+
+# %% tags=["checks"]
+@twdl.question_check("q2", hint="pick a layer name from dict(hw_net.named_modules()), other than 'output'")
+def features_of_another_layer(hw_net, hw_layer, hw_features, shown):
+    """`hw_features` has one row per shown test row, from a named layer of `hw_net` other than `output`"""
+    assert hw_layer in dict(hw_net.named_modules()) and hw_layer not in ("", "output"), f"layer {hw_layer!r}"
+    assert hw_features.ndim == 2 and len(hw_features) == len(shown), f"features of shape {tuple(hw_features.shape)}"
+
+
+@twdl.question_check("q2", hint="hw_figure = twdl.plot_projections(hw_features, shown.labels, ...)")
+def three_projections(hw_figure):
+    """`hw_figure` shows the PCA, t-SNE and UMAP projections"""
+    titles = " ".join(ax.get_title() for ax in hw_figure.axes)
+    missing = [m for m in ("PCA", "t-SNE", "UMAP") if m not in titles]
+    assert not missing, f"no panel titled {missing}"
+
+
+@twdl.question_check("q2", required=True, hint="PCA(n_components=2).fit(features).explained_variance_ratio_.sum()")
+def recorded_variance_is_the_features(hw_features, records):
+    """the recorded m1.homework.first_hidden_pca2_variance is the first two components' share of `hw_features`"""
+    import torch
+
+    name = "m1.homework.first_hidden_pca2_variance"
+    assert name in records, f"{name} was not recorded"
+    x = hw_features.double().cpu()
+    variances = torch.linalg.svdvals(x - x.mean(0)) ** 2
+    share = (variances[:2].sum() / variances.sum()).item()
+    assert abs(records[name] - share) < 1e-4, f"recorded {records[name]:.4f}, the features give {share:.4f}"
+
+
+twdl.check("q2")
+
+# %% tags=["hidden-checks"]
+@twdl.question_check("q2", required=True)
+def features_are_that_layers_activations(hw_net, hw_layer, hw_features, shown):
+    """`hw_features` are what layer `hw_layer` of `hw_net` outputs for shown.inputs (recomputed by the grader)"""
+    import torch
+
+    captured = []
+    handle = dict(hw_net.named_modules())[hw_layer].register_forward_hook(lambda m, a, out: captured.append(out))
+    was_training = hw_net.training
+    hw_net.eval()
+    try:
+        with torch.no_grad():
+            hw_net(*shown.inputs) if isinstance(shown.inputs, tuple) else hw_net(shown.inputs)
+    finally:
+        handle.remove()
+        hw_net.train(was_training)
+    assert torch.allclose(captured[0].reshape(hw_features.shape).cpu(), hw_features.cpu(), atol=1e-5), \
+        "the features differ from the layer's activations"
+
+# %% [markdown] question="q3" points=1 title="what the projections show"
+# **3.** In two or three sentences: which classes does your projection separate, which overlap, and would you
+# trust the distance between two t-SNE clusters?
+#
+# *Your answer:* (write it here.)
+# ### BEGIN SOLUTION
+# Rubric (1 point): names classes that form their own group and classes that overlap in the student's own
+# figure, and says that t-SNE keeps neighbourhoods but not distances between clusters (so no), with a reason.
+# ### END SOLUTION
 
 # %% [markdown]
 # ## Summary

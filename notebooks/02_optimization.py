@@ -281,8 +281,8 @@ twdl.save_figure(fig, output_dir, "residual_optimizers"); plt.show()
 # 2. Which optimiser did best? How did each one, and batch norm, change the in-sample (train) and
 #    out-of-sample (test) accuracy, and the gap between them?
 
-# %% tags=["homework"]
-# Hint: call twdl.compare_optimizers(model_fn, data, optimizers=[...3 names...], bn_model_fn=..., epochs=E) and record each run.
+# %% tags=["homework"] question="q1" points=4 title="three optimisers, batch norm on one"
+# Hint: table = twdl.compare_optimizers(model_fn, data, optimizers=[...3 names...], bn_model_fn=..., epochs=E); record each run.
 ### BEGIN SOLUTION
 table = twdl.compare_optimizers(twdl.DeepNet, data, optimizers=["sgd", "momentum", "adam"],
                                 bn_model_fn=twdl.BNDeepNet, bn_optimizer="momentum",
@@ -295,7 +295,80 @@ display(table.round(2))
 ### END SOLUTION
 
 # %% [markdown]
+# Check your answer: `twdl.check("q1")` tests the `table` you built (the grader runs these checks and hidden ones).
+
+# %% tags=["checks"]
+@twdl.question_check("q1", hint="pass three optimiser names and bn_model_fn=... to twdl.compare_optimizers")
+def three_optimisers_and_a_batch_norm_run(table):
+    """`table` compares at least three optimisers without batch norm, and one run with it"""
+    plain = set(table.loc[table["batch_norm"] == "no", "optimizer"])
+    assert len(plain) >= 3, f"optimisers without batch norm: {sorted(plain)}; compare at least three"
+    assert (table["batch_norm"] == "yes").any(), "no run with batch norm: pass bn_model_fn=... (e.g. twdl.BNDeepNet)"
+
+
+@twdl.question_check("q1", required=True, hint="keep the table that twdl.compare_optimizers returned, unchanged")
+def each_model_gives_its_test_accuracy(table, data):
+    """each run's trained model, evaluated on data.test, gives the test accuracy in `table`"""
+    models = table.attrs.get("models", {})
+    for run, reported in zip(table["run"], table["test_accuracy"]):
+        assert run in models, f"no trained model for run {run!r} (table.attrs['models'])"
+        measured = twdl.evaluate(models[run], data.test)["accuracy"]
+        assert abs(measured - reported) < 0.01, f"{run}: the table says {reported:.2f} %, its model scores {measured:.2f} %"
+
+
+@twdl.question_check("q1", hint="twdl.record(f'm2.homework.{key}.test_accuracy', ...) for each row, as in the hint")
+def each_run_is_recorded(table, records):
+    """each run's train and test accuracy is recorded as m2.homework.<optimizer>[_bn].<split>_accuracy"""
+    for row in table.itertuples():
+        key = row.optimizer + ("_bn" if row.batch_norm == "yes" else "")
+        for split in ("train", "test"):
+            name, value = f"m2.homework.{key}.{split}_accuracy", getattr(row, f"{split}_accuracy")
+            assert name in records, f"{name} was not recorded"
+            assert abs(records[name] - value) < 1e-6, f"{name} is {records[name]}, the table says {value}"
+
+
+twdl.check("q1")
+
+# %% tags=["hidden-checks"]
+def _graders_test_digits(parameters):
+    """The test digits the notebook's own loading cell draws, loaded again by the grader from the data files."""
+    smoke = parameters["profile"] == "smoke"
+    return twdl.load_mnist(source=parameters["data_source"], limit_train=3000 if smoke else None,
+                           limit_test=2000 if smoke else None, seed=parameters["seed"]).test
+
+
+@twdl.question_check("q1", required=True)
+def models_score_their_accuracy_on_the_graders_digits(table, parameters):
+    """on test digits the grader loads itself, each run's model scores the test accuracy `table` reports"""
+    test, scores = _graders_test_digits(parameters), []
+    for run, reported in zip(table["run"], table["test_accuracy"]):
+        model = table.attrs["models"][run]
+        logits = twdl.predict(model, test.inputs.to(next(model.parameters()).device)).cpu()
+        scores.append(100.0 * (logits.argmax(1) == test.labels).float().mean().item())
+        assert abs(scores[-1] - reported) < 0.01, f"{run}: reported {reported:.2f} %, measured {scores[-1]:.2f} %"
+    assert max(scores) > 30, f"the best run scores {max(scores):.1f} %, near chance (10 %): were the models trained?"
+
+
+@twdl.question_check("q1")
+def batch_norm_only_where_the_table_says(table):
+    """the batch-norm run's model has BatchNorm layers, the other runs' models have none, each model is its own"""
+    import torch
+
+    models = table.attrs["models"]
+    assert len({id(models[run]) for run in table["run"]}) == len(table), "two runs share one model object"
+    for run, bn in zip(table["run"], table["batch_norm"]):
+        has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in models[run].modules())
+        assert has_bn == (bn == "yes"), f"{run}: batch_norm is {bn!r} but the model {'has' if has_bn else 'has no'} BatchNorm"
+
+# %% [markdown] question="q2" points=2 title="which optimiser did best, and what batch norm changed"
 # *Your answer to question 2:* (write it here, using the table above.)
+# ### BEGIN SOLUTION
+# Rubric (2 points). 1 point: names the optimiser with the highest test accuracy in the student's own table and
+# compares it with the others using the table's numbers (plain SGD at a fixed small learning rate usually trails
+# momentum and Adam after few epochs). 1 point: says how batch norm changed train and test accuracy and the gap
+# between them (train minus test), again with the table's numbers, and notes that one run per setting cannot
+# separate a real effect from seed noise.
+# ### END SOLUTION
 
 # %% [markdown]
 # ## Summary

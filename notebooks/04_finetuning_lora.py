@@ -196,14 +196,79 @@ if not text_path:  # a generated text stands in for yours; put your own .txt pat
     text_path.parent.mkdir(parents=True, exist_ok=True)
     text_path.write_text(twdl.wikitext_stand_in(n_articles=60, seed=seed + 1))
 
-# %% tags=["homework"]
-# Hint: call lm.adapt(model_ref, text_path, settings=settings, block_size=block_size, device=dev) and record its perplexities.
+# %% tags=["homework"] question="q1" points=4 title="LoRA on your own text: perplexity before and after"
+# Hint: result = lm.adapt(model_ref, text_path, settings=settings, block_size=block_size, device=dev); record its perplexities.
 ### BEGIN SOLUTION
 result = lm.adapt(model_ref, text_path, settings=settings, block_size=block_size, max_blocks=200, device=dev)
 twdl.record("m4.homework.ppl_before", result["perplexity_before"])
 twdl.record("m4.homework.ppl_after", result["perplexity_after"])
 print(pd.Series(result["row"]).to_string())
 ### END SOLUTION
+
+# %% tags=["checks"]
+@twdl.question_check("q1", required=True, hint="result = lm.adapt(...) trains LoRA adapters on your text")
+def adapters_only_are_trained(result):
+    """`result["model"]` carries LoRA adapters, and only they are trainable"""
+    names = [n for n, p in result["model"].named_parameters() if p.requires_grad]
+    assert names, "the model has no trainable parameters"
+    assert all("lora_" in n for n in names), f"trainable weights besides the adapters: {names[:3]}"
+
+
+@twdl.question_check("q1", required=True, hint="keep the dict lm.adapt returned, unchanged")
+def after_is_the_adapted_models_perplexity(result):
+    """the adapted model, evaluated on the held-out blocks, gives `result["perplexity_after"]`"""
+    measured = twdl.lm.perplexity(result["model"], result["held_blocks"].input_ids)
+    reported = result["perplexity_after"]
+    assert abs(measured - reported) <= 1e-3 * reported, f"reported {reported:.4g}, the model gives {measured:.4g}"
+
+
+@twdl.question_check("q1")
+def perplexity_fell(result):
+    """the perplexity after adaptation is below the perplexity before"""
+    before, after = result["perplexity_before"], result["perplexity_after"]
+    assert after < before, f"after {after:.4g} is not below before {before:.4g}: more steps, or another rate?"
+
+
+@twdl.question_check("q1", hint="twdl.record('m4.homework.ppl_before', ...) and ('m4.homework.ppl_after', ...)")
+def perplexities_are_recorded(result, records):
+    """m4.homework.ppl_before and m4.homework.ppl_after are recorded from `result`"""
+    for name, key in (("m4.homework.ppl_before", "perplexity_before"), ("m4.homework.ppl_after", "perplexity_after")):
+        assert name in records, f"{name} was not recorded"
+        assert abs(records[name] - result[key]) < 1e-9 * max(1.0, result[key]), f"{name} is not result[{key!r}]"
+
+
+twdl.check("q1")
+
+# %% tags=["hidden-checks"]
+@twdl.question_check("q1", required=True, time_limit=120)
+def perplexities_hold_on_blocks_the_grader_rebuilds(result):
+    """from the text itself, the grader rebuilds the held-out blocks; a fresh base model and the adapted one give
+    the reported perplexities there"""
+    import torch
+
+    built, model = result["built_from"], result["model"]
+    tokenizer = twdl.lm.load_tokenizer(result["row"]["model"])
+    corpus = twdl.load_text(built["text"], built["held_out_fraction"])
+    held = twdl.lm.make_blocks(corpus.held_out, tokenizer, built["block_size"], built["max_blocks"]).input_ids
+    assert torch.equal(held.cpu(), result["held_blocks"].input_ids.cpu()), "the held-out blocks are not the text's"
+    device = next(model.parameters()).device
+    base = twdl.lm.load_model(result["row"]["model"], device)
+    for label, net, reported in (("before", base, result["perplexity_before"]), ("after", model, result["perplexity_after"])):
+        measured = twdl.lm.perplexity(net, held)
+        assert abs(measured - reported) <= 1e-3 * reported, f"{label}: reported {reported:.4g}, measured {measured:.4g}"
+
+# %% [markdown] question="q2" points=2 title="QLoRA vs LoRA, tuning and regularisers on your text"
+# **Questions 2-4.** Repeat the adaptation with QLoRA (`method="qlora"`), tune r, lora_alpha, lora_dropout and the
+# learning rate, and compare the regularisers on your text (sections 3-6 show how). In a few sentences: how do
+# QLoRA and LoRA compare in memory, speed and perplexity, which setting mattered most, and did any regulariser help?
+#
+# *Your answer:* (write it here, with the numbers you measured.)
+# ### BEGIN SOLUTION
+# Rubric (2 points). 1 point: compares QLoRA with LoRA on all three of memory (base-weight memory is the fair
+# measure on a CPU), speed and perplexity, with the student's own numbers. 1 point: names the setting that
+# moved perplexity most in their sweep and says whether a regulariser helped, aware that a short run with few
+# steps rarely over-fits.
+# ### END SOLUTION
 
 # %% [markdown]
 # ## Summary

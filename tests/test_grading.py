@@ -168,3 +168,37 @@ def test_dask_scheduler_runs_the_same_tasks(tmp_path):
     assert grades.loc[1, "error"] == "ZeroDivisionError: division by zero" and grades.loc[1, "failing_cell"] == 1
     stored = json.loads((out / "executed" / "one.grade.json").read_text())["row"]
     assert stored["status"] == "ok" and stored["sandboxed"] is sandbox_support().available  # the worker's own check
+
+
+SEARCH_FOR_CHECKS = """
+import os, json
+found = []
+for base in (os.getcwd(), os.path.dirname(os.path.dirname(os.getcwd())), os.path.expanduser('~/.ipython')):
+    for folder, _, files in os.walk(base):
+        for name in files:
+            try:
+                if 'SECRET-CHECK-' + 'MARKER' in open(os.path.join(folder, name), errors='ignore').read():
+                    found.append(name)
+            except OSError:
+                pass
+print('found:', found)
+"""
+
+
+def test_after_cells_come_in_on_stdin_run_last_and_stay_out_of_every_file(tmp_path):
+    """The executor's contract with the worker: cells appended in memory, outputs returned, no file holds them."""
+    from twdl_tools.execute import run_notebook
+
+    path = submission(tmp_path / "subs" / "hw.ipynb", "1 / 0", "y = 2 * x", SEARCH_FOR_CHECKS,
+                      "import os; os.write(1, b'{\"status\": \"ok\", \"appended\": [[\"forged\"]]}')")
+    work = tmp_path / "out" / "work" / "hw"
+    work.mkdir(parents=True)
+    after = "# SECRET-CHECK-MARKER\nprint('after', y)"
+    result = run_notebook(path, tmp_path / "out" / "executed" / "hw.ipynb", {"x": 21}, cwd=work, timeout=240,
+                          scratch=tmp_path / "out" / ".twdl", allow_errors=True, after_cells=[after])
+    assert result.status == "error" and result.cell_index == 1  # the first failure is reported ...
+    executed = nbformat.read(str(tmp_path / "out" / "executed" / "hw.ipynb"), as_version=4)
+    texts = ["".join(o.get("text", "")) for c in executed.cells for o in c.get("outputs", [])]
+    assert "found: []\n" in texts  # ... every later cell ran, and none found the appended source on disk
+    assert result.appended == [[{"output_type": "stream", "name": "stdout", "text": "after 42\n"}]]
+    assert "SECRET-CHECK-MARKER" not in (tmp_path / "out" / "executed" / "hw.ipynb").read_text()

@@ -1,6 +1,7 @@
 """End-to-end notebook checks: pairs in sync, references executed, nbval re-execution with metric tolerances,
-student versions running up to (and past) their homework cells. Each notebook is executed at most twice:
-once by nbval (solution) and once by the shared executor (student)."""
+the solution scoring full marks and the student version nothing when graded, student versions running past
+their homework cells. Each notebook is executed at most three times: once by nbval (solution) and once each
+(solution, student) by one grading that two tests share."""
 from __future__ import annotations
 
 import subprocess
@@ -10,7 +11,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from twdl_tools.execute import run_notebook
+from twdl_tools.grading.checkfile import load_check_file
+from twdl_tools.grading.grader import find_submissions, grade_all, plan_tasks
+from twdl_tools.grading.scoring import finalize_row
 from twdl_tools.notebooks import sync
 from twdl_tools.references import execute_reference, reference_environment
 from twdl_helpers.record import read_records
@@ -48,13 +51,48 @@ def test_reference_outputs_reproduce_within_tolerance(name):
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
 
 
+_GRADED: dict[str, tuple[dict, Path]] = {}
+
+
+def graded(name: str, tmp_path_factory) -> tuple[dict, Path]:
+    """Grade the solution and the student notebook of module `name` once (smoke); rows by submission, out dir."""
+    if name not in _GRADED:
+        folder = tmp_path_factory.mktemp(f"graded-{name}")
+        (folder / "subs").mkdir()
+        for kind, path in (("solution", ROOT / "notebooks" / f"{name}.ipynb"),
+                           ("student", ROOT / "notebooks" / "student" / f"{name}.ipynb")):
+            (folder / "subs" / f"{kind}.ipynb").write_bytes(path.read_bytes())
+        checks = ROOT / "autograder" / f"{name}.py"
+        tasks = plan_tasks(find_submissions([folder / "subs"]), folder / "out", {"profile": "smoke"}, timeout=1800,
+                           checks=checks)
+        rows = grade_all(tasks, jobs=2, progress=False)
+        check_file = load_check_file(checks)
+        _GRADED[name] = ({r["submission"]: finalize_row(r, check_file, {}) for r in rows}, folder / "out")
+    return _GRADED[name]
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_student_version_runs_past_its_homework(name, tmp_path):
-    path = ROOT / "notebooks" / "student" / f"{name}.ipynb"
-    out = tmp_path / path.name
-    # papermill reports any error output, even in cells tagged raises-exception, as a failure: checked below
-    run_notebook(path, out, cwd=tmp_path, timeout=1800)
-    nb = nbformat.read(str(out), as_version=4)
+def test_solution_scores_full_marks_and_the_student_version_nothing(name, tmp_path_factory):
+    rows, _ = graded(name, tmp_path_factory)
+    check_file = load_check_file(ROOT / "autograder" / f"{name}.py")
+    auto = [q for q in check_file.questions if q.kind == "auto"]
+    assert auto, f"{name} declares no auto-graded question"
+    solution, student = rows["solution"], rows["student"]
+    for entry in solution["questions"]:
+        failed = [f"{c['name']}: {c['message']}" for c in entry["checks"] if not c["passed"]]
+        if entry["kind"] == "auto":
+            assert entry["points"] == entry["max"], f"{name} {entry['id']}: {entry['summary']} {failed}"
+        else:  # the solution's written answer is its rubric: never blank, waiting for a TA
+            assert entry["state"] == "pending", f"{name} {entry['id']}: {entry['summary']}"
+    assert student["total"] == 0 and not student["manual_pending"], [e["summary"] for e in student["questions"]]
+    assert all(e.get("state", "blank") == "blank" for e in student["questions"] if e["kind"] == "manual")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_student_version_runs_past_its_homework(name, tmp_path_factory):
+    _, out = graded(name, tmp_path_factory)
+    # grading runs every cell; any error output, even in cells tagged raises-exception, is checked below
+    nb = nbformat.read(str(out / "executed" / "student.ipynb"), as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count is not None for c in code), "papermill stopped before the last cell"
     errors = [(c, o) for c in code for o in c.outputs if o.output_type == "error"]

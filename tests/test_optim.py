@@ -91,3 +91,7 @@ def test_compare_optimizers_returns_one_row_per_run_with_bn_last():
     assert list(table["run"]) == ["sgd", "adagrad", "adam", "adam + BN"]
     assert table[["train_accuracy", "test_accuracy"]].apply(lambda c: c.between(0, 100).all()).all()
     assert set(table.attrs["histories"]) == set(table["run"])
+    models = table.attrs["models"]  # kept for checks: each model gives its row's test accuracy, and copies share them
+    assert set(models) == set(table["run"]) and table.round(2).attrs["models"]["adam"] is models["adam"]
+    for run, reported in zip(table["run"], table["test_accuracy"]):
+        assert twdl.evaluate(models[run], Data.test)["accuracy"] == pytest.approx(reported)

@@ -134,5 +134,9 @@ def test_compare_regularizers_table():
     assert list(table.index) == ["none", "l1", "weight_decay", "augmentation"]
     assert {"val_accuracy", "val_accuracy_std", "param_norm", "test_accuracy"} <= set(table.columns)
     assert table["test_accuracy"].notna().sum() == 1
+    models = table.attrs["models"]  # one trained model per seed and technique, giving the table's mean
+    assert [len(models[t]) for t in table.index] == [2, 2, 2, 2]
+    mean = sum(twdl.evaluate(m, val)["accuracy"] for m in models["l1"]) / 2
+    assert mean == pytest.approx(table.loc["l1", "val_accuracy"])
     with pytest.raises(ValueError, match="technique"):
         reg.compare_regularizers(twdl.SmallAnimalNet, train, val, ["magic"], epochs=1)

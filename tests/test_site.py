@@ -68,5 +68,7 @@ def test_real_site_builds_and_module_pages_render(tmp_path):
         page = build.html / "notebooks" / f"{path.stem}.html"
         assert page.is_file(), f"{path.name} has no page in the site (check _toc.yml)"
         check_module_page(page, notebook_title(path), tmp_path / f"chrome-{path.stem}", ARTIFACTS / f"{path.stem}.png")
-    for name in ("index.html", "docs/fixes.html", "docs/benchmarks.html"):
+    for name in ("index.html", "docs/fixes.html", "docs/grading.html", "docs/benchmarks.html"):
         assert (build.html / name).is_file(), f"{name} missing from the site"
+    published = [p for p in build.html.rglob("*") if "autograder" in p.as_posix()]
+    assert not published, f"the site publishes grader-only check files: {published[:3]}"

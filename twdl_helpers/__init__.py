@@ -9,8 +9,9 @@ from .common import Profile, get_device, get_profile, set_seed, to_python
 from .files import atomic_path, atomic_write, display_path
 from .params import ParameterError, validate_parameters, watch_parameters
 from .record import RECORD_MIME, read_records, record, recorded, records_table
+from .questions import check, question_check
 from .training import (
-    Callback, EarlyStopping, History, ParameterNorm, TensorData, accuracy, binary_accuracy, binary_loss,
+    Callback, EarlyStopping, History, ModelsByRun, ParameterNorm, TensorData, accuracy, binary_accuracy, binary_loss,
     classification_loss, evaluate,
     forward, predict, regression_loss, train,
 )

@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .training import History, evaluate, train
+from .training import History, ModelsByRun, evaluate, train
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "DEFAULT_LEARNING_RATES", "make_optimizer", "make_schedule",
            "schedule_factors", "compare_optimizers"]
@@ -95,14 +95,15 @@ def compare_optimizers(
 
     `data` has `.train` and `.test` TensorData (e.g. `load_mnist(...)`). Returns one row per run with the final
     model's train and test accuracy and loss, both measured in eval mode (dropout off, BN running statistics);
-    the per-run Histories are in `table.attrs["histories"]` for plotting.
+    the per-run Histories are in `table.attrs["histories"]` for plotting, the trained models in
+    `table.attrs["models"]` (keyed by the `run` column).
     """
     names = [name.lower() for name in optimizers]
     rates = {**DEFAULT_LEARNING_RATES, **(learning_rates or {})}
     runs: list[tuple[str, str, Callable[[], nn.Module]]] = [(name, "no", model_fn) for name in names]
     if bn_model_fn is not None:
         runs.append(((bn_optimizer or names[0]).lower(), "yes", bn_model_fn))
-    rows, histories = [], {}
+    rows, histories, models = [], {}, ModelsByRun()
     for name, batch_norm, build in runs:
         if name not in rates:
             raise _unknown("optimizer", name, OPTIMIZERS)
@@ -112,7 +113,7 @@ def compare_optimizers(
                                  optimizer=make_optimizer(name, model.parameters(), rates[name]),
                                  eval_data={"test": data.test}, device=device, progress=f"{name} BN={batch_norm}")
         label = name + (" + BN" if batch_norm == "yes" else "")
-        histories[label] = history
+        histories[label], models[label] = history, model
         fit, last = evaluate(model, data.train.to(device)), history.last
         rows.append({"run": label, "optimizer": name, "batch_norm": batch_norm, "lr": rates[name],
                      "train_accuracy": fit["accuracy"], "test_accuracy": last["test_accuracy"],
@@ -121,4 +122,5 @@ def compare_optimizers(
                      "seconds": sum(history["seconds"])})
     table = pd.DataFrame(rows)
     table.attrs["histories"] = histories
+    table.attrs["models"] = models
     return table

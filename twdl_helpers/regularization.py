@@ -12,7 +12,7 @@ from torch.nn import functional as F
 from torch.nn.utils import prune
 
 from .augment import BatchAugment, flips
-from .training import Callback, EarlyStopping, History, ParameterNorm, TensorData, evaluate, train
+from .training import Callback, EarlyStopping, History, ModelsByRun, ParameterNorm, TensorData, evaluate, train
 
 __all__ = [
     "l1_penalty", "l2_penalty", "elastic_penalty", "frobenius_norm", "prune_magnitude", "layer_sparsity",
@@ -210,12 +210,14 @@ def compare_regularizers(
 
     Columns: train / validation accuracy (mean and std over seeds), final parameter norm, and, when
     `test_data` is given, the test accuracy of the technique with the best mean validation accuracy (once).
+    The trained models (one per seed) are in `table.attrs["models"][technique]`.
     """
-    rows, best = [], (-1.0, None, None)
+    rows, best, models = [], (-1.0, None, None), ModelsByRun()
     for technique in ["none", *[t for t in techniques if t != "none"]]:
         runs = [train_technique(technique, model_fn, train_data, val_data, epochs=epochs, batch_size=batch_size,
                                 lr=lr, momentum=momentum, seed=s, lam=lam, device=device) for s in seeds]
         val = torch.tensor([evaluate(m, val_data.to(next(m.parameters()).device))["accuracy"] for m, _ in runs])
+        models[technique] = [m for m, _ in runs]
         rows.append({"technique": technique, "train_accuracy": sum(h.last["train_accuracy"] for _, h in runs) / len(runs),
                      "val_accuracy": val.mean().item(), "val_accuracy_std": val.std().item() if len(runs) > 1 else 0.0,
                      "param_norm": sum(frobenius_norm(m) for m, _ in runs) / len(runs), "seeds": len(runs)})
@@ -226,4 +228,5 @@ def compare_regularizers(
         model = best[2]
         table["test_accuracy"] = float("nan")
         table.loc[best[1], "test_accuracy"] = evaluate(model, test_data.to(next(model.parameters()).device))["accuracy"]
+    table.attrs["models"] = models
     return table

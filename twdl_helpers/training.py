@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 __all__ = [
     "TensorData", "History", "Callback", "accuracy", "binary_accuracy", "binary_loss", "classification_loss",
-    "regression_loss", "forward", "evaluate", "predict", "train", "ParameterNorm", "EarlyStopping",
+    "regression_loss", "forward", "evaluate", "predict", "train", "ParameterNorm", "EarlyStopping", "ModelsByRun",
 ]
 
 Tensors = torch.Tensor | tuple[torch.Tensor, ...]
@@ -78,6 +78,16 @@ class History:
     def to_frame(self) -> pd.DataFrame:
         """The history as a DataFrame indexed by epoch."""
         return pd.DataFrame(self.rows).set_index("epoch")
+
+
+class ModelsByRun(dict):
+    """Trained models keyed by run name, kept in a results table's `attrs["models"]` so they can be checked.
+
+    pandas deep-copies `attrs` into every derived table (`table.round(2)`); these models are shared, not copied.
+    """
+
+    def __deepcopy__(self, memo: dict) -> "ModelsByRun":
+        return self
 
 
 class Callback:

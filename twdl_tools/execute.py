@@ -53,6 +53,7 @@ class ExecutionResult:
     records: dict[str, Any] = field(default_factory=dict)
     output: str = ""
     sandboxed: bool = False  # ran inside bubblewrap (twdl_tools.sandbox)
+    appended: list[list[dict[str, Any]]] = field(default_factory=list)  # outputs of each `after_cells` cell
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -213,7 +214,7 @@ def _start_worker(spec: dict[str, Any], env: dict[str, str], log: Any, box: Sand
     finally:
         os.close(write_end)
     try:
-        proc.stdin.write(json.dumps(spec).encode("utf-8"))  # never a file: the spec may hold hidden check code
+        proc.stdin.write(json.dumps(spec, default=str).encode("utf-8"))  # never a file: the spec may hold hidden check code
         proc.stdin.close()
     except OSError:  # the worker (or bwrap) died before reading it: reported from its exit status and log
         pass
@@ -233,6 +234,8 @@ def run_notebook(
     max_output_chars: int = 100_000,
     scratch: str | Path | None = None,
     sandbox: str | bool = False,  # "on" | "auto" | "off" (or a bool): confine the worker with bubblewrap
+    allow_errors: bool = False,
+    after_cells: list[str] | None = None,
 ) -> ExecutionResult:
     """Execute `input_path` with papermill in a separate process (own session, limits, timeout); write `output_path`.
 
@@ -240,6 +243,9 @@ def run_notebook(
     text outputs longer than `max_output_chars` cut. Never raises for problems inside the notebook. With a sandbox,
     the worker sees `cwd` (writable) and the runtime (read-only) only, and writes the executed notebook into `cwd`;
     `sandbox="on"` raises SandboxUnavailable where bubblewrap cannot run.
+    `allow_errors` runs every cell even after one raised (the status is still "error", naming the first one).
+    `after_cells` are run in the same kernel after the last cell; they reach the worker on its stdin, never appear
+    in the executed notebook, and their outputs come back only in `ExecutionResult.appended`.
     """
     import nbformat
 
@@ -259,7 +265,8 @@ def run_notebook(
     run_dir = Path(tempfile.mkdtemp(prefix=".twdl-run-", dir=workdir)) if sandboxed else scratch_dir  # the worker's
     spec = {
         "input": str(input_path), "output": str(run_dir / "executed.ipynb"), "parameters": parameters or {},
-        "cwd": str(workdir), "kernel": kernel, "limits": asdict(limits),
+        "cwd": str(workdir), "kernel": kernel, "limits": asdict(limits), "allow_errors": allow_errors,
+        "after_cells": list(after_cells or []),
     }
     submitted = input_path.read_bytes()  # kept: in the sandbox the file lies where the notebook's code can replace it
     start = time.monotonic()
@@ -321,7 +328,8 @@ def run_notebook(
         output_path.with_suffix(".log").unlink(missing_ok=True)
     _remove_tree(scratch_dir)
     _remove_tree(run_dir)
-    return ExecutionResult(status, round(runtime, 3), error, cell, records, str(output_path), sandboxed)
+    appended = outcome.get("appended", []) if outcome else []
+    return ExecutionResult(status, round(runtime, 3), error, cell, records, str(output_path), sandboxed, appended)
 
 
 def _remove_tree(path: Path) -> None:

@@ -2,8 +2,10 @@
 
 The jupytext percent files `notebooks/0k_name.py` are the only source. `sync` writes
 `notebooks/0k_name.ipynb` (solutions) and `notebooks/student/0k_name.ipynb` (homework blocks replaced
-by `raise NotImplementedError(hint)`), and rewrites the Colab badge and the colab-setup cell from
-`REPOSITORY_URL`. Outputs of a solution notebook survive a sync only while every code cell (source and
+by `raise NotImplementedError(hint)`, a written answer's solution block left out), rewrites the Colab badge
+and the colab-setup cell from `REPOSITORY_URL`, and writes the grader-only check file `autograder/0k_name.py` of every notebook that declares
+questions (hidden check cells appear in neither generated notebook; see twdl_tools/grading/checkfile.py).
+Outputs of a solution notebook survive a sync only while every code cell (source and
 tags) is unchanged: markdown edits keep the executed references, any code edit drops them all (run
 `make references` again) so that no notebook shows outputs produced by other code.
 """
@@ -13,6 +15,7 @@ import argparse
 import copy
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from typing import Any
 from twdl_helpers import REPOSITORY_URL
 from twdl_helpers.files import atomic_write
 
+from .grading.checkfile import CHECKS_DIR, check_file_path, check_file_text, is_hidden_cell, split_solution
 from .repo import find_root
 
 __all__ = ["SyncReport", "colab_setup_source", "colab_badge", "student_source", "sync", "finish_notebook",
@@ -148,6 +152,8 @@ def _student_notebook(source_nb: Any, name: str, badge_from: str, badge_to: str)
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown":
             cell.source = cell.source.replace(badge_from, badge_to)
+            if BEGIN in cell.source:  # a written answer's model answer or rubric: for TAs only
+                cell.source = split_solution(cell.source, f"{name} cell {index}")[0]
         elif cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
             if BEGIN in cell.source:
@@ -199,19 +205,31 @@ def sync(root: str | Path | None = None, check: bool = False, names: list[str] |
         text = source.read_text(encoding="utf-8")
         canonical = _canonical_source(text, rel_solution)
         source_nb = jupytext.reads(canonical, fmt="py:percent")
+        checks_text = check_file_text(source.stem, source_nb, f"notebooks/{source.name}")  # validates questions
+        source_nb.cells = [c for c in source_nb.cells if not is_hidden_cell(c)]  # hidden checks: grader only
         solution_path, student_path = folder / f"{source.stem}.ipynb", folder / STUDENT_DIR / f"{source.stem}.ipynb"
         solution_text, dropped = _solution_notebook(source_nb, solution_path)
         student_text = _student_notebook(source_nb, source.name, colab_badge(rel_solution), colab_badge(rel_student))
         if dropped:
             report.dropped_outputs.append(solution_path)
-        for path, new in ((source, canonical), (solution_path, solution_text), (student_path, student_text)):
+        outputs = [(source, canonical), (solution_path, solution_text), (student_path, student_text)]
+        checks_path = check_file_path(root, source.stem)
+        if checks_text is not None:
+            outputs.append((checks_path, checks_text))
+        elif checks_path.is_file():  # the notebook no longer declares questions
+            report.changed.append(checks_path)
+            if not check:
+                checks_path.unlink()
+        for path, new in outputs:
             if not path.is_file() or path.read_text(encoding="utf-8") != new:
                 report.changed.append(path)
                 if not check:
                     atomic_write(path, new)
     if not names:
         stems = {s.stem for s in sources}
-        for nb_path in [*folder.glob(NOTEBOOK_GLOB), *(folder / STUDENT_DIR).glob(NOTEBOOK_GLOB)]:
+        generated = [*folder.glob(NOTEBOOK_GLOB), *(folder / STUDENT_DIR).glob(NOTEBOOK_GLOB),
+                     *(root / CHECKS_DIR).glob(SOURCE_GLOB)]
+        for nb_path in generated:
             if nb_path.stem not in stems:
                 report.orphans.append(nb_path)
                 if not check:
@@ -231,7 +249,11 @@ def add_sync_arguments(parser: argparse.ArgumentParser) -> None:
 def sync_main(args: argparse.Namespace) -> int:
     """Entry point of `twdl sync`."""
     root = find_root(args.root)
-    report = sync(root, check=args.check, names=args.names or None)
+    try:
+        report = sync(root, check=args.check, names=args.names or None)
+    except ValueError as err:  # a malformed homework block, question declaration or check cell
+        print(f"twdl sync: {err}", file=sys.stderr)
+        return 1
     if args.check:
         print(report.describe(root))
         return 0 if report.clean else 1

@@ -2,10 +2,17 @@
 
 This file is executed by path, not imported through the package, so it loads only the standard library and
 papermill (not torch): the limits it sets on itself are inherited by the kernel that papermill starts.
-Contract with twdl_tools/execute.py: the JSON spec arrives on stdin (never as a file: it may hold hidden check
-code), the outcome JSON leaves on the inherited pipe RESULT_FD (never as a file in the work directory, where the
-notebook's code could forge it), and the worker makes itself non-dumpable before any kernel starts, so code in
-the kernel (same user) cannot read its memory, environment or file descriptors through /proc or ptrace.
+
+The contract with the executor (twdl_tools/execute.py):
+* the spec arrives as one JSON object on STDIN (never as a file: it may hold a grader's hidden checks);
+* the outcome leaves as one JSON object on the inherited pipe RESULT_FD (never as a file in the work directory,
+  where the notebook's code could forge it); the worker marks it non-inheritable first, so the kernel and
+  whatever the notebook starts never hold it, and makes itself non-dumpable before any kernel starts, so code
+  in the kernel (same user) cannot read its memory, environment or descriptors through /proc or ptrace;
+* spec keys: input, output (the executed notebook, written as it runs), parameters, cwd, kernel, limits,
+  allow_errors (run every cell even after one fails), after_cells (sources run in the same kernel after the
+  notebook's last cell, with store_history=False; they are never added to the saved notebook, and their outputs
+  return only inside the outcome, as "appended").
 """
 from __future__ import annotations
 
@@ -52,17 +59,59 @@ def make_undumpable() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
 
 
+def _engine(after_cells: list[str], appended: list[list[dict]]):
+    """A papermill engine whose client runs `after_cells` after the notebook, outside the saved notebook."""
+    from nbclient.exceptions import CellExecutionError
+    from nbformat.v4 import new_code_cell, new_notebook
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine
+    from papermill.log import logger
+    from papermill.utils import merge_kwargs, remove_args
+
+    class Client(PapermillNotebookClient):
+        def papermill_execute_cells(self):
+            super().papermill_execute_cells()
+            notebook = self.nb
+            for source in after_cells:
+                cell = new_code_cell(source)
+                self.nb = new_notebook(cells=[cell])  # the saved notebook (nb_man.nb) never sees this cell
+                try:
+                    self.execute_cell(cell, 0, store_history=False)
+                except CellExecutionError:
+                    pass  # its error output is kept in cell.outputs
+                finally:
+                    self.nb = notebook
+                appended.append([dict(output) for output in cell.outputs])
+
+    class Engine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                     stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
+            kwargs = remove_args(["input_path"], **kwargs)
+            safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
+            final_kwargs = merge_kwargs(safe_kwargs, timeout=execution_timeout or kwargs.get("timeout"),
+                                        startup_timeout=start_timeout, kernel_name=kernel_name, log=logger,
+                                        log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file)
+            return Client(nb_man, **final_kwargs).execute()
+
+    return Engine
+
+
 def execute(spec: dict[str, Any]) -> dict[str, Any]:
     """Execute spec["input"] into spec["output"] with papermill; return what happened (status, cell_index, error)."""
     import papermill as pm
     from nbclient.exceptions import DeadKernelError
+    from papermill.engines import papermill_engines
 
+    appended: list[list[dict]] = []
+    papermill_engines.register("twdl", _engine(list(spec.get("after_cells") or []), appended))
     outcome: dict[str, Any] = {"status": "ok", "cell_index": None, "error": ""}
     try:
         pm.execute_notebook(
             spec["input"], spec["output"], parameters=spec.get("parameters") or {}, cwd=spec.get("cwd"),
             kernel_name=spec.get("kernel") or None, progress_bar=False, request_save_on_cell_execute=True,
-            autosave_cell_every=10, start_timeout=120,
+            autosave_cell_every=10, start_timeout=120, engine_name="twdl",
+            allow_errors=bool(spec.get("allow_errors")),
         )
     except pm.PapermillExecutionError as err:
         outcome.update(status="error", cell_index=err.cell_index, error=f"{err.ename}: {err.evalue}")
@@ -72,6 +121,7 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
         outcome.update(status="died", error=f"the kernel died (it exited or crashed, e.g. os._exit or out of memory){detail}")
     except Exception as err:  # anything else papermill or the kernel manager raised
         outcome.update(status="error", error=f"{type(err).__name__}: {err}", detail=traceback.format_exc(limit=5))
+    outcome["appended"] = appended
     return outcome
 
 
@@ -86,7 +136,7 @@ def main(result_fd: int) -> int:
     apply_limits(spec.get("limits") or {})
     outcome = execute(spec)
     with os.fdopen(result_fd, "w", encoding="utf-8") as fh:
-        json.dump(outcome, fh)
+        json.dump(outcome, fh, default=str)
     return 0
 
 

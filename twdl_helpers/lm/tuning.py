@@ -126,7 +126,11 @@ def compare_regularisers(model_name: str | None, train: Blocks, held_out: Blocks
 def adapt(model_name: str | None, text_path: str | Path, method: str = "lora", settings: RunSettings = RunSettings(),
           block_size: int = 128, max_blocks: int | None = None, held_out_fraction: float = 0.1,
           device: torch.device | str = "cpu") -> dict:
-    """Homework: adapt `model_name` to your text file/folder; perplexity before and after, and a comparison row."""
+    """Homework: adapt `model_name` to your text file/folder; perplexity before and after, and a comparison row.
+
+    Returns perplexity_before / perplexity_after, the row, the adapted model, the held-out blocks both
+    perplexities were measured on, and how they were built (text, block_size, max_blocks, held_out_fraction).
+    """
     from ..data.text import load_text
 
     corpus = load_text(text_path, held_out_fraction)
@@ -138,4 +142,6 @@ def adapt(model_name: str | None, text_path: str | Path, method: str = "lora", s
     after = outcome.row["perplexity"]
     row = {"text": str(text_path), "model": str(model_name or "bundled"), **outcome.row,
            "perplexity_before": before, "change_percent": 100.0 * (after - before) / before}
-    return {"perplexity_before": before, "perplexity_after": after, "row": row, "model": outcome.model}
+    return {"perplexity_before": before, "perplexity_after": after, "row": row, "model": outcome.model,
+            "held_blocks": held, "built_from": {"text": str(text_path), "block_size": block_size,
+                                                "max_blocks": max_blocks, "held_out_fraction": held_out_fraction}}

@@ -1,4 +1,4 @@
-"""report.html for `twdl grade`: a sortable grades table, per-module statistics and a histogram, all offline."""
+"""report.html for `twdl grade`: a sortable grades table, per-question and per-module statistics and a histogram."""
 from __future__ import annotations
 
 import html
@@ -10,9 +10,11 @@ from typing import Any
 from twdl_helpers.files import atomic_write
 from twdl_helpers.record import is_completion_flag
 
-__all__ = ["choose_histogram_metric", "module_summary", "histogram_svg", "render_report", "write_report"]
+__all__ = ["choose_histogram_metric", "module_summary", "question_summary", "histogram_svg", "render_report",
+           "write_report"]
 
-FIXED = {"file", "student", "submission", "status", "failing_cell", "error", "runtime_s", "completed_modules"}
+FIXED = {"file", "student", "submission", "status", "failing_cell", "error", "runtime_s", "completed_modules",
+         "total", "max_points", "manual_pending"}
 MODULE_OF = re.compile(r"^(m\d+)\.")
 CELL_CHARS = 200
 
@@ -47,7 +49,42 @@ th[data-order="asc"]::after { content: " \\25B2"; } th[data-order="desc"]::after
 
 
 def _metric_columns(table) -> list[str]:
-    return [c for c in table.columns if c not in FIXED]
+    questions = set(table.attrs.get("questions", ()))
+    return [c for c in table.columns if c not in FIXED and c not in questions]
+
+
+def question_summary(rows: list[dict[str, Any]], check_file):
+    """Per question: max points, mean points, share of full marks, pending written answers, most common failure.
+
+    `rows` are finalized rows (scores applied). The most common failure is the failing check (its description)
+    that most submissions below full marks share, with one of its messages.
+    """
+    import pandas as pd
+    from collections import Counter
+
+    summary = []
+    for question in check_file.questions:
+        entries = [e for row in rows for e in row.get("questions", []) if e["id"] == question.id]
+        scored = [e["points"] for e in entries if e.get("points") is not None]
+        failures: Counter = Counter()
+        example: dict[str, str] = {}
+        for e in entries:
+            if e.get("points") is None or e["points"] >= question.points:
+                continue
+            failed = [c for c in e.get("checks", []) if not c.get("passed")]
+            key = failed[0]["description"] if failed else e.get("summary", "")
+            failures[key] += 1
+            example.setdefault(key, failed[0].get("message", "") if failed else "")
+        common = ""
+        if failures:
+            key, count = sorted(failures.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+            common = f"{key} ({count}x)" + (f": {example[key]}" if example[key] else "")
+        summary.append({"question": question.id, "kind": question.kind, "max_points": question.points,
+                        "graded": len(scored), "mean": sum(scored) / len(scored) if scored else None,
+                        "full_marks": sum(p >= question.points for p in scored) / len(scored) if scored else None,
+                        "pending": len(entries) - len(scored), "most_common_failure": common})
+    columns = ["question", "kind", "max_points", "graded", "mean", "full_marks", "pending", "most_common_failure"]
+    return pd.DataFrame(summary, columns=columns)
 
 
 def _numeric(table, column: str):
@@ -139,12 +176,24 @@ def _table_html(table, sortable: bool = True) -> str:
     return f"<table{css}><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>"
 
 
-def render_report(table, histogram_metric: str | None = None, title: str = "Grades") -> str:
-    """The whole report as one self-contained HTML string (student content escaped, long texts cut)."""
+def render_report(table, histogram_metric: str | None = None, title: str = "Grades", questions=None) -> str:
+    """The whole report as one self-contained HTML string (student content escaped, long texts cut).
+
+    `questions`: the per-question statistics (question_summary) shown above the per-module ones.
+    """
     counts = table["status"].value_counts().to_dict() if len(table) else {}
     status_line = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ok", "error", "timeout", "invalid"))
+    if questions is not None:
+        table = table.copy()
+        table.attrs["questions"] = list(questions["question"])
     parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{len(table)} submission(s): {html.escape(status_line)}. "
              "Click a column header to sort.</p>", "<h2>Submissions</h2>", _table_html(table)]
+    if questions is not None:
+        parts += ["<h2>Per-question statistics</h2>",
+                  "<p>mean: points per graded submission; full_marks: the share that scored every point; pending: "
+                  "written answers awaiting a TA; most common failure: the failing check shared by most submissions "
+                  "below full marks. Each student's checks are in feedback/&lt;submission&gt;.html.</p>",
+                  _table_html(questions)]
     summary = module_summary(table)
     parts += ["<h2>Per-module statistics</h2>",
               _table_html(summary) if len(summary) else "<p>No metric was recorded by any submission.</p>"]
@@ -159,7 +208,8 @@ def render_report(table, histogram_metric: str | None = None, title: str = "Grad
             + "\n".join(parts) + f"\n<script>{_SCRIPT}</script>\n</body></html>\n")
 
 
-def write_report(table, path: str | Path, histogram_metric: str | None = None, title: str = "Grades") -> Path:
+def write_report(table, path: str | Path, histogram_metric: str | None = None, title: str = "Grades",
+                 questions=None) -> Path:
     """Write render_report(...) to `path` atomically and return the path."""
-    atomic_write(path, render_report(table, histogram_metric, title))
+    atomic_write(path, render_report(table, histogram_metric, title, questions))
     return Path(path)

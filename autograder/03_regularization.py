@@ -1,0 +1,89 @@
+"""Grader-only checks of notebooks/03_regularization.py, written by `twdl sync`: do not edit, never give to students.
+
+`twdl grade --module 03_regularization` runs this whole file in each submission's kernel after the student's cells,
+with `twdl` bound to a fresh copy of the helpers, then every registered check (public and hidden).
+"""
+MODULE = '03_regularization'
+QUESTIONS = [{'id': 'q1',
+  'points': 4.0,
+  'kind': 'auto',
+  'title': 'three regularisation techniques on one model',
+  'template': '',
+  'rubric': ''},
+ {'id': 'q2',
+  'points': 2.0,
+  'kind': 'manual',
+  'title': 'which technique worked best, and how the gap changed',
+  'template': '2. Which worked best, and how did each change the gap between train and validation accuracy? '
+              'Write your answer\n'
+              '   here, then look at the summary below: it reports the test accuracy of one chosen model '
+              'only.',
+  'rubric': 'Rubric (2 points). 1 point: names the technique with the highest mean validation accuracy in '
+            "the student's\n"
+            'own `homework` table and says whether its lead exceeds the spread over seeds (with one seed or '
+            'few validation\n'
+            'images, differences of a few points are noise). 1 point: for each technique, compares train '
+            'minus validation\n'
+            "accuracy with the unregularised row, using the table's numbers."}]
+
+
+# %% public checks (notebooks/03_regularization.py cell 48; also in the student notebook)
+def _mean_accuracy(models, data):
+    """Mean accuracy (%) of `models` on `data`, each evaluated on its own device."""
+    return sum(twdl.evaluate(m, data.to(next(m.parameters()).device))["accuracy"] for m in models) / len(models)
+
+
+@twdl.question_check("q1", hint="pass three names from twdl.TECHNIQUES to twdl.compare_regularizers")
+def three_techniques_and_the_baseline(homework):
+    """`homework` has the unregularised baseline and at least three regularisation techniques"""
+    techniques = [t for t in homework.index if t != "none"]
+    assert "none" in homework.index, "no unregularised baseline row ('none')"
+    assert len(techniques) >= 3, f"techniques: {techniques}; compare at least three"
+
+
+@twdl.question_check("q1", required=True, hint="keep the table that twdl.compare_regularizers returned, unchanged")
+def models_give_their_val_accuracy(homework, faces):
+    """each technique's trained models, evaluated on faces.val, give the validation accuracy in `homework`"""
+    models = homework.attrs.get("models", {})
+    for technique, reported in homework["val_accuracy"].items():
+        assert models.get(technique), f"no trained models for {technique!r} (homework.attrs['models'])"
+        measured = _mean_accuracy(models[technique], faces.val)
+        assert abs(measured - reported) < 0.01, f"{technique}: the table says {reported:.2f} %, its models {measured:.2f} %"
+
+
+@twdl.question_check("q1", hint="twdl.record(f'm3.homework.{technique}.val_accuracy', ...) for each row")
+def each_technique_is_recorded(homework, records):
+    """each row's validation accuracy is recorded as m3.homework.<technique>.val_accuracy"""
+    for technique, value in homework["val_accuracy"].items():
+        name = f"m3.homework.{technique}.val_accuracy"
+        assert name in records, f"{name} was not recorded"
+        assert abs(records[name] - value) < 1e-6, f"{name} is {records[name]}, the table says {value}"
+
+
+twdl.check("q1")
+
+
+twdl.questions.hidden_section()  # the checks below are hidden: only the grader runs them
+
+
+# %% hidden checks (notebooks/03_regularization.py cell 49)
+@twdl.question_check("q1", required=True)
+def models_score_their_accuracy_on_the_graders_images(homework, parameters):
+    """on validation images the grader loads itself, each technique's models score the accuracy `homework` reports"""
+    smoke = parameters["profile"] == "smoke"
+    val = twdl.load_animal_faces(source=parameters["data_source"], n_train=60 if smoke else 250,
+                                 n_val=30 if smoke else 100, seed=parameters["seed"]).val
+    for technique, reported in homework["val_accuracy"].items():
+        measured = _mean_accuracy(homework.attrs["models"][technique], val)
+        assert abs(measured - reported) < 0.01, f"{technique}: reported {reported:.2f} %, measured {measured:.2f} %"
+
+
+@twdl.question_check("q1")
+def every_technique_trained_its_own_models(homework):
+    """each technique has its own models, and their parameter norm is the one `homework` reports"""
+    models = homework.attrs["models"]
+    ids = [id(m) for t in homework.index for m in models[t]]
+    assert len(set(ids)) == len(ids), "two techniques share a model object"
+    for technique, reported in homework["param_norm"].items():
+        measured = sum(twdl.frobenius_norm(m) for m in models[technique]) / len(models[technique])
+        assert abs(measured - reported) < 1e-3 * max(1.0, reported), f"{technique}: norm {reported:.4g} vs {measured:.4g}"

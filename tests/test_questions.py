@@ -1,0 +1,133 @@
+"""twdl.check and question_check: public checks run on the notebook's objects, explain failures, never hang."""
+import pytest
+
+from twdl_helpers import questions
+from twdl_helpers.questions import check, hidden_section, question_check, registered_checks, run_checks
+
+
+def define(source: str) -> dict:
+    """Run check definitions as a notebook cell would (exec: no pytest assertion rewriting); return its namespace."""
+    import linecache
+
+    linecache.cache["<cell>"] = (len(source), None, source.splitlines(True), "<cell>")  # as IPython does
+    namespace = {"question_check": question_check}
+    exec(compile(source, "<cell>", "exec"), namespace)
+    return namespace
+
+
+@pytest.fixture(autouse=True)
+def empty_registry():
+    """Each test registers its own checks."""
+    questions._REGISTRY.clear()
+    hidden_section(False)
+    yield
+    questions._REGISTRY.clear()
+    hidden_section(False)
+
+
+def test_checks_receive_notebook_objects_by_name_and_explain_failures():
+    define('''
+@question_check("q1", required=True, hint="compute it from data")
+def total_is_the_sum(total, data):
+    """`total` is the sum of `data`"""
+    assert total == sum(data), f"total is {total}, the sum is {sum(data)}"
+
+@question_check("q1", points=2)
+def recorded(records, total):
+    assert records.get("m9.total") == total
+''')
+
+    results = run_checks({"data": [1, 2, 3], "total": 5}, "q1", records={"m9.total": 5})
+    assert [(r.name, r.passed) for r in results] == [("total_is_the_sum", False), ("recorded", True)]
+    first, second = results
+    assert first.message == "total is 5, the sum is 6" and first.required and first.hint == "compute it from data"
+    assert first.description == "`total` is the sum of `data`" and second.points == 2.0
+    assert second.description == "recorded"  # no docstring: the function's name, in words
+
+
+def test_missing_objects_bare_asserts_and_errors_fail_with_a_readable_message():
+    define('''
+@question_check("q2")
+def needs_table(table):
+    """the table exists"""
+
+@question_check("q2")
+def bare(x):
+    assert x > 1
+
+@question_check("q2")
+def broken(x):
+    return x.nope
+''')
+
+    results = {r.name: r.message for r in run_checks({"x": 1}, "q2")}
+    assert results["needs_table"] == "`table` is not defined: run the cells of question q2 first"
+    assert results["bare"] == "assertion failed: assert x > 1"
+    assert results["broken"] == "AttributeError: 'int' object has no attribute 'nope'"
+
+
+def test_a_check_that_never_ends_fails_at_its_time_limit_and_the_next_one_still_runs():
+    @question_check("q3", time_limit=0.5)
+    def forever():
+        while True:
+            try:
+                pass
+            except Exception:  # a check cannot swallow its timeout
+                pass
+
+    @question_check("q3")
+    def quick():
+        pass
+
+    forever_result, quick_result = run_checks({}, "q3")
+    assert not forever_result.passed and forever_result.message == "took longer than its time limit of 0.5 s"
+    assert quick_result.passed
+
+
+def test_a_spent_budget_fails_the_remaining_checks_without_running_them():
+    ran = []
+
+    @question_check("q4", time_limit=5)
+    def slow():
+        import time
+        time.sleep(0.3)
+
+    @question_check("q4")
+    def later():
+        ran.append(True)
+
+    results = run_checks({}, "q4", budget=0.2)
+    assert results[0].message == "took longer than its time limit of 0.2 s"
+    assert results[1].message == "not run: the time for all checks was used up" and not ran
+
+
+def test_check_prints_public_results_with_hints_and_never_runs_hidden_ones(capsys):
+    @question_check("q1", hint="divide by the count")
+    def mean_is_right(mean):
+        """`mean` is 2"""
+        assert mean == 2, f"mean is {mean}"
+
+    hidden_section()
+
+    @question_check("q1")
+    def secret(mean):
+        raise RuntimeError("a hidden check must not run in twdl.check")
+
+    assert [c.name for c in registered_checks("q1", hidden=True)] == ["secret"]
+    globals()["mean"] = 3  # twdl.check reads the objects from its caller's globals (a notebook's namespace)
+    try:
+        check("q1")
+    finally:
+        del globals()["mean"]
+    out = capsys.readouterr().out
+    assert "q1: 0 of 1 public check(s) pass" in out and "✘ `mean` is 2" in out
+    assert "mean is 3" in out and "hint: divide by the count" in out and "secret" not in out
+    check("q9")
+    assert "no public checks are registered for 'q9'" in capsys.readouterr().out
+
+
+def test_question_check_rejects_bad_declarations():
+    with pytest.raises(ValueError, match="question's id"):
+        question_check("")
+    with pytest.raises(ValueError, match="points must be positive"):
+        question_check("q1", points=0)

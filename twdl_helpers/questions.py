@@ -1,0 +1,206 @@
+"""Checks of the homework questions: `twdl.check("q1")` runs a question's public checks on the notebook's objects.
+
+A check is a function registered with `@twdl.question_check("q1")`. Its parameters name the notebook objects it
+inspects (`table`, `data`, ...), plus two provided ones: `records` (the values recorded so far) and `parameters`
+(the notebook's parameters). It passes when it returns without raising; `assert cond, "message"` explains a
+failure. The grader runs the same public checks, and hidden ones that never appear in a notebook, in the
+submission's kernel after the student's cells (`twdl grade`, see docs/grading.md).
+"""
+from __future__ import annotations
+
+import inspect
+import signal
+import sys
+import threading
+import traceback
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+__all__ = ["Check", "CheckResult", "CheckTimeout", "question_check", "check", "run_checks", "registered_checks",
+           "hidden_section", "DEFAULT_TIME_LIMIT"]
+
+DEFAULT_TIME_LIMIT = 30.0  # seconds one check may run before it fails
+PROVIDED = ("records", "parameters")  # parameter names a check receives from the checker, not the notebook
+_REGISTRY: dict[str, dict[str, "Check"]] = {}  # question -> check name -> Check (re-running a cell replaces)
+_SECTION = {"hidden": False}
+
+
+class CheckTimeout(BaseException):
+    """A check ran past its time limit (a BaseException, so that `except Exception` inside a check cannot hide it)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One registered check of one question."""
+
+    question: str
+    name: str
+    description: str
+    function: Callable[..., Any]
+    points: float = 1.0  # its weight among the question's checks
+    required: bool = False  # when it fails, the whole question scores 0
+    hint: str = ""
+    hidden: bool = False
+    time_limit: float = DEFAULT_TIME_LIMIT
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one check: passed or not, and why."""
+
+    question: str
+    name: str
+    description: str
+    passed: bool
+    message: str = ""
+    hint: str = ""
+    points: float = 1.0
+    required: bool = False
+    hidden: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+def hidden_section(hidden: bool = True) -> None:
+    """Mark the checks registered from now on as hidden (the grader's check files call this before hidden checks)."""
+    _SECTION["hidden"] = bool(hidden)
+
+
+def question_check(question: str, *, points: float = 1.0, required: bool = False, hint: str = "",
+                   time_limit: float = DEFAULT_TIME_LIMIT) -> Callable[[Callable], Callable]:
+    """Decorator: register the function as a check of `question`; its parameter names name the objects it needs.
+
+    `points` weighs it among the question's checks (partial credit); a failing `required` check makes the whole
+    question score 0; `hint` is shown when it fails; `time_limit` (seconds) bounds its run time.
+    """
+    if not isinstance(question, str) or not question:
+        raise ValueError(f"question_check needs the question's id, e.g. question_check('q1'); got {question!r}")
+    if not points > 0:
+        raise ValueError(f"points must be positive, got {points!r}")
+
+    def register(function: Callable) -> Callable:
+        doc = inspect.getdoc(function) or function.__name__.replace("_", " ")
+        _REGISTRY.setdefault(question, {})[function.__name__] = Check(
+            question, function.__name__, doc.splitlines()[0], function, float(points), bool(required), hint,
+            _SECTION["hidden"], float(time_limit))
+        return function
+
+    return register
+
+
+def registered_checks(question: str | None = None, *, hidden: bool | None = None) -> list[Check]:
+    """The registered checks of `question` (all questions when None), in registration order; filter by `hidden`."""
+    questions = [question] if question is not None else list(_REGISTRY)
+    return [c for q in questions for c in _REGISTRY.get(q, {}).values() if hidden is None or c.hidden == hidden]
+
+
+def _call_with_limit(function: Callable, arguments: dict[str, Any], seconds: float | None) -> Any:
+    """Call `function(**arguments)`, raising CheckTimeout after `seconds` (main thread of a POSIX process only)."""
+    if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        return function(**arguments)
+
+    def on_alarm(signum, frame):
+        raise CheckTimeout(f"took longer than its time limit of {seconds:.3g} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return function(**arguments)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _failure_message(err: BaseException, function: Callable) -> str:
+    if isinstance(err, CheckTimeout):
+        return str(err)
+    if isinstance(err, AssertionError) and str(err):
+        return str(err)
+    if isinstance(err, AssertionError):  # a bare assert: show its line
+        frames = [f for f in traceback.extract_tb(err.__traceback__) if f.name == function.__name__]
+        return f"assertion failed: {frames[-1].line}" if frames and frames[-1].line else "assertion failed"
+    return f"{type(err).__name__}: {err}"
+
+
+def _run_one(item: Check, namespace: dict[str, Any], provided: dict[str, Any], seconds: float) -> CheckResult:
+    result = CheckResult(item.question, item.name, item.description, False, "", item.hint, item.points,
+                         item.required, item.hidden)
+    arguments = {}
+    for name in inspect.signature(item.function).parameters:
+        if name in provided:
+            arguments[name] = provided[name]
+        elif name in namespace:
+            arguments[name] = namespace[name]
+        else:
+            result.message = f"`{name}` is not defined: run the cells of question {item.question} first"
+            return result
+    try:
+        outcome = _call_with_limit(item.function, arguments, seconds)
+    except BaseException as err:  # noqa: BLE001  (a check's own bug, a timeout or an interrupt is a failed check)
+        result.message = _failure_message(err, item.function)
+        return result
+    if outcome is False:
+        result.message = "the check returned False"
+        return result
+    result.passed = True
+    return result
+
+
+def run_checks(namespace: dict[str, Any], question: str | None = None, *, records: dict[str, Any] | None = None,
+               parameters: dict[str, Any] | None = None, hidden: bool | None = False,
+               budget: float | None = None) -> list[CheckResult]:
+    """Run the registered checks of `question` (all when None) against `namespace`; never raises.
+
+    `hidden=None` runs public and hidden checks. `budget` (seconds) bounds all of them together: a check that
+    would start after it is spent fails without running.
+    """
+    import time
+
+    provided = {"records": dict(records or {}), "parameters": dict(parameters or {})}
+    start, results = time.monotonic(), []
+    for item in registered_checks(question, hidden=hidden):
+        left = None if budget is None else budget - (time.monotonic() - start)
+        if left is not None and left <= 0:
+            results.append(CheckResult(item.question, item.name, item.description, False,
+                                       "not run: the time for all checks was used up", item.hint, item.points,
+                                       item.required, item.hidden))
+            continue
+        seconds = item.time_limit if left is None else min(item.time_limit, left)
+        results.append(_run_one(item, namespace, provided, seconds))
+    return results
+
+
+def _notebook_parameters(namespace: dict[str, Any]) -> dict[str, Any]:
+    """The current values of the parameters the notebook declared (twdl.watch_parameters), else {}."""
+    from .params import _DECLARED
+
+    return {name: namespace[name] for name in (_DECLARED or {}) if name in namespace}
+
+
+def _report(question: str, results: list[CheckResult]) -> str:
+    passed = sum(r.passed for r in results)
+    lines = [f"{question}: {passed} of {len(results)} public check(s) pass"]
+    for r in results:
+        lines.append(f"  {'✔' if r.passed else '✘'} {r.description}")
+        if not r.passed:
+            lines += [f"      {r.message}"] + ([f"      hint: {r.hint}"] if r.hint else [])
+    return "\n".join(lines)
+
+
+def check(question: str) -> None:
+    """Run the public checks of `question` on this notebook's objects and print pass/fail with hints.
+
+    Call it in a notebook (`twdl.check("q1")`); the grader runs these checks again, with hidden ones.
+    """
+    from .record import recorded
+
+    namespace = sys._getframe(1).f_globals
+    if not registered_checks(question, hidden=False):
+        known = ", ".join(sorted(_REGISTRY)) or "none yet"
+        print(f"no public checks are registered for {question!r} (registered: {known}); "
+              "run the cell that defines them first")
+        return
+    results = run_checks(namespace, question, records=recorded(), parameters=_notebook_parameters(namespace))
+    print(_report(question, results) + "\nThe grader runs these checks, and hidden ones, on your submitted notebook.")

@@ -1,0 +1,67 @@
+"""One feedback page per submission: points per question, every check with pass/fail and its message."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from twdl_helpers.files import atomic_write
+
+from .checkfile import CheckFile
+
+__all__ = ["FEEDBACK_DIR", "feedback_html", "write_feedback"]
+
+FEEDBACK_DIR = "feedback"
+_STYLE = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:60em;color:#222}"
+          "table{border-collapse:collapse;margin:.5em 0 1.5em} td,th{border:1px solid #ccc;padding:.3em .6em;"
+          "text-align:left;vertical-align:top} .pass{color:#17643a} .fail{color:#a31515} .muted{color:#666}"
+          ".answer{white-space:pre-wrap;border-left:3px solid #ccc;padding-left:.8em}")
+
+
+def _points(value: Any, maximum: float) -> str:
+    return f"pending / {maximum:g}" if value is None else f"{value:g} / {maximum:g}"
+
+
+def feedback_html(row: dict[str, Any], check_file: CheckFile, title: str = "") -> str:
+    """The feedback page of one graded row (HTML; every student-written text escaped)."""
+    e = html.escape
+    parts = [f"<h1>{e(title or check_file.module)}: feedback for {e(row['student'])}</h1>",
+             f"<p>File <code>{e(row['file'])}</code>. Total <b>{_points(row.get('total'), check_file.max_points)}</b>"
+             f"{' (written answers still to be graded)' if row.get('manual_pending') else ''}.</p>"]
+    if row.get("status") != "ok":
+        where = f" in cell {row['failing_cell']}" if row.get("failing_cell") is not None else ""
+        parts.append(f"<p class=\"fail\">Execution: {e(row.get('status', ''))}{e(where)}: {e(row.get('error') or '')}</p>")
+    for entry in row.get("questions", []):
+        question = check_file.question(entry["id"])
+        parts.append(f"<h2>{e(question.label)}: {_points(entry.get('points'), question.points)}</h2>")
+        if entry["kind"] == "manual":
+            parts.append(f"<p>{e(entry.get('summary', ''))}</p>")
+            if entry.get("answer"):
+                parts.append(f"<div class=\"answer\">{e(entry['answer'])}</div>")
+            continue
+        if not entry.get("checks"):
+            parts.append(f"<p class=\"fail\">{e(entry.get('summary', ''))}</p>")
+            continue
+        rows = []
+        for c in entry["checks"]:
+            kind = "hidden" if c.get("hidden") else "public"
+            extra = " (required)" if c.get("required") else ""
+            note = e(c.get("message", "")) + (f"<br><span class=\"muted\">hint: {e(c['hint'])}</span>"
+                                              if c.get("hint") and not c.get("passed") else "")
+            rows.append(f"<tr><td class=\"{'pass' if c.get('passed') else 'fail'}\">{'pass' if c.get('passed') else 'fail'}"
+                        f"</td><td>{e(c.get('description', ''))}<span class=\"muted\">{extra}</span></td>"
+                        f"<td class=\"muted\">{kind}</td><td>{note}</td></tr>")
+        parts.append("<table><thead><tr><th></th><th>check</th><th></th><th>message</th></tr></thead><tbody>"
+                     + "".join(rows) + "</tbody></table>")
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Feedback: {e(row['student'])}"
+            f"</title><style>{_STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+
+
+def write_feedback(rows: list[dict[str, Any]], check_file: CheckFile, out_dir: str | Path, title: str = "") -> list[Path]:
+    """Write feedback/<submission>.html for every row; return the paths."""
+    paths = []
+    for row in rows:
+        path = Path(out_dir) / FEEDBACK_DIR / f"{row['submission']}.html"
+        atomic_write(path, feedback_html(row, check_file, title))
+        paths.append(path)
+    return paths

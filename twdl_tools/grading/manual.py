@@ -1,0 +1,190 @@
+"""Written answers for TAs: one file per question (every student's answer side by side), merged back as scores.
+
+`twdl grade` writes `manual/<question>.csv` (fill in `points` and `comment`) and `manual/<question>.html` (to
+read); `twdl grade --merge-manual manual/<question>.csv` stores the scores in `manual/scores.json`, keyed by
+submission and by a hash of the answer, so a changed answer is never given an old score. Also the
+Canvas gradebook import file (`canvas.csv`).
+"""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from twdl_helpers.files import atomic_write
+
+from .checkfile import CheckFile
+
+__all__ = ["MANUAL_DIR", "SCORES_FILE", "MANUAL_COLUMNS", "export_manual", "read_manual_csv", "merge_manual",
+           "load_manual_scores", "canvas_csv"]
+
+MANUAL_DIR = "manual"
+SCORES_FILE = "scores.json"
+MANUAL_COLUMNS = ["question", "student", "submission", "state", "points", "max_points", "comment", "digest", "answer"]
+CANVAS_FIXED = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+
+
+def _entry(row: dict[str, Any], qid: str) -> dict[str, Any] | None:
+    return next((e for e in row.get("questions", []) if e["id"] == qid), None)
+
+
+def _unmerged_edits(path: Path, records: list[dict[str, str]]) -> bool:
+    """True when `path` holds points or comments a TA typed that differ from what would be written now."""
+    try:
+        existing = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    except (OSError, csv.Error):
+        return False
+    def key(points: str | None, comment: str | None) -> tuple:
+        try:
+            value: Any = float(points) if (points or "").strip() else None
+        except ValueError:
+            value = points
+        return value, (comment or "").strip()
+
+    now = {r["submission"]: key(r["points"], r["comment"]) for r in records}
+    return any(key(row.get("points"), row.get("comment")) != now.get(row.get("submission"), (None, ""))
+               for row in existing if row.get("state") != "blank")
+
+
+def export_manual(rows: list[dict[str, Any]], check_file: CheckFile, out_dir: str | Path) -> list[Path]:
+    """Write manual/<q>.csv and manual/<q>.html for every written-answer question; return the paths.
+
+    A CSV holding scores a TA typed but has not merged yet is left as it is (with a warning), never overwritten.
+    """
+    import sys
+
+    folder = Path(out_dir) / MANUAL_DIR
+    written = []
+    for question in (q for q in check_file.questions if q.kind == "manual"):
+        records = []
+        for row in rows:
+            entry = _entry(row, question.id)
+            if entry is None:
+                continue
+            points = "" if entry.get("points") is None else f"{entry['points']:g}"
+            records.append({"question": question.id, "student": row["student"], "submission": row["submission"],
+                            "state": entry.get("state", ""), "points": points, "max_points": f"{question.points:g}",
+                            "comment": entry.get("comment", ""), "digest": entry.get("digest", ""),
+                            "answer": entry.get("answer", "")})
+        target = folder / f"{question.id}.csv"
+        if _unmerged_edits(target, records):
+            print(f"twdl grade: {target} holds scores not merged yet: left unchanged; merge it with "
+                  f"--merge-manual {target}", file=sys.stderr)
+        else:
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, MANUAL_COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(records)
+            atomic_write(target, buffer.getvalue())
+        atomic_write(folder / f"{question.id}.html", _answers_html(question.label, question.template,
+                                                                    question.rubric, records))
+        written += [folder / f"{question.id}.csv", folder / f"{question.id}.html"]
+    return written
+
+
+def _answers_html(label: str, template: str, rubric: str, records: list[dict[str, str]]) -> str:
+    rows = "\n".join(
+        f"<tr><td>{html.escape(r['student'])}<br><small>{html.escape(r['submission'])}</small></td>"
+        f"<td class=\"{html.escape(r['state'])}\">{html.escape(r['state'])}"
+        f"{'' if not r['points'] else ': ' + html.escape(r['points']) + ' / ' + html.escape(r['max_points'])}</td>"
+        f"<td><div class=\"answer\">{html.escape(r['answer']) or '<em>(blank: 0 points, automatic)</em>'}</div></td></tr>"
+        for r in records)
+    style = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222} table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:.4em .6em;vertical-align:top;text-align:left}"
+             ".answer{white-space:pre-wrap;max-width:60em} .blank{color:#777} .pending{color:#a35f00}")
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(label)}</title>"
+            f"<style>{style}</style></head><body>\n<h1>{html.escape(label)}</h1>\n"
+            f"<p>The prompt as students received it:</p><blockquote class=\"answer\">{html.escape(template)}</blockquote>\n"
+            + (f"<p>Model answer / rubric (from the notebook source):</p><blockquote class=\"answer\">"
+               f"{html.escape(rubric)}</blockquote>\n" if rubric else "") +
+            f"<p>{len(records)} submission(s). Score them in the CSV file of the same name (columns points, comment), "
+            "then run <code>twdl grade --merge-manual FILE --out DIR</code>.</p>\n"
+            f"<table><thead><tr><th>student</th><th>state</th><th>answer</th></tr></thead><tbody>\n{rows}\n"
+            "</tbody></table>\n</body></html>\n")
+
+
+def read_manual_csv(path: str | Path, check_file: CheckFile, submissions: set[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Scores from a filled-in manual/<q>.csv: question -> submission -> {points, comment, digest}; validated."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as err:
+        raise FileNotFoundError(f"cannot read {path}: {err}") from err
+    reader = csv.DictReader(io.StringIO(text))
+    missing = {"question", "submission", "points", "digest"} - set(reader.fieldnames or [])
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {sorted(missing)}; merge the CSV that `twdl grade` wrote "
+                         f"in {MANUAL_DIR}/ (fill in points and comment, keep the other columns)")
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for line, row in enumerate(reader, start=2):
+        points = (row.get("points") or "").strip()
+        if row.get("state") == "blank" or not points:
+            continue  # blank answers score 0 by themselves; an empty points cell is not graded yet
+        qid, submission = row["question"], row["submission"]
+        try:
+            question = check_file.question(qid)
+        except KeyError as err:
+            raise ValueError(f"{path} line {line}: {err.args[0]}") from None
+        if question.kind != "manual":
+            raise ValueError(f"{path} line {line}: question {qid!r} is auto-graded; only written answers are merged")
+        if submission not in submissions:
+            raise ValueError(f"{path} line {line}: no graded submission named {submission!r} in this output folder")
+        try:
+            value = float(points)
+        except ValueError:
+            raise ValueError(f"{path} line {line}: points {points!r} is not a number") from None
+        if not 0 <= value <= question.points:
+            raise ValueError(f"{path} line {line}: points {value:g} outside 0..{question.points:g} for {qid}")
+        found.setdefault(qid, {})[submission] = {"points": value, "comment": (row.get("comment") or "").strip(),
+                                                 "digest": row["digest"]}
+    return found
+
+
+def load_manual_scores(out_dir: str | Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """The TA scores merged so far into `out_dir` (question -> submission -> score), {} when none."""
+    try:
+        return json.loads((Path(out_dir) / MANUAL_DIR / SCORES_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def merge_manual(paths: list[str | Path], out_dir: str | Path, check_file: CheckFile, submissions: set[str]) -> int:
+    """Add the scores of the given filled-in CSV files to manual/scores.json; return how many scores were merged."""
+    scores = load_manual_scores(out_dir)
+    count = 0
+    for path in paths:
+        for qid, given in read_manual_csv(path, check_file, submissions).items():
+            scores.setdefault(qid, {}).update(given)
+            count += len(given)
+    atomic_write(Path(out_dir) / MANUAL_DIR / SCORES_FILE, json.dumps(scores, indent=1, sort_keys=True))
+    return count
+
+
+def canvas_csv(table, assignment: str, max_points: float, roster: str | Path | None = None) -> str:
+    """A CSV for Canvas's gradebook import: Student, ID, SIS User ID, SIS Login ID, Section, then `assignment`.
+
+    Canvas matches rows by ID / SIS User ID / SIS Login ID. With `roster` (a gradebook export from Canvas) those
+    are copied from the roster row whose Student, SIS Login ID or SIS User ID equals the student's name; without
+    it, the student's name fills Student and SIS Login ID.
+    """
+    people: dict[str, dict[str, str]] = {}
+    if roster is not None:
+        for row in csv.DictReader(io.StringIO(Path(roster).read_text(encoding="utf-8-sig"))):
+            for key in ("Student", "SIS Login ID", "SIS User ID"):
+                if (row.get(key) or "").strip():
+                    people.setdefault(row[key].strip().lower(), row)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CANVAS_FIXED + [assignment])
+    writer.writerow(["Points Possible", "", "", "", "", f"{max_points:g}"])
+    best: dict[str, float] = {}
+    for student, total in zip(table["student"], table["total"]):
+        best[student] = max(best.get(student, 0.0), float(total))  # several files of one student: the best one
+    for student in sorted(best):
+        known = people.get(student.lower())
+        fixed = [known.get(k, "") for k in CANVAS_FIXED] if known else [student, "", "", student, ""]
+        writer.writerow(fixed + [f"{best[student]:g}"])
+    return buffer.getvalue()
