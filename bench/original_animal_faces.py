@@ -67,3 +67,13 @@ def train_original(dataset: ImageFolder, epochs: int, batch_size: int = 128, see
     model = AnimalNetOriginal()
     optimizer = torch.optim.SGD(model.parameters(), lr=5e-3, momentum=0.9)
     return sum(train_epoch(model, loader, optimizer) for _ in range(epochs))
+
+
+def original_distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
+                               alpha: float, T: float) -> torch.Tensor:
+    """Original knowledge-distillation loss: `nn.KLDivLoss()` with its default reduction ('mean', which averages
+    over classes as well as examples: D15) on log_softmax(student / T) vs softmax(teacher / T), times
+    alpha * T * T, plus (1 - alpha) * the hard-label loss on the log-probabilities."""
+    soft = nn.KLDivLoss()(F.log_softmax(student_logits / T, dim=1), F.softmax(teacher_logits / T, dim=1))
+    hard = F.nll_loss(F.log_softmax(student_logits, dim=1), targets)
+    return soft * (alpha * T * T) + hard * (1.0 - alpha)
