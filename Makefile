@@ -7,14 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.twdl-installed
 # torch pinned for this project's machines (the wheels lie on their disk); on Colab keep the preinstalled torch.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
-# The offline mirror of real data beside the checkout, used when present.
-MIRROR := $(abspath ../shared/datasets)
-export TWDL_DATA_MIRROR ?= $(if $(wildcard $(MIRROR)),$(MIRROR),)
-export HF_HUB_OFFLINE ?= 1
-export HF_DATASETS_OFFLINE ?= 1
-export TRANSFORMERS_OFFLINE ?= 1
-export MPLBACKEND ?= Agg
-export PYTHONHASHSEED ?= 0
+# The data mirror and the batch/offline environment come from the twdl tooling (twdl_tools/repo.py and
+# [tool.twdl] in pyproject.toml), not from here.
 # The course nets are small: one CPU thread per process is faster than two fighting over two cores.
 export OMP_NUM_THREADS ?= 1
 
@@ -24,14 +18,14 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_PINS)
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[tools,dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/twdl run all --profile smoke --output-dir runs
+	$(BIN)/twdl run all --profile smoke --offline --output-dir runs
 
 # Headless Chromium (Debian's package) for the site's page checks; installed when missing and root.
 chromium:

@@ -17,7 +17,7 @@ def timed_run(jobs: int, modules: str) -> float:
     """Seconds for one `twdl run` of `modules` with `jobs` parallel notebooks; raises if a notebook failed."""
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "twdl_helpers.cli", "run", modules, "--profile", "smoke",
+        subprocess.run([sys.executable, "-m", "twdl_tools.cli", "run", modules, "--profile", "smoke",
                         "--jobs", str(jobs), "--output-dir", out], cwd=ROOT, check=True)
         return time.perf_counter() - start
 

@@ -4,28 +4,23 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-MIRROR = ROOT.parent / "shared" / "datasets"
+from twdl_tools.repo import batch_environment, configured_mirror
 
-os.environ.setdefault("TWDL_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
-os.environ.setdefault("TWDL_BATCH", "1")  # notebooks run here in batch: "Try it" cells draw their default
+ROOT = Path(__file__).resolve().parents[1]
+
+# Offline, the data mirror, the batch flag: the same environment `twdl run` gives a kernel (twdl_tools.repo).
+os.environ.update(batch_environment(ROOT, offline=True, figures=False))
 # The course nets are tiny: one CPU thread avoids OpenMP threads fighting over two cores (20-50x slowdowns seen).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-if MIRROR.is_dir():
-    os.environ.setdefault("TWDL_DATA_MIRROR", str(MIRROR))
+MIRROR = configured_mirror(ROOT)
 
 
 @pytest.fixture
 def mirror() -> Path:
     """The offline mirror of real upstream files (../shared/datasets); CI always has it."""
-    path = Path(os.environ.get("TWDL_DATA_MIRROR", MIRROR))
-    if not path.is_dir():
-        pytest.skip(f"offline data mirror not found at {path}")
-    return path
+    if MIRROR is None:
+        pytest.skip("offline data mirror not found (set TWDL_DATA_MIRROR or [tool.twdl] data-mirror)")
+    return MIRROR
 
 
 @pytest.fixture

@@ -53,18 +53,52 @@ def test_record_rejects_bad_names_and_unserialisable_values():
         twdl.record("m0.obj", object())
 
 
-def test_parse_parameters_reads_assignments_and_colab_forms():
-    src = 'profile = "smoke"  # @param ["smoke", "full"]\n# comment\nseed = 0\nepochs = None\nlr = 1e-3\n'
-    assert parse_parameters(src) == {"profile": "smoke", "seed": 0, "epochs": None, "lr": 1e-3}
+def test_parse_parameters_reads_assignments_colab_forms_and_specs():
+    src = ('profile = "smoke"  # @param ["smoke", "full"]\n# comment\nseed = 0  # @param {type:"integer"}\n'
+           "# Epochs (None: the profile's value). [int >= 1 or None]\nepochs = None\n# Learning rate. [float > 0]\n"
+           'lr = 1e-3\nnoise = 0.5  # @param {type:"slider", min:0, max:1, step:0.1}\nname = "x"\n')
+    specs = parse_parameters(src)
+    assert {k: v.default for k, v in specs.items()} == {"profile": "smoke", "seed": 0, "epochs": None, "lr": 1e-3,
+                                                        "noise": 0.5, "name": "x"}
+    assert {k: v.rule for k, v in specs.items()} == {
+        "profile": "one of 'smoke', 'full'", "seed": "int", "epochs": "int >= 1 or None", "lr": "float > 0",
+        "noise": "float in [0, 1]", "name": "str"}
 
 
-def test_validate_parameters_types_choices_and_unknown_names():
-    declared = {"profile": "smoke", "seed": 0, "lr": 0.1, "epochs": None, "name": "x"}
+@pytest.mark.parametrize("spec, good, bad", [
+    ("[int >= 1 or None]", [1, 50, None], [0, -3, "abc", 2.5, True]),
+    ("[float > 0]", [1e-3, 2], [0, -1.0, "x", None]),
+    ("[float in [0, 1]]", [0, 0.5, 1], [-0.1, 1.01]),
+    ("[float in [0, 1)]", [0, 0.99], [1.0]),
+    ('[one of "a", "b"]', ["a", "b"], ["c", None, 1]),
+    ("[existing path or None]", [".", None], ["/no/such/path", 3]),
+    ("[str]", ["x"], [1, None]),
+])
+def test_bracket_specs_allow_exactly_what_they_say(spec, good, bad):
+    [declared] = parse_parameters(f"# A knob. {spec}\nknob = None\n").values()
+    assert all(declared.problem(v) is None for v in good), [declared.problem(v) for v in good]
+    for value in bad:
+        assert declared.problem(value) == f"knob={value!r} is not allowed: expected {declared.rule}"
+
+
+def test_a_malformed_spec_is_an_error_that_shows_the_grammar():
+    with pytest.raises(ValueError, match="cannot read parameter spec 'integer'"):
+        parse_parameters("# A knob. [integer]\nknob = 1\n")
+
+
+def test_validate_parameters_types_choices_ranges_and_unknown_names():
+    declared = parse_parameters('profile = "smoke"  # @param ["smoke", "full"]\nseed = 0\nlr = 0.1\n'
+                                '# Epochs. [int >= 1 or None]\nepochs = None\nname = "x"\ndone = False\n')
     ok = twdl.validate_parameters({"profile": "full", "seed": 3, "lr": 1, "epochs": 5, "name": "y"}, declared)
     assert ok.profile == "full" and ok.lr == 1 and ok.epochs == 5
-    with pytest.raises(twdl.ParameterError, match="seed=1.5 should be int"):
-        twdl.validate_parameters({**declared, "seed": 1.5}, declared)
-    with pytest.raises(twdl.ParameterError, match="must be one of"):
-        twdl.validate_parameters({**declared, "profile": "huge"}, declared)
-    with pytest.raises(twdl.ParameterError, match="should be bool"):
-        twdl.validate_parameters({"done": 1}, {"done": False})
+    with pytest.raises(twdl.ParameterError, match=r"seed=1.5 is not allowed: expected int\b"):
+        twdl.validate_parameters({"seed": 1.5}, declared)
+    with pytest.raises(twdl.ParameterError, match="profile='huge' is not allowed: expected one of 'smoke', 'full'"):
+        twdl.validate_parameters({"profile": "huge"}, declared)
+    with pytest.raises(twdl.ParameterError, match="epochs='abc' is not allowed: expected int >= 1 or None"):
+        twdl.validate_parameters({"epochs": "abc"}, declared)
+    with pytest.raises(twdl.ParameterError, match="epochs=-3 is not allowed"):
+        twdl.validate_parameters({"epochs": -3}, declared)
+    with pytest.raises(twdl.ParameterError, match="done=1 is not allowed: expected bool") as error:
+        twdl.validate_parameters({"done": 1}, declared)
+    assert "Allowed parameters: profile: one of 'smoke', 'full'; seed: int" in str(error.value)

@@ -10,12 +10,12 @@ import psutil
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from twdl_helpers.cli import main as twdl
-from twdl_helpers.grading.execution import ResourceLimits
-from twdl_helpers.grading.grader import (
+from twdl_tools.cli import main as twdl
+from twdl_tools.execute import ResourceLimits
+from twdl_tools.grading.grader import (
     _safe_names, find_submissions, grade_all, grades_table, plan_tasks, student_name,
 )
-from twdl_helpers.grading.report import choose_histogram_metric, render_report
+from twdl_tools.grading.report import choose_histogram_metric, render_report
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 

@@ -3,10 +3,10 @@ import json
 
 import pytest
 
-from twdl_helpers.cli import build_parser
+from twdl_tools.cli import build_parser
 from twdl_helpers.lm import BUNDLED_MODEL, find_target_modules, load_model, load_tokenizer, resolve_model
 from twdl_helpers.lm.load import ModelNotFoundError
-from twdl_helpers.lm.pretrain import corpus_documents
+from twdl_tools.lm_pretrain import corpus_documents
 
 
 def test_bundled_model_is_small_loadable_with_auto_classes_and_opt_named():

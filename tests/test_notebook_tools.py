@@ -8,9 +8,10 @@ import nbformat
 import pytest
 
 import twdl_helpers
-from twdl_helpers import cli
-from twdl_helpers.nbval_tolerance import compare_records, compare_values, records_in_outputs, tolerance_for
-from twdl_helpers.notebook_tools import colab_setup_source, student_source, sync
+from twdl_tools import cli
+from twdl_helpers.record import records_in_outputs
+from twdl_tools.nbval_tolerance import compare_records, compare_values, tolerance_for
+from twdl_tools.notebooks import colab_setup_source, student_source, sync
 
 SOURCE = '''# %% [markdown]
 # # Module 9 — A test module

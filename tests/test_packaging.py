@@ -24,13 +24,13 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject():
 
 def test_console_script_and_ci_call_make_test():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["scripts"]["twdl"] == "twdl_helpers.cli:main"
+    assert project["scripts"]["twdl"] == "twdl_tools.cli:main"
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert "make test" in (ROOT / "README.md").read_text()
 
 
 def test_twdl_help_lists_every_command():
-    out = subprocess.run([sys.executable, "-m", "twdl_helpers.cli", "--help"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "twdl_tools.cli", "--help"], capture_output=True, text=True,
                          check=True).stdout
     for command in ("run", "grade", "sync", "execute-references", "book", "bench", "lm"):
         assert command in out

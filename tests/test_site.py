@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from twdl_helpers.site import build_book, unexpected_warnings
+from twdl_tools.site import build_book, unexpected_warnings
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"

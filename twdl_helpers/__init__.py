@@ -1,10 +1,12 @@
 """Thinking with Deep Learning, week 2: the helpers the course notebooks call.
 
 Notebooks use `import twdl_helpers as twdl` and call helpers by name: `twdl.train(...)`,
-`twdl.record(...)`, `twdl.load_covertype(...)`. Language-model tools live in `twdl_helpers.lm`
-and grading tools in `twdl_helpers.grading` (imported on demand: they load heavier libraries).
+`twdl.record(...)`, `twdl.load_covertype(...)`. Language-model tools live in `twdl_helpers.lm` (imported on
+demand: it loads transformers and peft). The course's tooling (the `twdl` command, grading, sync, the site)
+is the separate `twdl_tools` package; nothing here imports it.
 """
 from .common import Profile, get_device, get_profile, set_seed, to_python
+from .files import atomic_path, atomic_write, display_path
 from .params import ParameterError, validate_parameters, watch_parameters
 from .record import RECORD_MIME, read_records, record, recorded, records_table
 from .training import (

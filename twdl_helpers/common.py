@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+__all__ = ["set_seed", "get_device", "Profile", "get_profile", "to_python", "PROFILES", "DEVICES"]
+
 T = TypeVar("T")
 PROFILES = ("smoke", "full")
 DEVICES = ("auto", "cpu", "cuda", "mps")

@@ -12,6 +12,11 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+__all__ = [
+    "TensorData", "History", "Callback", "accuracy", "binary_accuracy", "binary_loss", "classification_loss",
+    "regression_loss", "forward", "evaluate", "predict", "train", "ParameterNorm", "EarlyStopping",
+]
+
 Tensors = torch.Tensor | tuple[torch.Tensor, ...]
 LossFn = Callable[[torch.Tensor, Tensors], torch.Tensor]
 

@@ -9,6 +9,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .repo import find_root
+
 __all__ = ["ALLOWED_WARNINGS", "BookBuild", "build_book", "unexpected_warnings", "missing_inputs"]
 
 # Build warnings accepted on purpose (regex, why). Everything else fails `twdl book`.
@@ -62,8 +64,6 @@ def missing_inputs(root: Path) -> list[str]:
 
 def build_book(root: str | Path | None = None, allow_missing: bool = False) -> BookBuild:
     """Build _build/html with jupyter-book (no execution, fresh build) and classify its warnings."""
-    from .notebook_tools import find_root
-
     root = find_root(root)
     missing = missing_inputs(root)
     if missing and not allow_missing:
@@ -97,7 +97,7 @@ def book_main(args: argparse.Namespace) -> int:
         return 1
     allowed = len(build.warnings) - len(build.unexpected)
     if build.unexpected:
-        print("twdl book: warnings not on the allow-list (twdl_helpers/site.py ALLOWED_WARNINGS):", file=sys.stderr)
+        print("twdl book: warnings not on the allow-list (twdl_tools/site.py ALLOWED_WARNINGS):", file=sys.stderr)
         print("\n".join(f"  {line}" for line in build.unexpected), file=sys.stderr)
         return 1
     print(f"site built in {build.html} ({allowed} allowed warning(s)); open {build.html / 'index.html'}")

@@ -1,4 +1,4 @@
-"""`twdl sync` (generate solution and student notebooks from the .py sources) and `twdl execute-references`.
+"""`twdl sync`: generate the solution and student notebooks from the jupytext .py sources.
 
 The jupytext percent files `notebooks/0k_name.py` are the only source. `sync` writes
 `notebooks/0k_name.ipynb` (solutions) and `notebooks/student/0k_name.ipynb` (homework blocks replaced
@@ -12,21 +12,18 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import re
-import sys
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .files import BATCH_VARIABLE
+from twdl_helpers import REPOSITORY_URL
+from twdl_helpers.files import atomic_write
 
-__all__ = [
-    "SyncReport", "colab_setup_source", "colab_badge", "student_source", "sync", "execute_reference",
-    "execute_references", "find_root", "reference_environment",
-]
+from .repo import find_root
+
+__all__ = ["SyncReport", "colab_setup_source", "colab_badge", "student_source", "sync", "finish_notebook",
+           "SOURCE_GLOB", "NOTEBOOK_GLOB"]
 
 SOURCE_GLOB = "[0-9][0-9]_*.py"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -41,22 +38,7 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 def _repository_url() -> str:
-    from . import REPOSITORY_URL
-
     return REPOSITORY_URL.rstrip("/")
-
-
-def find_root(start: str | Path | None = None) -> Path:
-    """Return the repository root: the nearest folder at or above `start` (default: cwd) holding jupytext.toml."""
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "jupytext.toml").is_file() and (folder / "notebooks").is_dir():
-            return folder
-    package_root = Path(__file__).resolve().parents[1]
-    if (package_root / "jupytext.toml").is_file():
-        return package_root
-    raise FileNotFoundError(f"no repository root (a folder with jupytext.toml and notebooks/) at or above {here}; "
-                            "run this command inside the course repository")
 
 
 def colab_setup_source() -> str:
@@ -123,13 +105,16 @@ def _code_signature(nb: Any) -> list[tuple[str, tuple[str, ...]]]:
     return [(c.source, tuple(c.metadata.get("tags", ()))) for c in nb.cells if c.cell_type == "code"]
 
 
-def _finish(nb: Any) -> str:
+def finish_notebook(nb: Any) -> str:
+    """The notebook as committed: fixed cell ids, no execution or papermill metadata, our kernelspec."""
     import nbformat
 
     for index, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{index:03d}"
         cell.metadata.pop("execution", None)
-    nb.metadata.pop("jupytext", None)
+        cell.metadata.pop("papermill", None)
+    for key in ("jupytext", "papermill", "widgets"):
+        nb.metadata.pop(key, None)
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     nb.metadata.setdefault("language_info", {"name": "python"})
     nb.nbformat, nb.nbformat_minor = 4, 5
@@ -145,17 +130,17 @@ def _solution_notebook(source_nb: Any, existing: Path) -> tuple[str, bool]:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     if not existing.is_file():
-        return _finish(nb), False
+        return finish_notebook(nb), False
     old = nbformat.read(str(existing), as_version=4)
     old_code = [c for c in old.cells if c.cell_type == "code"]
     if _code_signature(old) != _code_signature(nb):
-        return _finish(nb), any(c.get("outputs") for c in old_code)
+        return finish_notebook(nb), any(c.get("outputs") for c in old_code)
     for cell, previous in zip((c for c in nb.cells if c.cell_type == "code"), old_code):
         cell.outputs, cell.execution_count = previous.get("outputs", []), previous.get("execution_count")
     for key in ("language_info",):
         if key in old.metadata:
             nb.metadata[key] = old.metadata[key]
-    return _finish(nb), False
+    return finish_notebook(nb), False
 
 
 def _student_notebook(source_nb: Any, name: str, badge_from: str, badge_to: str) -> str:
@@ -169,7 +154,7 @@ def _student_notebook(source_nb: Any, name: str, badge_from: str, badge_to: str)
                 cell.source = student_source(cell.source, f"{name} cell {index}")
                 tags = list(cell.metadata.get("tags", []))
                 cell.metadata["tags"] = tags + [t for t in ("homework", "raises-exception") if t not in tags]
-    return _finish(nb)
+    return finish_notebook(nb)
 
 
 @dataclass
@@ -198,17 +183,6 @@ class SyncReport:
         return "; ".join(parts) + f". Run `{FIX_COMMAND}` (twdl sync) and commit the result."
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; generated files get ordinary permissions
-    os.replace(tmp, path)
-
-
 def sync(root: str | Path | None = None, check: bool = False, names: list[str] | None = None) -> SyncReport:
     """Regenerate (or with check=True only compare) the .py badge/setup cell, solution and student notebooks."""
     import jupytext
@@ -234,7 +208,7 @@ def sync(root: str | Path | None = None, check: bool = False, names: list[str] |
             if not path.is_file() or path.read_text(encoding="utf-8") != new:
                 report.changed.append(path)
                 if not check:
-                    _write_atomic(path, new)
+                    atomic_write(path, new)
     if not names:
         stems = {s.stem for s in sources}
         for nb_path in [*folder.glob(NOTEBOOK_GLOB), *(folder / STUDENT_DIR).glob(NOTEBOOK_GLOB)]:
@@ -270,105 +244,3 @@ def sync_main(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- executed references
-
-def reference_environment(root: Path, mirror: str | Path | None = None) -> dict[str, str]:
-    """Environment for reference runs: offline, CPU only, deterministic hashing, the data mirror, inline figures."""
-    mirror_path = Path(mirror) if mirror else root.parent / "shared" / "datasets"
-    if not mirror_path.is_dir():
-        raise FileNotFoundError(f"the offline data mirror was expected at {mirror_path} but is missing; "
-                                "pass --mirror PATH (references must be made from the real data subsets)")
-    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # Agg would hide figures in the notebook
-    env.update({
-        "TWDL_DATA_MIRROR": str(mirror_path.resolve()), "TWDL_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "",
-        "PYTHONHASHSEED": "0", BATCH_VARIABLE: "1", "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "2"),
-    })
-    return env
-
-
-def _check_smoke_defaults(nb: Any, name: str) -> None:
-    from .params import parse_parameters
-
-    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    if not cells:
-        raise ValueError(f"{name}: no cell tagged 'parameters'; references run the notebook's defaults")
-    declared = parse_parameters(cells[0].source)
-    if declared.get("profile", "smoke") != "smoke" or declared.get("device", "auto") not in ("auto", "cpu"):
-        raise ValueError(f"{name}: references run the defaults, which must be profile='smoke' and device 'auto' or "
-                         f"'cpu'; found profile={declared.get('profile')!r}, device={declared.get('device')!r}")
-
-
-def _strip_volatile(nb: Any) -> None:
-    """Drop progress-bar widget views (their state is not saved, so they would render as broken widgets)."""
-    nb.metadata.pop("widgets", None)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs = [o for o in cell.outputs if WIDGET_MIME not in o.get("data", {})]
-            cell.metadata.pop("execution", None)
-
-
-def execute_reference(path: Path, env: dict[str, str], timeout: int = 1800) -> Any:
-    """Execute one solution notebook in its folder with `env` and return the executed notebook (not saved)."""
-    import nbformat
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(str(path), as_version=4)
-    _check_smoke_defaults(nb, path.name)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)  # the kernel inherits this process's environment
-    try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    _strip_volatile(nb)
-    return nb
-
-
-def execute_references(root: str | Path | None = None, names: list[str] | None = None,
-                       mirror: str | Path | None = None, timeout: int = 1800) -> dict[str, float]:
-    """Re-execute each solution notebook (smoke, CPU, offline) and write its outputs in place; return seconds each."""
-    from tqdm.auto import tqdm
-
-    root = find_root(root)
-    report = sync(root, check=True, names=names)
-    if not report.clean:
-        raise RuntimeError(f"cannot make references from stale notebooks: {report.describe(root)}")
-    env = reference_environment(root, mirror)
-    paths = sorted((root / "notebooks").glob(NOTEBOOK_GLOB))
-    if names:
-        paths = [p for p in paths if p.stem in names or p.name in names]
-    seconds: dict[str, float] = {}
-    for path in tqdm(paths, desc="references", unit="notebook"):
-        start = time.perf_counter()
-        nb = execute_reference(path, env, timeout)
-        text = _finish(nb)
-        _write_atomic(path, text)
-        seconds[path.name] = time.perf_counter() - start
-        tqdm.write(f"{path.relative_to(root)}: executed in {seconds[path.name]:.0f} s")
-    return seconds
-
-
-def add_execute_references_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `twdl execute-references`."""
-    parser.add_argument("names", nargs="*", help="notebook stems (default: every notebooks/0k_*.ipynb)")
-    parser.add_argument("--mirror", default=None, help="offline data mirror (default: ../shared/datasets)")
-    parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
-    parser.add_argument("--root", default=None, help="repository root (default: found from the current folder)")
-
-
-def execute_references_main(args: argparse.Namespace) -> int:
-    """Entry point of `twdl execute-references`."""
-    try:
-        seconds = execute_references(args.root, args.names or None, args.mirror, args.timeout)
-    except Exception as error:  # noqa: BLE001  (one readable line, not a traceback, for CLI users)
-        print(f"twdl execute-references: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
-    print(f"executed {len(seconds)} reference notebook(s) in {sum(seconds.values()):.0f} s")
-    return 0

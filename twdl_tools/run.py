@@ -9,24 +9,25 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from .execution import ExecutionResult, run_notebook, write_atomic
-from .notebook_parameters import check_parameters, declared_parameters, parse_parameter_values
+from twdl_helpers.files import atomic_write
+from twdl_helpers.record import flat_records, record_columns
+from twdl_helpers.params import (
+    ParameterError, notebook_parameters, parameter_message, parameter_problems, parse_parameter_values,
+)
 
-__all__ = ["MODULE_PATTERN", "find_notebooks_dir", "resolve_notebooks", "run_notebooks", "summary_table",
+from .execute import ExecutionResult, run_notebook
+from .repo import batch_environment, find_root
+
+__all__ = ["MODULE_PATTERN", "resolve_notebooks", "check_notebook_parameters", "run_notebooks", "summary_table",
            "thread_env", "add_arguments", "main"]
 
 MODULE_PATTERN = "0[1-4]_*.ipynb"
-
-
-def find_notebooks_dir() -> Path:
-    """The course's notebooks/ folder: under the current directory if present, else beside the installed package."""
-    here = Path.cwd() / "notebooks"
-    return here if here.is_dir() else Path(__file__).resolve().parents[2] / "notebooks"
+SUMMARY_COLUMNS = ["notebook", "status", "runtime_s", "error"]
 
 
 def resolve_notebooks(selector: str, folder: str | Path | None = None) -> list[Path]:
     """Map "all", a path, a stem ("01_feedforward"), a prefix ("01") or a name part ("feedforward") to notebooks."""
-    folder = Path(folder) if folder else find_notebooks_dir()
+    folder = Path(folder) if folder else find_root() / "notebooks"
     modules = sorted(folder.glob(MODULE_PATTERN))
     if selector == "all":
         if not modules:
@@ -49,17 +50,20 @@ def resolve_notebooks(selector: str, folder: str | Path | None = None) -> list[P
     raise FileNotFoundError(f"no notebook matches {selector!r} in {folder}; module notebooks: {names}, or use 'all' or a path")
 
 
+def check_notebook_parameters(notebook: Path, values: dict[str, Any]) -> list[str]:
+    """Problems of `values` for `notebook`'s declared parameters (one line each); empty when they are acceptable."""
+    declared = notebook_parameters(notebook)
+    if declared is None:
+        return [f"{notebook.name} has no cell tagged 'parameters', so -p {', '.join(values)} cannot be set"] if values else []
+    problems = parameter_problems(declared, values)
+    return [parameter_message(problems, declared)] if problems else []
+
+
 def thread_env(jobs: int) -> dict[str, str]:
     """Thread-count variables that share the CPU cores between `jobs` parallel kernels (unless already set)."""
     threads = str(max(1, (os.cpu_count() or 1) // max(1, jobs)))
     names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
     return {name: os.environ.get(name, threads) for name in names}
-
-
-def _metric_columns(rows: list[dict[str, Any]], fixed: list[str]) -> list[str]:
-    names = sorted({k for row in rows for k in row} - set(fixed))
-    completed = [n for n in names if n.endswith(".completed")]
-    return fixed + completed + [n for n in names if n not in completed]
 
 
 def summary_table(results: dict[str, ExecutionResult]):
@@ -69,26 +73,26 @@ def summary_table(results: dict[str, ExecutionResult]):
     rows = []
     for name, result in sorted(results.items()):
         error = result.error if result.cell_index is None or not result.error else f"cell {result.cell_index}: {result.error}"
-        flat = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in result.records.items()}
-        rows.append({"notebook": name, "status": result.status, "runtime_s": result.runtime_s, "error": error, **flat})
-    columns = _metric_columns(rows, ["notebook", "status", "runtime_s", "error"])
+        rows.append({"notebook": name, "status": result.status, "runtime_s": result.runtime_s, "error": error,
+                     **flat_records(result.records)})
+    columns = record_columns({k for row in rows for k in row}, SUMMARY_COLUMNS)
     return pd.DataFrame(rows, columns=columns)
 
 
 def run_notebooks(
     notebooks: list[Path], output_dir: str | Path, values: dict[str, Any], *, jobs: int = 1,
-    timeout: float | None = None, kernel: str | None = None,
+    timeout: float | None = None, kernel: str | None = None, offline: bool = False,
 ) -> dict[str, ExecutionResult]:
     """Execute each notebook into output_dir (in parallel processes when jobs > 1); write its .metrics.json."""
     from tqdm.auto import tqdm
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    env = thread_env(jobs)
+    env = batch_environment(_root_of(notebooks), offline=offline, extra=thread_env(jobs))
     tasks = {}
     for nb in notebooks:
         params = dict(values)
-        if "output_dir" in (declared_parameters(nb) or {}) and "output_dir" not in params:
+        if "output_dir" in (notebook_parameters(nb) or {}) and "output_dir" not in params:
             params["output_dir"] = str((output_dir / nb.stem).resolve())  # figures go beside the run's outputs
         tasks[nb.stem] = (nb, params)
     results: dict[str, ExecutionResult] = {}
@@ -102,9 +106,16 @@ def run_notebooks(
             stem = futures[future]
             result = future.result()
             results[stem] = result
-            write_atomic(output_dir / f"{stem}.metrics.json", json.dumps(result.records, indent=2) + "\n")
+            atomic_write(output_dir / f"{stem}.metrics.json", json.dumps(result.records, indent=2) + "\n")
             tqdm.write(f"{result.status:7s} {stem} ({result.runtime_s:.1f} s)", file=sys.stderr)
     return results
+
+
+def _root_of(notebooks: list[Path]) -> Path | None:
+    try:
+        return find_root(notebooks[0].parent) if notebooks else None
+    except FileNotFoundError:  # notebooks outside a course repository: no repository settings apply
+        return None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -112,12 +123,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("module", help='"all", a notebook path, stem ("01_feedforward"), prefix ("01") or name ("feedforward")')
     parser.add_argument("--profile", choices=["smoke", "full"], help="run size injected as the `profile` parameter")
     parser.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
-                        help="set a notebook parameter (Python/YAML literal, else a string); repeatable")
+                        help="set a notebook parameter (a Python literal, else a string); repeatable")
     parser.add_argument("--output-dir", default="runs", help="where executed notebooks, metrics and summary.csv go")
     parser.add_argument("--jobs", type=int, default=1, help="notebooks executed at the same time (separate processes)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per notebook (default: no limit)")
     parser.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebook's own)")
-    parser.add_argument("--notebooks-dir", default=None, help="folder holding the module notebooks (default: ./notebooks)")
+    parser.add_argument("--notebooks-dir", default=None,
+                        help="folder holding the module notebooks (default: notebooks/ of the repository around you)")
+    parser.add_argument("--offline", action="store_true", help="no downloads: the mirror, the cache or bundled samples")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -125,7 +138,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         notebooks = resolve_notebooks(args.module, args.notebooks_dir)
         values = parse_parameter_values(args.parameter)
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError, ParameterError) as err:
         print(f"twdl run: {err}", file=sys.stderr)
         return 2
     if args.profile:
@@ -133,12 +146,13 @@ def main(args: argparse.Namespace) -> int:
             print(f"twdl run: --profile {args.profile} contradicts -p profile={values['profile']}", file=sys.stderr)
             return 2
         values["profile"] = args.profile
-    problems = [f"{nb.name}: {p}" for nb in notebooks for p in check_parameters(nb, values)]
+    problems = [f"{nb.name}: {p}" for nb in notebooks for p in check_notebook_parameters(nb, values)]
     if problems:
         print("\n".join(f"twdl run: {p}" for p in problems), file=sys.stderr)
         return 2
     output_dir = Path(args.output_dir)
-    results = run_notebooks(notebooks, output_dir, values, jobs=args.jobs, timeout=args.timeout, kernel=args.kernel)
+    results = run_notebooks(notebooks, output_dir, values, jobs=args.jobs, timeout=args.timeout, kernel=args.kernel,
+                            offline=args.offline)
     table = summary_table(results)
     summary = output_dir / "summary.csv"
     if summary.exists():  # keep the rows of notebooks not run this time
@@ -148,9 +162,8 @@ def main(args: argparse.Namespace) -> int:
         old = old[~old["notebook"].isin(table["notebook"])]
         if len(old):
             merged = pd.concat([old, table], ignore_index=True).sort_values("notebook")
-            fixed = ["notebook", "status", "runtime_s", "error"]
-            table = merged[_metric_columns([{c: 1 for c in merged.columns}], fixed)]
-    write_atomic(summary, table.to_csv(index=False))
+            table = merged[record_columns(merged.columns, SUMMARY_COLUMNS)]
+    atomic_write(summary, table.to_csv(index=False))
     failed = {stem: r for stem, r in sorted(results.items()) if r.status != "ok"}
     for stem, result in failed.items():
         where = f" in cell {result.cell_index}" if result.cell_index is not None and "cell" not in result.error else ""

@@ -1,4 +1,7 @@
-"""Execute one notebook in its own process tree, with a wall-clock timeout and resource limits, and keep its outputs."""
+"""The one notebook executor: papermill in its own process tree, with a timeout and resource limits, keeping outputs.
+
+`twdl run`, `twdl grade`, `twdl execute-references` and the tests all execute notebooks through `run_notebook`.
+"""
 from __future__ import annotations
 
 import json
@@ -13,14 +16,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..files import BATCH_VARIABLE
+from twdl_helpers.files import atomic_write
+from twdl_helpers.record import read_records
 
-__all__ = [
-    "ResourceLimits", "ExecutionResult", "run_notebook", "write_atomic", "truncate_outputs", "kill_process_tree",
-    "one_line",
-]
+from .repo import batch_environment
 
-WORKER = Path(__file__).with_name("worker.py")
+__all__ = ["ResourceLimits", "ExecutionResult", "run_notebook", "truncate_outputs", "kill_process_tree", "one_line"]
+
+WORKER = Path(__file__).with_name("worker.py")  # run by path: it imports only the standard library and papermill
 TOKEN_VARIABLE = "TWDL_EXECUTION_TOKEN"
 
 
@@ -54,30 +57,6 @@ def one_line(text: str, limit: int = 300) -> str:
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     line = lines[0] if lines else ""
     return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def write_atomic(path: str | Path, data: str | bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and os.replace (readers never see half)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()  # read once at import: os.umask is process-wide, so never toggle it while threads write files
 
 
 def _cut(text: str, max_chars: int) -> str:
@@ -187,7 +166,7 @@ def run_notebook(
     timeout: float | None = None,
     limits: ResourceLimits = ResourceLimits(),
     kernel: str | None = None,
-    env: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,  # the kernel's whole environment (default: a batch environment)
     max_output_chars: int = 100_000,
     scratch: str | Path | None = None,
 ) -> ExecutionResult:
@@ -197,8 +176,6 @@ def run_notebook(
     text outputs longer than `max_output_chars` cut. Never raises for problems inside the notebook.
     """
     import nbformat
-
-    from ..record import read_records
 
     input_path, output_path = Path(input_path).resolve(), Path(output_path).resolve()
     scratch_parent = Path(scratch or output_path.parent)
@@ -211,8 +188,7 @@ def run_notebook(
         "limits": asdict(limits), "result": str(scratch_dir / "outcome.json"),
     }
     (scratch_dir / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
-    child_env = {**os.environ, BATCH_VARIABLE: "1", "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-                 **(env or {}), TOKEN_VARIABLE: token}
+    child_env = {**(env if env is not None else batch_environment()), TOKEN_VARIABLE: token}
     start = time.monotonic()
     timed_out = False
     with open(scratch_dir / "worker.log", "wb") as log:
@@ -259,10 +235,10 @@ def run_notebook(
         records = read_records(executed)
     except Exception as err:  # a forged or damaged record bundle
         records, error = {}, error or f"could not read the recorded values: {one_line(str(err))}"
-    write_atomic(output_path, nbformat.writes(executed))
+    atomic_write(output_path, nbformat.writes(executed))
     log_text = (scratch_dir / "worker.log").read_bytes()[-20_000:].decode("utf-8", "replace")
     if status != "ok" and log_text.strip():
-        write_atomic(output_path.with_suffix(".log"), log_text)
+        atomic_write(output_path.with_suffix(".log"), log_text)
     else:
         output_path.with_suffix(".log").unlink(missing_ok=True)
     _remove_tree(scratch_dir)

@@ -14,9 +14,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .execution import ResourceLimits, one_line, run_notebook, write_atomic
-from .notebook_parameters import check_parameters, declared_parameters, parse_parameter_values
-from .runner import resolve_notebooks, thread_env
+from twdl_helpers.files import atomic_write
+from twdl_helpers.record import completed_modules, flat_records, record_columns
+from twdl_helpers.params import ParameterError, notebook_parameters, parse_parameter_values
+
+from ..execute import ResourceLimits, one_line, run_notebook
+from ..repo import batch_environment
+from ..run import check_notebook_parameters, resolve_notebooks, thread_env
 
 __all__ = [
     "STATUSES", "GradeTask", "find_submissions", "student_name", "plan_tasks", "grade_submission", "grade_all",
@@ -132,9 +136,8 @@ def plan_tasks(
 def _row(task: GradeTask, status: str, error: str = "", cell: int | None = None, runtime: float = 0.0,
          records: dict[str, Any] | None = None) -> dict[str, Any]:
     records = records or {}
-    done = sorted(k.split(".")[0] for k, v in records.items() if re.fullmatch(r"m\d+\.completed", k) and v is True)
     return {"file": task.file, "student": task.student, "submission": task.submission, "status": status,
-            "failing_cell": cell, "error": one_line(error), "runtime_s": runtime, "completed_modules": " ".join(done),
+            "failing_cell": cell, "error": one_line(error), "runtime_s": runtime, "completed_modules": " ".join(completed_modules(records)),
             "records": records}
 
 
@@ -162,7 +165,7 @@ def grade_submission(task: GradeTask) -> dict[str, Any]:
         row["detail"] = traceback.format_exc(limit=5)
     if "detail" not in row:  # a grader failure is not a grade: the next run tries again
         try:
-            write_atomic(task.grade_file, json.dumps({"key": task.key(), "row": row}, indent=1, default=str))
+            atomic_write(task.grade_file, json.dumps({"key": task.key(), "row": row}, indent=1, default=str))
         except OSError:
             pass
     return row
@@ -180,12 +183,13 @@ def _grade(task: GradeTask) -> dict[str, Any]:
         return _row(task, "invalid", problem)
     local = task.workdir / f"{task.submission}.ipynb"
     nbformat.write(nb, str(local))
-    problems = check_parameters(local, task.parameters)
+    problems = check_notebook_parameters(local, task.parameters)
     if problems:
         return _row(task, "invalid", problems[0])
     scratch = Path(task.out_dir) / ".twdl" / "scratch"
+    env = batch_environment(figures=False, extra=task.env)  # built where the task runs (a Dask worker too)
     result = run_notebook(local, task.executed, task.parameters, cwd=task.workdir, timeout=task.timeout,
-                          limits=task.limits, kernel=task.kernel, env=task.env, max_output_chars=task.max_output_chars,
+                          limits=task.limits, kernel=task.kernel, env=env, max_output_chars=task.max_output_chars,
                           scratch=scratch)
     return _row(task, result.status, result.error, result.cell_index, result.runtime_s, result.records)
 
@@ -256,11 +260,8 @@ def grades_table(rows: list[dict[str, Any]]):
 
     flat = []
     for row in rows:
-        records = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.get("records", {}).items()}
-        flat.append({**{c: row.get(c) for c in FIXED_COLUMNS}, **records})
-    names = sorted({k for r in flat for k in r} - set(FIXED_COLUMNS))
-    completed = [n for n in names if re.fullmatch(r"m\d+\.completed", n)]
-    table = pd.DataFrame(flat, columns=FIXED_COLUMNS + completed + [n for n in names if n not in completed])
+        flat.append({**{c: row.get(c) for c in FIXED_COLUMNS}, **flat_records(row.get("records", {}))})
+    table = pd.DataFrame(flat, columns=record_columns({k for r in flat for k in r}, FIXED_COLUMNS))
     table["failing_cell"] = table["failing_cell"].astype("Int64")
     return table.sort_values(["file", "submission"]).reset_index(drop=True)
 
@@ -291,11 +292,11 @@ def _precheck(args: argparse.Namespace, values: dict[str, Any], submissions: lis
     if not values:
         return []
     if args.module:
-        return [f"{nb.name}: {p}" for nb in resolve_notebooks(args.module) for p in check_parameters(nb, values)]
+        return [f"{nb.name}: {p}" for nb in resolve_notebooks(args.module) for p in check_notebook_parameters(nb, values)]
     declared_sets = []
     for path, _ in submissions:
         try:
-            found = declared_parameters(path)
+            found = notebook_parameters(path)
         except Exception:  # invalid submissions are reported per row later
             continue
         if found is not None:
@@ -308,14 +309,14 @@ def _precheck(args: argparse.Namespace, values: dict[str, Any], submissions: lis
 
 def main(args: argparse.Namespace) -> int:
     """Run `twdl grade`; 0 when every submission was graded (whatever its status), 2 for bad arguments."""
-    from .report import choose_histogram_metric, write_report
+    from .report import choose_histogram_metric, write_report  # noqa: F401  (matplotlib: only when reporting)
 
     out = Path(args.out)
     try:
         values = parse_parameter_values(args.parameter)
         submissions = find_submissions(args.submissions, exclude=out)
         problems = _precheck(args, values, submissions)
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError, ParameterError) as err:
         print(f"twdl grade: {err}", file=sys.stderr)
         return 2
     if problems:
@@ -333,7 +334,7 @@ def main(args: argparse.Namespace) -> int:
                        kernel=args.kernel or "python3", env=env, max_output_chars=args.max_output_chars)
     rows = grade_all(tasks, jobs=args.jobs, force=args.force, scheduler=args.scheduler)
     table = grades_table(rows)
-    write_atomic(out / "grades.csv", table.to_csv(index=False))
+    atomic_write(out / "grades.csv", table.to_csv(index=False))
     metric = args.histogram or choose_histogram_metric(table)
     write_report(table, out / "report.html", histogram_metric=metric, title=f"Grades: {', '.join(args.submissions)}")
     counts = table["status"].value_counts().to_dict()

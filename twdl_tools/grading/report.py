@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .execution import write_atomic
+from twdl_helpers.files import atomic_write
+from twdl_helpers.record import is_completion_flag
 
 __all__ = ["choose_histogram_metric", "module_summary", "histogram_svg", "render_report", "write_report"]
 
@@ -63,7 +64,7 @@ def choose_histogram_metric(table) -> str | None:
     """The numeric recorded metric present in the most submissions (ties: alphabetical); None if there is none."""
     best: tuple[int, str] | None = None
     for column in sorted(_metric_columns(table)):
-        if column.endswith(".completed"):
+        if is_completion_flag(column):
             continue
         numbers = _numeric(table, column)
         if numbers is not None and (best is None or numbers.notna().sum() > best[0]):
@@ -80,7 +81,7 @@ def module_summary(table):
         match = MODULE_OF.match(column)
         module = match.group(1) if match else "other"
         values = table[column]
-        if column.endswith(".completed"):
+        if is_completion_flag(column):
             flags = values.dropna()
             rows.append({"module": module, "metric": column, "n": len(flags),
                          "mean": float((flags == True).mean()) if len(flags) else None})  # noqa: E712
@@ -160,5 +161,5 @@ def render_report(table, histogram_metric: str | None = None, title: str = "Grad
 
 def write_report(table, path: str | Path, histogram_metric: str | None = None, title: str = "Grades") -> Path:
     """Write render_report(...) to `path` atomically and return the path."""
-    write_atomic(path, render_report(table, histogram_metric, title))
+    atomic_write(path, render_report(table, histogram_metric, title))
     return Path(path)

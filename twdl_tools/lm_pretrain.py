@@ -10,11 +10,12 @@ from pathlib import Path
 
 import torch
 
-from ..common import set_seed
-from .blocks import make_blocks
-from .load import BUNDLED_MODEL
-from .perplexity import perplexity
-from .trainer import train_lm
+from twdl_helpers.common import set_seed
+from twdl_helpers.files import atomic_write
+from twdl_helpers.lm.blocks import make_blocks
+from twdl_helpers.lm.load import BUNDLED_MODEL
+from twdl_helpers.lm.perplexity import perplexity
+from twdl_helpers.lm.trainer import train_lm
 
 __all__ = ["corpus_documents", "train_tokenizer", "small_opt_config", "pretrain", "add_lm_arguments", "lm_main"]
 
@@ -93,8 +94,8 @@ def pretrain(out: str | Path = BUNDLED_MODEL, steps: int = 400, vocab_size: int 
                  held_out_perplexity_untrained=ppl_start, train_minutes=minutes, final_train_loss=result.final_loss,
                  command=command or f"twdl lm pretrain --out {out} --steps {steps} --seed {seed}",
                  torch=torch.__version__)
-    (out / "pretraining.json").write_text(json.dumps(facts, indent=2))
-    (out / "MODEL_CARD.md").write_text(_card(facts, len(train_docs), len(held_docs)))
+    atomic_write(out / "pretraining.json", json.dumps(facts, indent=2))
+    atomic_write(out / "MODEL_CARD.md", _card(facts, len(train_docs), len(held_docs)))
     print(f"held-out perplexity {ppl:.1f} (untrained {ppl_start:.0f}, vocabulary {len(tokenizer)}); "
           f"{minutes:.1f} min; saved to {out}")
     return facts

@@ -12,6 +12,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from twdl_helpers.files import atomic_write
+
+from .repo import batch_environment, find_root
+
 __all__ = ["machine_description", "median_time", "BENCH_COLUMNS"]
 
 BENCH_COLUMNS = ["comparison", "measure", "unit", "original", "helpers", "ratio", "target", "met", "runs"]
@@ -87,11 +91,11 @@ def render(results: dict[str, dict], machine: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _root() -> Path | None:
+    try:
+        return find_root()
+    except FileNotFoundError:
+        return None
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,6 +110,7 @@ def bench_main(args: argparse.Namespace) -> int:
     """Run the benchmark scripts, keep each table in bench/results/, and write the markdown page (atomically)."""
     import pandas as pd
 
+    os.environ.update(batch_environment(_root(), offline=True, figures=False))  # the mirror, no downloads
     folder = Path(args.bench_dir)
     if not folder.is_dir():
         raise SystemExit(f"no benchmark folder at {folder.resolve()}; run from the repository root or pass --bench-dir")
@@ -120,9 +125,9 @@ def bench_main(args: argparse.Namespace) -> int:
         print(table.to_markdown(index=False, floatfmt=".4g"), flush=True)
         result = {"date": dt.date.today().isoformat(), "quick": args.quick, "cpu": machine["CPU"],
                   "rows": json.loads(pd.DataFrame(table)[BENCH_COLUMNS].to_json(orient="values"))}
-        _write_atomic(results_dir / f"{script.stem}.json", json.dumps(result, indent=1))
+        atomic_write(results_dir / f"{script.stem}.json", json.dumps(result, indent=1))
     saved = [results_dir / f"{script.stem}.json" for script in bench_scripts(folder)]
     results = {path.stem: json.loads(path.read_text()) for path in saved if path.is_file()}
-    _write_atomic(Path(args.out), render(results, machine))
+    atomic_write(Path(args.out), render(results, machine))
     print(f"wrote {args.out}")
     return 0

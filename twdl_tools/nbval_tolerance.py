@@ -4,8 +4,9 @@ nbval (run with `--nbval-lax`) re-executes each committed reference notebook cel
 errors. This plugin then compares, cell by cell, the values recorded with `twdl.record` (MIME
 `application/vnd.twdl.record+json`) in the fresh run against the committed outputs, within the
 tolerances of `TOLERANCES` (first matching name pattern wins). Load it with
-`-p twdl_helpers.nbval_tolerance`: loading it also sets the offline, CPU-only environment the references were
-made in and skips the student notebooks (papermill runs those instead).
+`-p twdl_tools.nbval_tolerance`: loading it also sets the environment the references were made in
+(`twdl_tools.references.reference_environment`: offline, CPU only, the data mirror, batch flag) and skips the
+student notebooks (the shared executor runs those instead).
 """
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from typing import Any, Iterable
 
 import pytest
 
-__all__ = ["Tolerance", "TOLERANCES", "tolerance_for", "compare_values", "compare_records", "records_in_outputs"]
+from twdl_helpers.record import records_in_outputs
 
-RECORD_MIME = "application/vnd.twdl.record+json"  # same constant as twdl_helpers.record (kept import-light)
+__all__ = ["Tolerance", "TOLERANCES", "tolerance_for", "compare_values", "compare_records"]
+
 
 
 @dataclass(frozen=True)
@@ -95,17 +97,6 @@ def compare_values(name: str, reference: Any, fresh: Any, tolerance: Tolerance |
     return [] if reference == fresh else [f"{name}: reference {reference!r}, fresh run {fresh!r} (must be equal)"]
 
 
-def records_in_outputs(outputs: Iterable[Any]) -> dict[str, Any]:
-    """Return name -> value for the record bundles among a cell's outputs."""
-    found: dict[str, Any] = {}
-    for output in outputs:
-        item = (output.get("data") or {}).get(RECORD_MIME)
-        if item is not None:
-            item = json.loads(item) if isinstance(item, str) else item
-            found[item["name"]] = item["value"]
-    return found
-
-
 def compare_records(reference: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
     """Return every difference beyond tolerance, plus names recorded on one side only."""
     problems = [f"{n}: recorded in the reference but not in the fresh run" for n in reference if n not in fresh]
@@ -132,17 +123,17 @@ def pytest_runtest_call(item: pytest.Item):
     return result
 
 
-MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    """Offline data, the mirror beside the checkout, CPU only and inline figures, as when references were made."""
-    for name in ("TWDL_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        os.environ.setdefault(name, "1")
-    if MIRROR.is_dir():
-        os.environ.setdefault("TWDL_DATA_MIRROR", str(MIRROR))
-    os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    os.environ.pop("MPLBACKEND", None)
+    """The environment the references were made in: offline, the data mirror, CPU only, inline figures."""
+    from .repo import batch_environment, find_root
+
+    try:
+        root = find_root()
+    except FileNotFoundError:  # notebooks outside the repository (tests): TWDL_DATA_MIRROR comes from the caller
+        root = None
+    environment = batch_environment(root, offline=True, cpu_only=True, figures=True)
+    os.environ.clear()
+    os.environ.update(environment)
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

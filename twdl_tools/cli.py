@@ -7,13 +7,13 @@ import sys
 
 # name -> (module with add_arguments(parser) and main(args) -> int, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("twdl_helpers.grading.runner", "execute module notebooks with papermill (smoke or full profile)"),
-    "grade": ("twdl_helpers.grading.grader", "execute and grade a folder of student notebooks"),
-    "sync": ("twdl_helpers.notebook_tools", "regenerate solution and student .ipynb from the .py sources"),
-    "execute-references": ("twdl_helpers.notebook_tools", "re-execute the committed reference notebooks"),
-    "book": ("twdl_helpers.site", "build the Jupyter Book site offline"),
-    "bench": ("twdl_helpers.benchmarks", "run the benchmark scripts and write docs/benchmarks.md"),
-    "lm": ("twdl_helpers.lm.pretrain", "language-model tools: `twdl lm pretrain` builds the bundled small LM"),
+    "run": ("twdl_tools.run", "execute module notebooks with papermill (smoke or full profile)"),
+    "grade": ("twdl_tools.grading.grader", "execute and grade a folder of student notebooks"),
+    "sync": ("twdl_tools.notebooks", "regenerate solution and student .ipynb from the .py sources"),
+    "execute-references": ("twdl_tools.references", "re-execute the committed reference notebooks"),
+    "book": ("twdl_tools.site", "build the Jupyter Book site offline"),
+    "bench": ("twdl_tools.bench", "run the benchmark scripts and write docs/benchmarks.md"),
+    "lm": ("twdl_tools.lm_pretrain", "language-model tools: `twdl lm pretrain` builds the bundled small LM"),
 }
 
 
@@ -24,7 +24,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == command:
-            mod = importlib.import_module(module)
+            try:
+                mod = importlib.import_module(module)
+            except ImportError as err:  # the runtime alone was installed
+                raise SystemExit(f"twdl {name} needs the course tooling's dependencies ({err}); install them with "
+                                 '`pip install "twdl-helpers[tools]"` (or `make install` in the repository)') from err
             adder = getattr(mod, f"add_{name.replace('-', '_')}_arguments", None) or mod.add_arguments
             adder(p)
             p.set_defaults(handler=getattr(mod, f"{name.replace('-', '_')}_main", None) or mod.main)

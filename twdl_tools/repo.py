@@ -1,0 +1,77 @@
+"""The course repository: where its root is, its settings (`[tool.twdl]` in pyproject.toml), and batch environments.
+
+This module is the one place that knows the repository's layout and the environment a batch run gives a
+kernel (the batch flag, the data mirror, offline when asked, deterministic hashing). `twdl run`, `twdl grade`,
+`twdl execute-references`, the nbval plugin and the tests all take their environment from here.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from twdl_helpers.files import BATCH_VARIABLE, OFFLINE_ENVIRONMENT, data_mirror
+
+__all__ = ["find_root", "settings", "configured_mirror", "batch_environment", "notebooks_dir"]
+
+MARKER = "jupytext.toml"  # the repository root holds this file and notebooks/
+
+
+def find_root(start: str | Path | None = None) -> Path:
+    """The repository root: the nearest folder at or above `start` (default: cwd) with jupytext.toml and notebooks/."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / MARKER).is_file() and (folder / "notebooks").is_dir():
+            return folder
+    raise FileNotFoundError(f"no course repository (a folder with {MARKER} and notebooks/) at or above {here}; "
+                            "run this command inside the course repository or pass --root")
+
+
+def settings(root: Path) -> dict:
+    """The `[tool.twdl]` table of the repository's pyproject.toml (empty when absent)."""
+    path = root / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    with path.open("rb") as handle:
+        return tomllib.load(handle).get("tool", {}).get("twdl", {})
+
+
+def configured_mirror(root: Path | None = None) -> Path | None:
+    """The offline data mirror: TWDL_DATA_MIRROR when set, else `data-mirror` of [tool.twdl] if that folder exists."""
+    mirror = data_mirror()
+    if mirror is not None or root is None:
+        return mirror
+    value = settings(root).get("data-mirror")
+    if not value:
+        return None
+    folder = (root / value).resolve()
+    return folder if folder.is_dir() else None
+
+
+def notebooks_dir(root: Path | None = None) -> Path:
+    """The module notebooks' folder of the repository around the current folder (or `root`)."""
+    return (root or find_root()) / "notebooks"
+
+
+def batch_environment(root: Path | None = None, *, base: dict[str, str] | None = None, offline: bool = False,
+                      cpu_only: bool = False, figures: bool = True, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a kernel run without a person watching: batch flag, data mirror, fixed hashing.
+
+    `offline` forbids downloads (package and Hugging Face hub); `cpu_only` hides GPUs (references);
+    `figures=False` sets the Agg backend (no images kept in the executed notebook: grading).
+    """
+    env = dict(os.environ if base is None else base)
+    if offline:
+        env.update(OFFLINE_ENVIRONMENT)
+    env.update({BATCH_VARIABLE: "1", "PYTHONHASHSEED": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
+    mirror = configured_mirror(root)
+    if mirror is not None:
+        env["TWDL_DATA_MIRROR"] = str(mirror)
+    if cpu_only:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    if figures:
+        env.pop("MPLBACKEND", None)  # the kernel's inline backend keeps figures in the executed notebook
+    else:
+        env["MPLBACKEND"] = "Agg"
+    env.update(extra or {})
+    return env
