@@ -14,6 +14,7 @@ from __future__ import annotations
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -41,6 +42,25 @@ def helpers_epoch_seconds(model, optimizer, data: twdl.TensorData, batch_size: i
     return history.last["seconds"]
 
 
+def step_seconds(model, optimizer, data: twdl.TensorData, batch_size: int, repeats: int) -> float:
+    """Seconds of one training step (forward, loss, backward, optimizer) on one fixed batch: the compute that the
+    original and the helpers share, without any data handling."""
+    x, y = data.inputs[:batch_size], data.targets[:batch_size]
+    loss_fn = torch.nn.functional.cross_entropy
+    for i in range(repeats + 20):
+        if i == 20:
+            if x.is_cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    if x.is_cuda:
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / repeats
+
+
 def throughput(quick: bool, device: str, folder: Path) -> list[dict]:
     """Images/s per training epoch at batch 64 and 1024, alternating original and helpers epochs."""
     n = 6_000 if quick else None
@@ -58,6 +78,13 @@ def throughput(quick: bool, device: str, folder: Path) -> list[dict]:
         for r in range(rounds):
             orig.append(len(dataset) / original.original_epoch_seconds(dataset, batch_size, device))
             helpers.append(len(data.train) / helpers_epoch_seconds(model, optimizer, data.train, batch_size, r))
+        step = step_seconds(model, optimizer, data.train, batch_size, 50 if quick else 300)
+        per_step_original = batch_size / statistics.median(orig)
+        rows.append(row(
+            f"step_{batch_size}", f"MNIST batch {batch_size}: one training step of the same net on one fixed batch "
+            f"(no data handling; the compute both pipelines share) vs the original's time per step, "
+            f"{_device_label(device)}", "seconds per step", "ms", 1e3 * per_step_original, 1e3 * step,
+            f"{rounds} epochs / {50 if quick else 300} steps", higher_is_better=False))
         rows.append(row(
             f"epoch_{batch_size}",
             f"MNIST training epoch, batch {batch_size}, 784-128-10 net, {len(data.train):,} real training images, "

@@ -27,10 +27,11 @@ __all__ = ["MARKER", "FigureSources", "render_text", "render_files", "check_file
 
 MARKER = re.compile(r"<!--fig (?P<source>[^\s>]+)(?: (?P<spec>[^\s>]+))?-->(?P<value>.*?)<!--/fig-->")
 QUOTED = re.compile(r"<!--quoted:(?P<items>.*?)-->", re.DOTALL)
-PUBLISHED_FILES = ("README.md", "docs/*.md")
+PUBLISHED_FILES = ("README.md", "docs/fixes*.md")  # the pages that state measurements (benchmarks.md is generated whole)
 # What looks like a measurement in prose: percentages, ratios ("5.8x"), decimals, numbers with a rate or time unit.
-FIGURE = re.compile(r"(?<![\w.\-/])(?:\d[\d,]*(?:\.\d+)?\s?%|\d[\d,]*(?:\.\d+)?x(?![\w])|\d[\d,]*\.\d+"
-                    r"|\d[\d,]*\s?(?:rows/s|images/s|img/s|tokens/s|MB|ms|µs|hours?|minutes?|s)(?![\w/]))")
+FIGURE = re.compile(r"(?<![\w.\-/])(?:\d[\d,]*(?:\.\d+)?\s?%|\d[\d,]*(?:\.\d+)?x(?![\w])"
+                    r"|\d[\d,]*(?:\.\d+)?\s?(?:rows/s|images/s|img/s|tokens/s|MB|ms|µs|hours?|minutes?|s)(?![\w/])"
+                    r"|\d[\d,]*\.\d+)")
 _SKIP = re.compile(r"```.*?```|`[^`\n]*`|<!--.*?-->|\]\([^)]*\)|https?://\S+", re.DOTALL)
 
 
@@ -72,14 +73,20 @@ def _format(value: float | str | None, spec: str | None) -> str:
     return format(value, spec or ".4g") if isinstance(value, (int, float)) else str(value)
 
 
-def render_text(text: str, sources: FigureSources) -> str:
-    """`text` with every marker's value rewritten from its source."""
+def render_text(text: str, sources: FigureSources, problems: list[str] | None = None) -> str:
+    """`text` with every marker's value rewritten from its source.
+
+    A marker whose source is missing keeps its old value; the reason is appended to `problems` (raised when None).
+    """
     def replace(match: re.Match) -> str:
         source, spec = match["source"], match["spec"]
         try:
             shown = _format(sources.value(source), spec)
-        except ValueError as exc:
-            raise ValueError(f"{source}: {exc}") from None
+        except (KeyError, ValueError) as exc:
+            if problems is None:
+                raise ValueError(f"{source}: {exc}") from None
+            problems.append(str(exc))
+            return match.group(0)
         return f"<!--fig {source}{' ' + spec if spec else ''}-->{shown}<!--/fig-->"
 
     return MARKER.sub(replace, text)
@@ -100,16 +107,18 @@ def _sources(root: Path, results_dir: Path | None) -> FigureSources:
     return FigureSources(results_dir or root / "bench" / "results", root / "notebooks")
 
 
-def render_files(root: Path, results_dir: Path | None = None) -> list[str]:
-    """Rewrite the markers of every published file from their sources; return the files that changed."""
-    sources, changed = _sources(root, results_dir), []
+def render_files(root: Path, results_dir: Path | None = None) -> tuple[list[str], list[str]]:
+    """Rewrite the markers of every published file from their sources; return (files changed, problems)."""
+    sources, changed, problems = _sources(root, results_dir), [], []
     for path in _published(root):
         text = path.read_text(encoding="utf-8")
-        new = render_text(text, sources)
+        found: list[str] = []
+        new = render_text(text, sources, found)
+        problems += [f"{path.relative_to(root)}: {p}" for p in found]
         if new != text:
             atomic_write(path, new)
             changed.append(str(path.relative_to(root)))
-    return changed
+    return changed, problems
 
 
 def check_files(root: Path, results_dir: Path | None = None) -> list[str]:
