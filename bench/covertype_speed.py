@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -28,6 +27,7 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import covertype as bench_covertype  # noqa: E402
 import original_covertype as original  # noqa: E402
+from _timing import CLOCK_NOTE, clock  # noqa: E402
 
 import twdl_helpers as twdl  # noqa: E402
 from twdl_helpers.data.covertype import COVERTYPE_FULL_ROWS  # noqa: E402
@@ -83,14 +83,14 @@ def step_parts(data: twdl.TensorData, cardinalities: list[int], repeats: int = 2
             m.p = p
         parts = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
         for i in range(repeats + 200):
-            t0 = time.perf_counter()
+            t0 = clock()
             loss = F.cross_entropy(model(x, c), y)
-            t1 = time.perf_counter()
+            t1 = clock()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            t2 = time.perf_counter()
+            t2 = clock()
             optimizer.step()
-            t3 = time.perf_counter()
+            t3 = clock()
             if i >= 200:
                 parts["forward"] += t1 - t0
                 parts["backward"] += t2 - t1
@@ -105,7 +105,7 @@ def step_parts(data: twdl.TensorData, cardinalities: list[int], repeats: int = 2
 
 def run(quick: bool = False, rounds: int | None = None, compile_model: bool | None = None) -> pd.DataFrame:
     """Rows/s of each variant (median over `rounds` round-robin epochs) and the per-step floor, one thread."""
-    rounds = rounds or (1 if quick else 3)
+    rounds = rounds or (1 if quick else 5)
     compile_model = (not quick) if compile_model is None else compile_model
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -142,24 +142,24 @@ def _measure(quick: bool, rounds: int, compile_model: bool) -> pd.DataFrame:
     seconds: dict[str, list[float]] = {k: [] for k in ["original", *variants, *(["compiled"] if compile_model else []),
                                                        "twdl_train"]}
     for r in range(rounds):
-        start = time.perf_counter()
+        start = clock()
         original.run_epoch(orig_model, orig_loader, orig_opt, torch.nn.CrossEntropyLoss())
-        seconds["original"].append(time.perf_counter() - start)
+        seconds["original"].append(clock() - start)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(r))
         for name, v in variants.items():
-            start = time.perf_counter()
+            start = clock()
             step_loop(*state[name], data, order, v["gather_per_step"], v["accuracy_per_step"])
-            seconds[name].append(time.perf_counter() - start)
+            seconds[name].append(clock() - start)
         if compile_model:
-            start = time.perf_counter()
+            start = clock()
             step_loop(*state["compiled"], data, order, False, False)
-            seconds["compiled"].append(time.perf_counter() - start)
-        history = twdl.train(helpers_model, data, epochs=1, batch_size=BATCH, optimizer=helpers_opt, seed=r,
-                             progress=False)
-        seconds["twdl_train"].append(history.last["seconds"])
+            seconds["compiled"].append(clock() - start)
+        start = clock()
+        twdl.train(helpers_model, data, epochs=1, batch_size=BATCH, optimizer=helpers_opt, seed=r, progress=False)
+        seconds["twdl_train"].append(clock() - start)
     rate = {k: len(train_df) / statistics.median(v) if k == "original" else n / statistics.median(v)
             for k, v in seconds.items()}
-    label = f"{n_rows:,} rows (real rows replicated), {n:,} train rows, batch {BATCH}, 1 torch thread"
+    label = f"{n_rows:,} rows (real rows replicated), {n:,} train rows, batch {BATCH}, 1 torch thread, {CLOCK_NOTE}"
     descriptions = {
         "before": "step loop before this work: per-step index gather, foreach Adam, per-step accuracy",
         "fused": "+ fused Adam",

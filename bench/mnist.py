@@ -14,7 +14,6 @@ from __future__ import annotations
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import original_mnist as original  # noqa: E402
+from _timing import CLOCK_NOTE, clock  # noqa: E402
 from covertype import row  # noqa: E402
 
 import twdl_helpers as twdl  # noqa: E402
@@ -32,14 +32,16 @@ SEED = 1
 
 def _device_label(device: str) -> str:
     if device.startswith("cuda"):
-        return f"cuda ({torch.cuda.get_device_name()})"
-    return f"cpu, {torch.get_num_threads()} torch thread(s)"
+        return f"cuda ({torch.cuda.get_device_name()}), wall time"
+    return f"cpu, {torch.get_num_threads()} torch thread(s), {CLOCK_NOTE}"
 
 
 def helpers_epoch_seconds(model, optimizer, data: twdl.TensorData, batch_size: int, seed: int) -> float:
-    """Seconds of one `twdl.train` epoch, as its History reports them."""
-    history = twdl.train(model, data, epochs=1, batch_size=batch_size, optimizer=optimizer, seed=seed, progress=False)
-    return history.last["seconds"]
+    """Seconds (see _timing.py) of one `twdl.train` epoch."""
+    device = next(model.parameters()).device
+    start = clock(device)
+    twdl.train(model, data, epochs=1, batch_size=batch_size, optimizer=optimizer, seed=seed, progress=False)
+    return clock(device) - start
 
 
 def step_seconds(model, optimizer, data: twdl.TensorData, batch_size: int, repeats: int) -> float:
@@ -49,16 +51,12 @@ def step_seconds(model, optimizer, data: twdl.TensorData, batch_size: int, repea
     loss_fn = torch.nn.functional.cross_entropy
     for i in range(repeats + 20):
         if i == 20:
-            if x.is_cuda:
-                torch.cuda.synchronize()
-            start = time.perf_counter()
+            start = clock(x.device)
         loss = loss_fn(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    if x.is_cuda:
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats
+    return (clock(x.device) - start) / repeats
 
 
 def throughput(quick: bool, device: str, folder: Path) -> list[dict]:
@@ -76,7 +74,8 @@ def throughput(quick: bool, device: str, folder: Path) -> list[dict]:
         optimizer = twdl.make_optimizer("momentum", model.parameters(), lr=0.01)
         orig, helpers = [], []
         for r in range(rounds):
-            orig.append(len(dataset) / original.original_epoch_seconds(dataset, batch_size, device))
+            orig.append(len(dataset) / original.original_epoch_seconds(dataset, batch_size, device,
+                                                                       lambda: clock(device)))
             helpers.append(len(data.train) / helpers_epoch_seconds(model, optimizer, data.train, batch_size, r))
         step = step_seconds(model, optimizer, data.train, batch_size, 50 if quick else 300)
         per_step_original = batch_size / statistics.median(orig)
