@@ -152,15 +152,15 @@ def evaluate(
     model.eval()
     total_loss, totals, n = 0.0, dict.fromkeys(metrics, 0.0), len(data)
     for start in range(0, n, batch_size):
-        index = torch.arange(start, min(start + batch_size, n), device=_as_tuple(data.inputs)[0].device)
-        inputs, targets = _take(data.inputs, index), _take(data.targets, index)
+        end = min(start + batch_size, n)
+        inputs, targets = _rows(data.inputs, start, end), _rows(data.targets, start, end)  # views, no copies
         outputs = forward(model, inputs)
-        total_loss += loss_fn(outputs, targets).item() * len(index)
-        for name, fn in metrics.items():
-            totals[name] += float(fn(outputs, targets))
+        total_loss = total_loss + loss_fn(outputs, targets).detach() * (end - start)  # summed on the device:
+        for name, fn in metrics.items():  # one host sync per metric at the end, none per batch
+            totals[name] = totals[name] + fn(outputs, targets)
     model.train(was_training)
-    result = {"loss": total_loss / max(n, 1)}
-    result.update({name: 100.0 * value / max(n, 1) if name == "accuracy" else value / max(n, 1)
+    result = {"loss": float(total_loss) / max(n, 1)}
+    result.update({name: 100.0 * float(value) / max(n, 1) if name == "accuracy" else float(value) / max(n, 1)
                    for name, value in totals.items()})
     return result
 
@@ -171,9 +171,7 @@ def predict(model: nn.Module, inputs: Tensors, batch_size: int = 4096) -> torch.
     was_training = model.training
     model.eval()
     n = _as_tuple(inputs)[0].shape[0]
-    device = _as_tuple(inputs)[0].device
-    outs = [forward(model, _take(inputs, torch.arange(s, min(s + batch_size, n), device=device)))
-            for s in range(0, n, batch_size)]
+    outs = [forward(model, _rows(inputs, s, min(s + batch_size, n))) for s in range(0, n, batch_size)]
     model.train(was_training)
     return torch.cat(outs)
 
