@@ -148,7 +148,7 @@ def defects(quick: bool, folder: Path) -> list[dict]:
     rows.append(row("d12_error", f"D12 test error after {epochs} epochs: exp schedule (original) vs sqrt, {size}",
                     "test error", "%", 100 - exp.last["test_accuracy"], 100 - sqrt.last["test_accuracy"], "1 / 1"))
     rows.append(row("d12_stall", f"D12 exp schedule: test-error change from epoch 2 to epoch {epochs}, {size}",
-                    "points", "points", exp["test_accuracy"][-1] - exp["test_accuracy"][1], float("nan"), "1 / 1"))
+                    "points", "points", exp["test_accuracy"][1] - exp["test_accuracy"][-1], float("nan"), "1 / 1"))
     return rows
 
 
