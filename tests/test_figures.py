@@ -23,6 +23,13 @@ def test_markers_are_rewritten_from_the_keyed_row_and_column(tmp_path):
                                           "<!--fig demo.epoch.ratio .1f-->6.5<!--/fig-->x")
 
 
+def test_a_yes_no_source_is_shown_as_one_of_two_words(tmp_path):
+    folder = _results(tmp_path, [{"key": "epoch", "met": False}, {"key": "mnist", "met": True}])
+    text = "<!--fig demo.epoch.met met|missed-->?<!--/fig--> and <!--fig demo.mnist.met met|missed-->?<!--/fig-->"
+    assert render_text(text, FigureSources(folder, tmp_path)) == (
+        "<!--fig demo.epoch.met met|missed-->missed<!--/fig--> and <!--fig demo.mnist.met met|missed-->met<!--/fig-->")
+
+
 def test_check_reports_stale_values_missing_sources_and_figures_without_a_source(tmp_path):
     folder = _results(tmp_path, [{"key": "epoch", "ratio": 6.54321, "original": None}])
     (tmp_path / "docs").mkdir()

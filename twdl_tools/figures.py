@@ -6,7 +6,8 @@ A measured number in prose is written as a marker around its current value:
 
 `covertype.epoch.ratio` is a source: the result file bench/results/covertype.json, the row whose key is `epoch`,
 its `ratio` column (`record:<notebook>:<name>` reads a record of the executed reference notebook
-notebooks/<notebook>.ipynb instead). `.1f` is a Python format spec (default `.4g`). Markdown renderers hide the
+notebooks/<notebook>.ipynb instead). `.1f` is a Python format spec (default `.4g`); a yes/no source such as a
+`met` column takes two words instead (`met|missed`). Markdown renderers hide the
 comments, so readers see only the number. `twdl bench` (and `twdl bench --render`) rewrites every value from
 its source; `check_files` reports values that differ from their source, sources that do not exist, and figures
 in prose that have no marker at all (numbers quoted from elsewhere are listed in a `<!--quoted: a; b-->` comment
@@ -67,7 +68,11 @@ class FigureSources:
         return rows[key][column]
 
 
-def _format(value: float | str | None, spec: str | None) -> str:
+def _format(value: float | str | bool | None, spec: str | None) -> str:
+    """The value as shown: a number by its format spec; a yes/no (e.g. a `met` column) by a "met|missed" spec."""
+    if isinstance(value, bool):
+        yes, _, no = (spec or "yes|no").partition("|")
+        return yes if value else no
     if value is None or (isinstance(value, float) and math.isnan(value)):
         raise ValueError("the source holds no number (NaN): quote another figure")
     return format(value, spec or ".4g") if isinstance(value, (int, float)) else str(value)
