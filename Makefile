@@ -12,7 +12,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 # The course nets are small: one CPU thread per process is faster than two fighting over two cores.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install demo test sync references book bench clean chromium
+.PHONY: install demo test sync references book bench clean chromium bubblewrap
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,11 @@ demo: $(STAMP)
 chromium:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || echo "warning: install Debian's chromium for the site tests (apt-get install chromium)"
 
-test: $(STAMP) chromium
+# bubblewrap (Debian's package) for the grading sandbox's tests; installed when missing and root.
+bubblewrap:
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; } || echo "warning: install Debian's bubblewrap for the grading sandbox and its tests (apt-get install bubblewrap)"
+
+test: $(STAMP) chromium bubblewrap
 	$(BIN)/python -m pytest
 
 sync: $(STAMP)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -20,11 +22,15 @@ from twdl_helpers.files import atomic_write
 from twdl_helpers.record import read_records
 
 from .repo import batch_environment
+from .sandbox import Sandbox, use_sandbox
 
 __all__ = ["ResourceLimits", "ExecutionResult", "run_notebook", "truncate_outputs", "kill_process_tree", "one_line"]
 
 WORKER = Path(__file__).with_name("worker.py")  # run by path: it imports only the standard library and papermill
+# The files of twdl_tools the sandbox shows the worker (read-only); nothing else of the repository is visible.
+WORKER_FILES = (WORKER,)
 TOKEN_VARIABLE = "TWDL_EXECUTION_TOKEN"
+MAX_OUTCOME_BYTES = 16 * 2**20  # the worker's report on the result pipe (more is read and dropped)
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class ExecutionResult:
     cell_index: int | None = None  # index into the input notebook's cells (papermill's injected cell not counted)
     records: dict[str, Any] = field(default_factory=dict)
     output: str = ""
+    sandboxed: bool = False  # ran inside bubblewrap (twdl_tools.sandbox)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -157,6 +164,62 @@ def _signal_message(returncode: int, limits: ResourceLimits) -> str:
     return f"the execution process was stopped by {name}" + (f" ({hints[name]})" if name in hints else "")
 
 
+def _collect(fd: int, into: list[bytes]) -> None:
+    """Read the worker's result pipe to its end (kept up to MAX_OUTCOME_BYTES), so the worker never blocks on it."""
+    size = 0
+    with os.fdopen(fd, "rb") as pipe:
+        while chunk := pipe.read(65536):
+            if size < MAX_OUTCOME_BYTES:
+                into.append(chunk[: MAX_OUTCOME_BYTES - size])
+            size += len(chunk)
+
+
+def _read_untrusted(folder: Path, name: str, max_bytes: int | None) -> bytes | None:
+    """The bytes of `folder/name`, written by code we do not trust: never through a symlink, only a regular file.
+
+    In the sandbox the folder lies in the submission's work directory, where its code could put a symlink to
+    another student's notebook (followed here, outside) or a FIFO (blocking here) in place of the notebook.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        dir_fd = os.open(folder, flags | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return None
+    try:
+        fd = os.open(name, flags, dir_fd=dir_fd)
+    except OSError:
+        return None
+    finally:
+        os.close(dir_fd)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or (max_bytes and info.st_size > max_bytes):
+            return None
+        return handle.read()
+
+
+def _start_worker(spec: dict[str, Any], env: dict[str, str], log: Any, box: Sandbox | None) -> tuple[subprocess.Popen, int]:
+    """Start the worker (inside `box` when given); its spec goes on stdin; return it and our end of the result pipe."""
+    read_end, write_end = os.pipe()
+    try:
+        argv = [sys.executable, str(WORKER), str(write_end)]
+        if box is not None:
+            argv, env = box.command(argv), box.environment()
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE, env=env,
+                                start_new_session=True, cwd=spec["cwd"], pass_fds=(write_end,))
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
+    try:
+        proc.stdin.write(json.dumps(spec).encode("utf-8"))  # never a file: the spec may hold hidden check code
+        proc.stdin.close()
+    except OSError:  # the worker (or bwrap) died before reading it: reported from its exit status and log
+        pass
+    return proc, read_end
+
+
 def run_notebook(
     input_path: str | Path,
     output_path: str | Path,
@@ -169,33 +232,43 @@ def run_notebook(
     env: dict[str, str] | None = None,  # the kernel's whole environment (default: a batch environment)
     max_output_chars: int = 100_000,
     scratch: str | Path | None = None,
+    sandbox: str | bool = False,  # "on" | "auto" | "off" (or a bool): confine the worker with bubblewrap
 ) -> ExecutionResult:
     """Execute `input_path` with papermill in a separate process (own session, limits, timeout); write `output_path`.
 
     The executed notebook (partial when a cell fails, the kernel dies or time runs out) is written atomically, with
-    text outputs longer than `max_output_chars` cut. Never raises for problems inside the notebook.
+    text outputs longer than `max_output_chars` cut. Never raises for problems inside the notebook. With a sandbox,
+    the worker sees `cwd` (writable) and the runtime (read-only) only, and writes the executed notebook into `cwd`;
+    `sandbox="on"` raises SandboxUnavailable where bubblewrap cannot run.
     """
     import nbformat
 
+    sandboxed = use_sandbox(sandbox)
     input_path, output_path = Path(input_path).resolve(), Path(output_path).resolve()
+    workdir = Path(cwd).resolve() if cwd else input_path.parent
+    token = uuid.uuid4().hex
+    child_env = {**(env if env is not None else batch_environment()), TOKEN_VARIABLE: token}
+    box = None
+    if sandboxed:
+        shown = [*WORKER_FILES] + ([] if workdir in input_path.parents else [input_path])
+        box = Sandbox(workdir, child_env, kernel, read_only=shown)
+        box.check()  # raises now, before any folder is made
     scratch_parent = Path(scratch or output_path.parent)
     scratch_parent.mkdir(parents=True, exist_ok=True)
-    scratch_dir = Path(tempfile.mkdtemp(prefix=".twdl-exec-", dir=scratch_parent))
-    token = uuid.uuid4().hex
+    scratch_dir = Path(tempfile.mkdtemp(prefix=".twdl-exec-", dir=scratch_parent))  # ours: the worker's log
+    run_dir = Path(tempfile.mkdtemp(prefix=".twdl-run-", dir=workdir)) if sandboxed else scratch_dir  # the worker's
     spec = {
-        "input": str(input_path), "output": str(scratch_dir / "executed.ipynb"), "parameters": parameters or {},
-        "cwd": str(Path(cwd).resolve()) if cwd else str(input_path.parent), "kernel": kernel,
-        "limits": asdict(limits), "result": str(scratch_dir / "outcome.json"),
+        "input": str(input_path), "output": str(run_dir / "executed.ipynb"), "parameters": parameters or {},
+        "cwd": str(workdir), "kernel": kernel, "limits": asdict(limits),
     }
-    (scratch_dir / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
-    child_env = {**(env if env is not None else batch_environment()), TOKEN_VARIABLE: token}
+    submitted = input_path.read_bytes()  # kept: in the sandbox the file lies where the notebook's code can replace it
     start = time.monotonic()
     timed_out = False
+    outcome_bytes: list[bytes] = []
     with open(scratch_dir / "worker.log", "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, str(WORKER), str(scratch_dir / "spec.json")], stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, env=child_env, start_new_session=True, cwd=spec["cwd"],
-        )
+        proc, result_fd = _start_worker(spec, child_env, log, box)
+        reader = threading.Thread(target=_collect, args=(result_fd, outcome_bytes), daemon=True)
+        reader.start()
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -203,15 +276,20 @@ def run_notebook(
         finally:
             kill_process_tree(proc.pid, token)  # also removes anything the notebook left running
             proc.wait()
+            reader.join(timeout=10)
     runtime = time.monotonic() - start
 
     executed = None
+    max_bytes = limits.file_mb * 2**20 if limits.file_mb else None
     try:
-        executed = nbformat.read(spec["output"], as_version=4)
-    except Exception:  # never written, or cut mid-write by a kill
+        executed = nbformat.reads(_read_untrusted(run_dir, "executed.ipynb", max_bytes).decode("utf-8"), as_version=4)
+    except Exception:  # never written, cut mid-write by a kill, or not a plain file
         pass
-    outcome_path = Path(spec["result"])
-    outcome = json.loads(outcome_path.read_text(encoding="utf-8")) if outcome_path.exists() else None
+    try:
+        outcome = json.loads(b"".join(outcome_bytes).decode("utf-8")) if outcome_bytes else None
+        outcome = outcome if isinstance(outcome, dict) and "status" in outcome else None
+    except ValueError:
+        outcome = None
     if timed_out:
         status, cell = "timeout", _running_cell(executed) if executed is not None else None
         error = f"timed out after {timeout:g} s" + (f" while running cell {_input_index(executed, cell)}" if cell is not None else "")
@@ -229,7 +307,7 @@ def run_notebook(
             error += f" while running cell {cell}"
     if executed is None:
         error = (error + "; " if error else "") + "no executed notebook was saved, the input is kept instead"
-        executed = nbformat.read(str(input_path), as_version=4)
+        executed = nbformat.reads(submitted.decode("utf-8"), as_version=4)
     truncate_outputs(executed, max_output_chars)
     try:
         records = read_records(executed)
@@ -242,7 +320,8 @@ def run_notebook(
     else:
         output_path.with_suffix(".log").unlink(missing_ok=True)
     _remove_tree(scratch_dir)
-    return ExecutionResult(status, round(runtime, 3), error, cell, records, str(output_path))
+    _remove_tree(run_dir)
+    return ExecutionResult(status, round(runtime, 3), error, cell, records, str(output_path), sandboxed)
 
 
 def _remove_tree(path: Path) -> None:

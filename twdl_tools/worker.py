@@ -1,7 +1,11 @@
-"""Run one notebook with papermill under resource limits; started as a script (`python worker.py spec.json`).
+"""Run one notebook with papermill under resource limits; started as a script (`python worker.py RESULT_FD`).
 
 This file is executed by path, not imported through the package, so it loads only the standard library and
 papermill (not torch): the limits it sets on itself are inherited by the kernel that papermill starts.
+Contract with twdl_tools/execute.py: the JSON spec arrives on stdin (never as a file: it may hold hidden check
+code), the outcome JSON leaves on the inherited pipe RESULT_FD (never as a file in the work directory, where the
+notebook's code could forge it), and the worker makes itself non-dumpable before any kernel starts, so code in
+the kernel (same user) cannot read its memory, environment or file descriptors through /proc or ptrace.
 """
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import sys
 import traceback
 from typing import Any
 
-__all__ = ["apply_limits", "execute"]
+__all__ = ["apply_limits", "execute", "make_undumpable"]
 
 MB = 1024 * 1024
 
@@ -37,6 +41,17 @@ def apply_limits(limits: dict[str, Any]) -> None:
             resource.setrlimit(which, (soft, new_hard))
 
 
+def make_undumpable() -> None:
+    """prctl(PR_SET_DUMPABLE, 0) on Linux: /proc/<pid>/{mem,environ,fd} and ptrace of this process need privileges."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE = 4
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
+
+
 def execute(spec: dict[str, Any]) -> dict[str, Any]:
     """Execute spec["input"] into spec["output"] with papermill; return what happened (status, cell_index, error)."""
     import papermill as pm
@@ -60,18 +75,20 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
     return outcome
 
 
-def main(spec_path: str) -> int:
-    """Read the JSON spec, apply its limits, execute, and write the outcome JSON to spec["result"]."""
-    with open(spec_path, encoding="utf-8") as fh:
-        spec = json.load(fh)
+def main(result_fd: int) -> int:
+    """Read the JSON spec from stdin, become non-dumpable, apply its limits, execute, write the outcome to `result_fd`."""
+    os.set_inheritable(result_fd, False)  # the kernel and its children never hold the result pipe
+    spec = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)  # the kernel inherits an empty stdin, not the spec's pipe
+    os.close(null)
+    make_undumpable()
     apply_limits(spec.get("limits") or {})
     outcome = execute(spec)
-    tmp = spec["result"] + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with os.fdopen(result_fd, "w", encoding="utf-8") as fh:
         json.dump(outcome, fh)
-    os.replace(tmp, spec["result"])
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(int(sys.argv[1])))

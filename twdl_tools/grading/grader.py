@@ -21,6 +21,7 @@ from twdl_helpers.params import ParameterError, notebook_parameters, parse_param
 from ..execute import ResourceLimits, one_line, run_notebook
 from ..repo import batch_environment
 from ..run import check_notebook_parameters, resolve_notebooks, thread_env
+from ..sandbox import SANDBOX_MODES, Sandbox, SandboxUnavailable, sandbox_support, use_sandbox
 
 __all__ = [
     "STATUSES", "GradeTask", "find_submissions", "student_name", "plan_tasks", "grade_submission", "grade_all",
@@ -48,11 +49,12 @@ class GradeTask:
     kernel: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     max_output_chars: int = 100_000
+    sandbox: str = "auto"  # auto | on | off, resolved where the task runs (a Dask worker checks its own machine)
 
     def key(self) -> str:
         """Hash of the notebook's bytes and every setting that can change its grade (decides rerun skipping)."""
         settings = {"parameters": self.parameters, "timeout": self.timeout, "limits": asdict(self.limits),
-                    "kernel": self.kernel, "format": FORMAT_VERSION}
+                    "kernel": self.kernel, "format": FORMAT_VERSION, "sandbox": self.sandbox != "off"}
         digest = hashlib.sha256(Path(self.source).read_bytes())
         digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
         return digest.hexdigest()
@@ -121,14 +123,14 @@ def _safe_names(shown: list[str]) -> list[str]:
 def plan_tasks(
     submissions: list[tuple[Path, str]], out_dir: str | Path, parameters: dict[str, Any], *, module: str | None = None,
     timeout: float | None = 600.0, limits: ResourceLimits = ResourceLimits(), kernel: str | None = None,
-    env: dict[str, str] | None = None, max_output_chars: int = 100_000,
+    env: dict[str, str] | None = None, max_output_chars: int = 100_000, sandbox: str = "auto",
 ) -> list[GradeTask]:
     """One GradeTask per submission, with distinct output names."""
     out_dir = str(Path(out_dir).resolve())
     names = _safe_names([shown for _, shown in submissions])
     return [
         GradeTask(str(path), shown, name, student_name(shown, module), out_dir, dict(parameters), timeout, limits,
-                  kernel, dict(env or {}), max_output_chars)
+                  kernel, dict(env or {}), max_output_chars, sandbox)
         for (path, shown), name in zip(submissions, names)
     ]
 
@@ -190,8 +192,10 @@ def _grade(task: GradeTask) -> dict[str, Any]:
     env = batch_environment(figures=False, extra=task.env)  # built where the task runs (a Dask worker too)
     result = run_notebook(local, task.executed, task.parameters, cwd=task.workdir, timeout=task.timeout,
                           limits=task.limits, kernel=task.kernel, env=env, max_output_chars=task.max_output_chars,
-                          scratch=scratch)
-    return _row(task, result.status, result.error, result.cell_index, result.runtime_s, result.records)
+                          scratch=scratch, sandbox=task.sandbox)
+    row = _row(task, result.status, result.error, result.cell_index, result.runtime_s, result.records)
+    row["sandboxed"] = result.sandboxed  # kept in <submission>.grade.json, not a grades.csv column
+    return row
 
 
 def previous_row(task: GradeTask) -> dict[str, Any] | None:
@@ -268,7 +272,7 @@ def grades_table(rows: list[dict[str, Any]]):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `twdl grade`."""
-    parser.add_argument("submissions", nargs="+", help="a folder of student notebooks (searched recursively) or .ipynb files")
+    parser.add_argument("submissions", nargs="*", help="a folder of student notebooks (searched recursively) or .ipynb files")
     parser.add_argument("--module", default=None, help="the module the submissions answer (checks -p against it, names students)")
     parser.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
                         help="inject a parameter into every submission (e.g. -p profile=smoke); repeatable")
@@ -285,6 +289,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--histogram", default=None, help="metric shown as a histogram in report.html (default: the most common numeric one)")
     parser.add_argument("--force", action="store_true", help="grade again submissions already graded with the same settings")
     parser.add_argument("--scheduler", default=None, help="address of a dask.distributed scheduler to run the tasks on")
+    parser.add_argument("--sandbox", choices=SANDBOX_MODES, default="auto",
+                        help="run each submission in a bubblewrap sandbox: auto (default: where supported), on (fail "
+                             "where it is not), off (as your user, with your files and network)")
+    parser.add_argument("--check-sandbox", action="store_true",
+                        help="run the sandbox's probes on this machine, report, and exit (0 when all pass)")
 
 
 def _precheck(args: argparse.Namespace, values: dict[str, Any], submissions: list[tuple[Path, str]]) -> list[str]:
@@ -307,10 +316,43 @@ def _precheck(args: argparse.Namespace, values: dict[str, Any], submissions: lis
     return []
 
 
+def _sandbox_precheck(args: argparse.Namespace, paths: list[str], env: dict[str, str]) -> str:
+    """Why the sandbox cannot grade here (--sandbox on without support, or a folder it would show); warn for off/auto."""
+    if args.sandbox == "off":
+        print("twdl grade: warning: --sandbox off: submissions run as your user and can read and change your files "
+              "(other submissions, grades, your home) and use your network; use it only for code you trust",
+              file=sys.stderr)
+        return ""
+    if args.scheduler:  # each Dask worker checks its own machine (a failure there becomes that submission's row)
+        return ""
+    try:
+        if not use_sandbox(args.sandbox):
+            print(f"twdl grade: warning: no sandbox: {sandbox_support().reason}; submissions run as your user "
+                  "(pass --sandbox on to refuse instead)", file=sys.stderr)
+            return ""
+        probe = Sandbox(Path(args.out).resolve() / "work", batch_environment(figures=False, extra=env),
+                        args.kernel or "python3")
+    except SandboxUnavailable as err:
+        return str(err)
+    for path in paths:
+        root = probe.exposes(path)
+        if root is not None:
+            return (f"{path} lies inside {root}, which the sandbox shows every submission (read-only); move it, or "
+                    "the data mirror/cache/environment, so that they do not overlap")
+    return ""
+
+
 def main(args: argparse.Namespace) -> int:
     """Run `twdl grade`; 0 when every submission was graded (whatever its status), 2 for bad arguments."""
     from .report import choose_histogram_metric, write_report  # noqa: F401  (matplotlib: only when reporting)
 
+    if args.check_sandbox:
+        from ..sandbox_check import check_sandbox
+
+        return check_sandbox()
+    if not args.submissions:
+        print("twdl grade: pass a folder of submissions or .ipynb files (or --check-sandbox)", file=sys.stderr)
+        return 2
     out = Path(args.out)
     try:
         values = parse_parameter_values(args.parameter)
@@ -326,12 +368,17 @@ def main(args: argparse.Namespace) -> int:
         print(f"twdl grade: no .ipynb files found in {' '.join(args.submissions)}", file=sys.stderr)
         return 2
     env = {**thread_env(args.jobs), "TWDL_GRADING": "1"}
+    problem = _sandbox_precheck(args, [p for p in args.submissions] + [str(out)], env)
+    if problem:
+        print(f"twdl grade: {problem}", file=sys.stderr)
+        return 2
     threads = int(env["OMP_NUM_THREADS"])
     cpu = args.cpu_seconds if args.cpu_seconds is not None else (int(args.timeout * threads + 60) if args.timeout else 0)
     limits = ResourceLimits(args.memory_mb or None, cpu or None, args.file_mb or None)
     module = resolve_notebooks(args.module)[0].stem if args.module else None
     tasks = plan_tasks(submissions, out, values, module=module, timeout=args.timeout or None, limits=limits,
-                       kernel=args.kernel or "python3", env=env, max_output_chars=args.max_output_chars)
+                       kernel=args.kernel or "python3", env=env, max_output_chars=args.max_output_chars,
+                       sandbox=args.sandbox)
     rows = grade_all(tasks, jobs=args.jobs, force=args.force, scheduler=args.scheduler)
     table = grades_table(rows)
     atomic_write(out / "grades.csv", table.to_csv(index=False))
@@ -340,6 +387,10 @@ def main(args: argparse.Namespace) -> int:
     counts = table["status"].value_counts().to_dict()
     print(f"graded {len(table)} submission(s): " + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES)
           + f"; see {out / 'grades.csv'} and {out / 'report.html'}")
+    unconfined = [row["file"] for row in rows if row.get("sandboxed") is False and row["status"] != "invalid"]
+    if args.sandbox != "off" and unconfined:
+        print(f"twdl grade: warning: {len(unconfined)} submission(s) ran without the sandbox (unsupported where they "
+              "ran; see `twdl grade --check-sandbox`)", file=sys.stderr)
     for row in rows:
         if row["status"] != "ok":
             where = f" (cell {row['failing_cell']})" if row.get("failing_cell") is not None else ""
