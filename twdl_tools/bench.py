@@ -191,7 +191,7 @@ def bench_main(args: argparse.Namespace) -> int:
         columns = (["key"] if "key" in table.columns else []) + BENCH_COLUMNS
         result = {"date": dt.date.today().isoformat(), "quick": args.quick, "cpu": machine["CPU"],
                   "device": _device(), "load": [load_start, os.getloadavg()[0]], "machine": machine,
-                  "rows": json.loads(pd.DataFrame(table)[columns].to_json(orient="records"))}
+                  "rows": json.loads(pd.DataFrame(table)[columns].to_json(orient="records", double_precision=15))}
         atomic_write(results_dir / f"{script.stem}.json", json.dumps(result, indent=1))
     atomic_write(Path(args.out), render(load_results(results_dir)))
     print(f"wrote {args.out}")
