@@ -68,3 +68,26 @@ def test_every_benchmark_has_a_full_size_result_with_keyed_rows(name):
     result = json.loads((ROOT / "bench" / "results" / f"{name}.json").read_text())
     assert result["quick"] is False
     assert all(isinstance(row, dict) and row.get("key") for row in result["rows"])
+
+
+def test_twdl_bench_saves_keyed_rows_with_small_values_intact(tmp_path, monkeypatch):
+    import argparse
+
+    from twdl_tools.bench import bench_main
+
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    (folder / "demo.py").write_text(
+        "import pandas as pd\n"
+        "def run(quick=False):\n"
+        "    return pd.DataFrame([{'key': 'lr', 'comparison': 'c', 'measure': 'm', 'unit': 'lr', 'original': 1e-11,\n"
+        "                          'helpers': 0.5, 'ratio': float('nan'), 'target': '', 'met': None, 'runs': 1}])\n")
+    monkeypatch.setattr("twdl_tools.bench.batch_environment", lambda *a, **k: {})  # leave os.environ alone
+    monkeypatch.setattr("twdl_tools.figures.render_files", lambda *a, **k: ([], []))  # not the real docs
+    args = argparse.Namespace(names=["demo"], quick=False, bench_dir=str(folder), out=str(tmp_path / "b.md"),
+                              render=False)
+    assert bench_main(args) == 0
+    saved = json.loads((folder / "results" / "demo.json").read_text())
+    assert saved["rows"][0]["key"] == "lr" and saved["rows"][0]["original"] == 1e-11
+    assert len(saved["load"]) == 2 and saved["machine"]["cores"]
+    assert "## demo" in (tmp_path / "b.md").read_text()
