@@ -29,6 +29,7 @@ def run(quick: bool = False) -> pd.DataFrame:
     seconds = {jobs: timed_run(jobs, modules) for jobs in (1, 2)}
     for jobs, value in seconds.items():
         rows.append({
+            "key": f"jobs{jobs}",
             "comparison": f"`twdl run {modules} --profile smoke --jobs {jobs}` (wall time, kernel starts included)",
             "measure": "seconds", "unit": "s", "original": float("nan"), "helpers": value,
             "ratio": float("nan"), "target": "< 360 s" if modules == "all" else "",

@@ -1,60 +1,79 @@
-"""The original Module 3 input pipeline, rewritten from the course spec for benchmarking only (never imported
-by the package): an ImageFolder-style dataset that opens and decodes one PNG per `__getitem__`, torchvision
-per-sample transforms (ToTensor + Normalize 0.5/0.5), a shuffled DataLoader, and an MLP trained with
-log-softmax + NLL and SGD with momentum."""
+"""The original course's Animal Faces input pipeline and training loop (module 3), reproduced for comparison only.
+
+It runs the original's own code path: `torchvision.datasets.ImageFolder(root/'train', transform=...)` itself (one
+file opened and decoded by PIL and converted to RGB per `__getitem__`), the transform `Compose([ToTensor(),
+Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])`, a `DataLoader` at batch 128, and an MLP that flattens the image
+and returns log-probabilities, trained with `F.nll_loss` and SGD with momentum. Not reproduced: the original's
+loader worker processes (`num_workers`); here both pipelines run in one process on one core. Never imported by
+the package.
+"""
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import torch
-from PIL import Image
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from torchvision import transforms
+from torchvision.datasets import ImageFolder
 
 
-class ImageFolderLike(Dataset):
-    """root/<class>/*.png, one PIL decode and transform per sample, as torchvision's ImageFolder does."""
+def extract(archive: str | Path, folder: str | Path) -> Path:
+    """Original "Download and unzip": unpack the image archive into `folder` and return it (ImageFolder reads files)."""
+    with zipfile.ZipFile(archive) as source:
+        source.extractall(folder)
+    return Path(folder)
 
-    def __init__(self, root: str | Path) -> None:
-        self.classes = sorted(p.name for p in Path(root).iterdir() if p.is_dir())
-        self.samples = [(p, i) for i, c in enumerate(self.classes) for p in sorted((Path(root) / c).glob("*.png"))]
-        self.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,) * 3, (0.5,) * 3)])
 
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int):
-        path, label = self.samples[index]
-        return self.transform(Image.open(path).convert("RGB")), label
+def original_dataset(root: str | Path) -> ImageFolder:
+    """Original dataset: `ImageFolder(data_path/'train', transform=train_transform)` with ToTensor + Normalize 0.5."""
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
+    return ImageFolder(str(root), transform=transform)
 
 
 class AnimalNetOriginal(nn.Module):
-    """3072 -> 128 -> 32 -> 3, ReLU, log-softmax output (the original returns log-probabilities)."""
+    """Original `Animal_Net`: flatten, 3072 -> 128 -> 32 -> 3 with ReLU, `F.log_softmax` output."""
 
     def __init__(self) -> None:
         super().__init__()
         self.fc1, self.fc2, self.fc3 = nn.Linear(3072, 128), nn.Linear(128, 32), nn.Linear(32, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.flatten(x, 1)
+        x = x.view(x.shape[0], -1)
         return F.log_softmax(self.fc3(F.relu(self.fc2(F.relu(self.fc1(x))))), dim=1)
 
 
-def train_original(root: str | Path, epochs: int, batch_size: int = 128, seed: int = 90108) -> int:
-    """Train for `epochs` through the per-sample pipeline; return the number of images seen."""
+def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer) -> int:
+    """Original `train(args, model, device, train_loader, optimizer, ...)` without a regulariser: zero_grad,
+    forward, `F.nll_loss`, backward, step; returns the number of images seen."""
+    model.train()
+    seen = 0
+    for data, target in loader:
+        optimizer.zero_grad()
+        loss = F.nll_loss(model(data), target)
+        loss.backward()
+        optimizer.step()
+        seen += len(target)
+    return seen
+
+
+def train_original(dataset: ImageFolder, epochs: int, batch_size: int = 128, seed: int = 90108) -> int:
+    """Original `main(...)` training part: seed, loader (shuffled), Animal_Net, SGD lr 5e-3 momentum 0.9, `epochs`
+    epochs (the per-epoch accuracy passes over the loaders are left out of this timing); returns images seen."""
     torch.manual_seed(seed)
-    loader = DataLoader(ImageFolderLike(root), batch_size=batch_size, shuffle=True, num_workers=0)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=0)
     model = AnimalNetOriginal()
     optimizer = torch.optim.SGD(model.parameters(), lr=5e-3, momentum=0.9)
-    seen = 0
-    for _ in range(epochs):
-        model.train()
-        for images, labels in loader:
-            optimizer.zero_grad()
-            loss = F.nll_loss(model(images), labels)
-            loss.backward()
-            optimizer.step()
-            seen += len(labels)
-    return seen
+    return sum(train_epoch(model, loader, optimizer) for _ in range(epochs))
+
+
+def original_distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
+                               alpha: float, T: float) -> torch.Tensor:
+    """Original knowledge-distillation loss: `nn.KLDivLoss()` with its default reduction ('mean', which averages
+    over classes as well as examples: D15) on log_softmax(student / T) vs softmax(teacher / T), times
+    alpha * T * T, plus (1 - alpha) * the hard-label loss on the log-probabilities."""
+    soft = nn.KLDivLoss()(F.log_softmax(student_logits / T, dim=1), F.softmax(teacher_logits / T, dim=1))
+    hard = F.nll_loss(F.log_softmax(student_logits, dim=1), targets)
+    return soft * (alpha * T * T) + hard * (1.0 - alpha)

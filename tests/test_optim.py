@@ -35,6 +35,43 @@ def test_optimizer_variants_have_the_documented_settings():
     assert isinstance(make_optimizer("AdamW", params, lr=0.1), torch.optim.AdamW)
 
 
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_fused_kernel_is_used_where_torch_has_one_and_the_caller_did_not_choose(name):
+    params = [nn.Parameter(torch.zeros(2))]
+    group = make_optimizer(name, params, lr=0.1).param_groups[0]
+    assert bool(group.get("fused")) is (name != "rmsprop")  # RMSprop has no fused kernel
+    assert not make_optimizer(name, params, lr=0.1, foreach=True).param_groups[0].get("fused")
+    if name != "rmsprop":
+        assert not make_optimizer(name, params, lr=0.1, fused=False).param_groups[0].get("fused")
+
+
+def test_fused_and_unfused_adam_take_the_same_steps():
+    models = []
+    for fused in (True, False):
+        torch.manual_seed(0)
+        model = nn.Linear(3, 2)
+        opt = make_optimizer("adam", model.parameters(), lr=0.01, fused=fused)
+        for _ in range(5):
+            _step(opt, model)
+        models.append(model.weight.detach())
+    torch.testing.assert_close(models[0], models[1])
+
+
+def test_train_builds_a_fused_adam_when_no_optimizer_is_given(monkeypatch):
+    model = nn.Linear(3, 2)
+    data = twdl.TensorData(torch.randn(8, 3), torch.randint(0, 2, (8,)))
+    fused_flags = []
+    original_step = torch.optim.Adam.step
+
+    def spy_step(self, *args, **kwargs):
+        fused_flags.append(self.param_groups[0]["fused"])
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy_step)
+    twdl.train(model, data, epochs=1, batch_size=4, progress=False)
+    assert fused_flags == [True, True]
+
+
 def test_unknown_names_list_the_valid_ones():
     with pytest.raises(ValueError, match="adagrad.*rmsprop.*adam"):
         make_optimizer("lbfgs", [nn.Parameter(torch.zeros(1))], lr=0.1)

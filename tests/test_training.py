@@ -36,6 +36,30 @@ def test_same_seed_same_metrics_and_different_seed_different_order():
     assert run(1) != run(2)
 
 
+def test_batches_follow_the_seeded_permutation_of_each_epoch():
+    n, batch = 10, 4
+    x = torch.arange(n, dtype=torch.float32)[:, None]
+    y = torch.zeros(n, dtype=torch.long)
+    seen = []
+
+    class Record(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(1, 2)
+
+        def forward(self, inputs):
+            seen.append(inputs[:, 0].long().tolist())
+            return self.lin(inputs)
+
+    twdl.train(Record(), twdl.TensorData(x, y), epochs=2, batch_size=batch, seed=3, progress=False)
+    generator = torch.Generator().manual_seed(3)
+    expected = []
+    for _ in range(2):
+        order = torch.randperm(n, generator=generator).tolist()
+        expected += [order[i:i + batch] for i in range(0, n, batch)]
+    assert seen == expected  # every row once per epoch, in the seeded order, the last batch smaller
+
+
 def test_tuple_inputs_and_targets_are_sliced_together():
     x_num, x_cat = torch.randn(100, 3), torch.randint(0, 4, (100, 1))
     y = x_cat[:, 0] % 2

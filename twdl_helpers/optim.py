@@ -9,14 +9,27 @@ from torch import nn
 
 from .training import History, ModelsByRun, evaluate, train
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "DEFAULT_LEARNING_RATES", "make_optimizer", "make_schedule",
-           "schedule_factors", "compare_optimizers"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "DEFAULT_LEARNING_RATES", "FUSED_OPTIMIZERS", "make_optimizer",
+           "make_schedule", "schedule_factors", "compare_optimizers"]
 
 # The spec's learning rate for each optimiser (used only when the caller gives none; make_optimizer always
 # uses the lr it is given, for every optimiser alike: defect D10 was RMSprop/Adam ignoring it).
 DEFAULT_LEARNING_RATES = {"sgd": 0.01, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01,
                           "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3}
 OPTIMIZERS = tuple(DEFAULT_LEARNING_RATES)
+# Optimiser name -> the device types where torch has a fused kernel for it (one kernel updates every parameter).
+# On the small course nets the per-step overhead dominates and fusing makes every step cheaper
+# (bench/covertype_speed.py measures it). RMSprop has no fused kernel; torch's fused Adagrad is CPU-only.
+FUSED_OPTIMIZERS = {"sgd": ("cpu", "cuda", "mps"), "momentum": ("cpu", "cuda", "mps"),
+                    "nesterov": ("cpu", "cuda", "mps"), "adagrad": ("cpu",), "adam": ("cpu", "cuda", "mps"),
+                    "adamw": ("cpu", "cuda", "mps")}
+
+
+def _fusable(params: list, devices: tuple[str, ...]) -> bool:
+    """True when every parameter (or every parameter of every group) is a dense float tensor on one of `devices`."""
+    tensors = [t for p in params for t in (p["params"] if isinstance(p, dict) else [p])]
+    return bool(tensors) and all(t.is_floating_point() and not t.is_sparse and t.device.type in devices
+                                 for t in tensors)
 
 
 def _unknown(kind: str, name: str, valid: Iterable[str]) -> ValueError:
@@ -28,12 +41,17 @@ def make_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, **kw) -
 
     "momentum" and "nesterov" are SGD with momentum 0.9 (override with momentum=...); "rmsprop" uses decay
     alpha 0.9 (override with alpha=...). Any other keyword goes to the torch optimiser (e.g. weight_decay).
+    Where torch has a fused kernel for the optimiser (all but RMSprop) and the parameters allow it, the fused
+    implementation is used (same update rule, one kernel per step); pass fused=False or foreach=... to choose.
     """
     key = name.lower()
     if key not in OPTIMIZERS:
         raise _unknown("optimizer", name, OPTIMIZERS)
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
+    params = list(params)
+    if key in FUSED_OPTIMIZERS and "fused" not in kw and "foreach" not in kw and not kw.get("differentiable"):
+        kw["fused"] = _fusable(params, FUSED_OPTIMIZERS[key]) or None
     if key == "sgd":
         return torch.optim.SGD(params, lr=lr, **kw)
     if key in ("momentum", "nesterov"):

@@ -12,6 +12,7 @@ from torch.nn import functional as F
 from torch.nn.utils import prune
 
 from .augment import BatchAugment, flips
+from .optim import make_optimizer
 from .training import Callback, EarlyStopping, History, ModelsByRun, ParameterNorm, TensorData, evaluate, train
 
 __all__ = [
@@ -95,8 +96,8 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> dict[str, f
 
 
 def sgd(model: nn.Module, lr: float, momentum: float = 0.0, weight_decay: float = 0.0) -> torch.optim.SGD:
-    """SGD over the model's parameters (the course trains every network with SGD + momentum)."""
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    """SGD over the model's parameters (the course trains every network with SGD + momentum; fused where possible)."""
+    return make_optimizer("sgd", model.parameters(), lr, momentum=momentum, weight_decay=weight_decay)
 
 
 class BatchCounter(Callback):

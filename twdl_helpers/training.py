@@ -110,6 +110,11 @@ def _take(x: Tensors, index: torch.Tensor) -> Tensors:
     return tuple(t[index] for t in x) if isinstance(x, tuple) else x[index]
 
 
+def _rows(x: Tensors, first: int, last: int) -> Tensors:
+    """Rows first..last-1 as views (slices copy nothing)."""
+    return tuple(t[first:last] for t in x) if isinstance(x, tuple) else x[first:last]
+
+
 def accuracy(outputs: torch.Tensor, targets: Tensors) -> torch.Tensor:
     """Number of rows whose arg-max output equals the label (summed, not averaged)."""
     if outputs.ndim == 1 or outputs.shape[1] == 1:
@@ -157,15 +162,15 @@ def evaluate(
     model.eval()
     total_loss, totals, n = 0.0, dict.fromkeys(metrics, 0.0), len(data)
     for start in range(0, n, batch_size):
-        index = torch.arange(start, min(start + batch_size, n), device=_as_tuple(data.inputs)[0].device)
-        inputs, targets = _take(data.inputs, index), _take(data.targets, index)
+        end = min(start + batch_size, n)
+        inputs, targets = _rows(data.inputs, start, end), _rows(data.targets, start, end)  # views, no copies
         outputs = forward(model, inputs)
-        total_loss += loss_fn(outputs, targets).item() * len(index)
-        for name, fn in metrics.items():
-            totals[name] += float(fn(outputs, targets))
+        total_loss = total_loss + loss_fn(outputs, targets).detach() * (end - start)  # summed on the device:
+        for name, fn in metrics.items():  # one host sync per metric at the end, none per batch
+            totals[name] = totals[name] + fn(outputs, targets)
     model.train(was_training)
-    result = {"loss": total_loss / max(n, 1)}
-    result.update({name: 100.0 * value / max(n, 1) if name == "accuracy" else value / max(n, 1)
+    result = {"loss": float(total_loss) / max(n, 1)}
+    result.update({name: 100.0 * float(value) / max(n, 1) if name == "accuracy" else float(value) / max(n, 1)
                    for name, value in totals.items()})
     return result
 
@@ -176,9 +181,7 @@ def predict(model: nn.Module, inputs: Tensors, batch_size: int = 4096) -> torch.
     was_training = model.training
     model.eval()
     n = _as_tuple(inputs)[0].shape[0]
-    device = _as_tuple(inputs)[0].device
-    outs = [forward(model, _take(inputs, torch.arange(s, min(s + batch_size, n), device=device)))
-            for s in range(0, n, batch_size)]
+    outs = [forward(model, _rows(inputs, s, min(s + batch_size, n))) for s in range(0, n, batch_size)]
     model.train(was_training)
     return torch.cat(outs)
 
@@ -215,7 +218,10 @@ def train(
     train_data = train_data.to(device)
     eval_data = {name: d.to(device) for name, d in (eval_data or {}).items()}
     metrics = {"accuracy": accuracy} if metrics is None else metrics
-    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+    if optimizer is None:
+        from .optim import make_optimizer  # optim builds on this module; imported here to avoid a cycle
+
+        optimizer = make_optimizer("adam", model.parameters(), lr)
     callbacks = list(callbacks)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     history = History()
@@ -228,10 +234,13 @@ def train(
         start = time.perf_counter()
         model.train()
         order = torch.randperm(n, generator=generator).to(device)
+        # One gather per epoch puts the rows in this epoch's shuffled order; each batch is then a slice (a view),
+        # which saves an index copy per tensor per step (the same batches as indexing by order[first:last]).
+        epoch_inputs, epoch_targets = _take(train_data.inputs, order), _take(train_data.targets, order)
         loss_sum, metric_sums = torch.zeros((), device=device), dict.fromkeys(metrics, 0.0)
         for first in range(0, n, batch_size):
-            index = order[first:first + batch_size]
-            inputs, targets = _take(train_data.inputs, index), _take(train_data.targets, index)
+            last = min(first + batch_size, n)
+            inputs, targets = _rows(epoch_inputs, first, last), _rows(epoch_targets, first, last)
             if augment is not None:
                 inputs = augment(inputs, generator)
             outputs = forward(model, inputs)
@@ -244,7 +253,7 @@ def train(
             optimizer.step()
             for cb in callbacks:
                 cb.on_batch_end(model)
-            loss_sum += loss.detach() * len(index)
+            loss_sum += loss.detach() * (last - first)
             with torch.no_grad():
                 for name, fn in metrics.items():
                     metric_sums[name] += fn(outputs, targets)

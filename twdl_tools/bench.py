@@ -16,10 +16,11 @@ from twdl_helpers.files import atomic_write
 
 from .repo import batch_environment, find_root
 
-__all__ = ["machine_description", "median_time", "BENCH_COLUMNS"]
+__all__ = ["machine_description", "median_time", "BENCH_COLUMNS", "result_rows", "load_results"]
 
 BENCH_COLUMNS = ["comparison", "measure", "unit", "original", "helpers", "ratio", "target", "met", "runs"]
-ORDER = ["covertype", "mnist", "animal_faces", "lora", "course"]
+# A row may also carry a "key": the name prose uses to quote its figures ({{fig ...}} markers, see figures.py).
+ORDER = ["covertype", "covertype_speed", "mnist", "animal_faces", "lora", "lm_defects", "course"]
 
 
 def median_time(fn: Callable[[], object], repeats: int = 3) -> float:
@@ -72,23 +73,84 @@ def bench_scripts(folder: Path, only: list[str] | None = None) -> list[Path]:
     return [found[n] for n in names]
 
 
-def render(results: dict[str, dict], machine: dict[str, str]) -> str:
-    """The markdown page: machine, then one table per script with the date it was measured."""
+def result_rows(result: dict) -> list[dict]:
+    """The rows of a saved result as dicts (older files stored plain lists in BENCH_COLUMNS order, without keys)."""
+    return [row if isinstance(row, dict) else dict(zip(BENCH_COLUMNS, row)) for row in result["rows"]]
+
+
+def load_results(folder: Path) -> dict[str, dict]:
+    """Every saved result in `folder` (bench/results), by script name, in the report's order."""
+    found = {path.stem: json.loads(path.read_text()) for path in sorted(Path(folder).glob("*.json"))}
+    return {name: found[name] for name in [n for n in ORDER if n in found] + sorted(set(found) - set(ORDER))}
+
+
+def render(results: dict[str, dict]) -> str:
+    """The markdown page from the saved results alone: what the tables mean, the machine of the latest run, then
+    one table per script with when and where it ran (so the page can be regenerated and checked anywhere)."""
     import pandas as pd
 
     lines = ["# Benchmarks", "",
              "Measured by `twdl bench` (`make bench`); every figure is the median over the repeated runs "
-             "given in its row. Ratios say how many times better the helpers are than the original pipeline "
-             "(rewritten from the course specification in `bench/`). `twdl bench NAME` re-measures one "
-             "table; the others are kept from their last run (their date is given).", "",
-             "| machine | |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in machine.items()]
+             "given in its row. \"Original\" is the original course's own code path, reproduced in `bench/original_*.py`; "
+             "ratios say how many times better the helpers are. `twdl bench NAME` re-measures one table; the others "
+             "are kept from their last run (the date, device and machine load are given under each table). "
+             "Timings come from a shared machine: compare the two columns of one row (measured in alternation, "
+             "under the same load), not rows measured on different days.", ""]
+    targets = [(name, row) for name, result in results.items() for row in result_rows(result) if row.get("target")]
+    if targets:
+        lines += ["## Targets", "", "| benchmark | comparison | ratio | target | met | short by |", "|---|---|---|---|---|---|"]
+        for name, row in targets:
+            wanted = _target_ratio(row["target"])
+            short = (f"{100 * (1 - row['ratio'] / wanted):.0f} %" if wanted and row.get("met") is False
+                     and row.get("ratio") else "")
+            ratio = f"{row['ratio']:.3g}" if isinstance(row.get("ratio"), (int, float)) else ""
+            lines.append(f"| {name} | {row['comparison']} | {ratio} | {row['target']} | {row['met']} | {short} |")
+        if any(row.get("met") is False for _, row in targets):
+            lines += ["", "Why a target is missed, measured: " + "; ".join(
+                f"{name}: {WHY[name]}" for name in dict.fromkeys(n for n, r in targets if r.get("met") is False)
+                if name in WHY) + "."]
+        lines.append("")
+    described = [r for r in results.values() if r.get("machine")]
+    if described:
+        latest = max(described, key=lambda r: r["date"])
+        lines += [f"Machine of the latest run ({latest['date']}):", "", "| machine | |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in latest["machine"].items()]
     for name, result in results.items():
-        table = pd.DataFrame(result["rows"], columns=BENCH_COLUMNS)
-        note = f"Measured {result['date']}" + (" in quick mode (reduced sizes: not for quoting)" if result["quick"]
-                                               else "") + (f" on {result['cpu']}" if result.get("cpu") else "") + "."
+        table = pd.DataFrame(result_rows(result)).reindex(columns=BENCH_COLUMNS)
+        where = result.get("device") or (f"on {result['cpu']}" if result.get("cpu") else "")
+        load = result.get("load")
+        note = (f"Measured {result['date']}" + (" in quick mode (reduced sizes: not for quoting)" if result["quick"]
+                                                 else "") + (f", {where}" if where else "")
+                + (f", load average {load[0]:.1f} at the start and {load[1]:.1f} at the end" if load else "") + ".")
         lines += ["", f"## {name}", "", note, "", table.to_markdown(index=False, floatfmt=".4g")]
     return "\n".join(lines) + "\n"
+
+
+# Where the measured reasons for a missed target are written up (rendered from the same results).
+WHY = {
+    "covertype": "the per-step split and each speed change in the covertype_speed table below, explained in "
+                 "[What we fixed, module 1](fixes.md) (Speed)",
+    "covertype_speed": "the step_* rows of the same table (forward, backward, optimizer, dropout per step)",
+    "mnist": "the step_64 / step_1024 rows: the time of one training step on a fixed batch, which both pipelines "
+             "pay, against the original's time per step; the ratio cannot exceed theirs",
+    "lora": "the table's rows",
+}
+
+
+def _target_ratio(target: str) -> float | None:
+    """The number in a ">= 6x" style target (None for other kinds of target)."""
+    import re
+
+    match = re.match(r"\s*>=\s*([\d.]+)x", target or "")
+    return float(match.group(1)) if match else None
+
+
+def _device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"on CUDA ({torch.cuda.get_device_name(0)}) where the script uses it, CPU otherwise"
+    return f"on the CPU ({machine_description()['CPU']}), torch threads as stated in each row"
 
 
 def _root() -> Path | None:
@@ -104,6 +166,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the scripts work")
     parser.add_argument("--bench-dir", default="bench", help="folder of the benchmark scripts")
     parser.add_argument("--out", default="docs/benchmarks.md", help="markdown file to write")
+    parser.add_argument("--render", action="store_true",
+                        help="measure nothing: rewrite the page and every quoted figure from the saved results")
 
 
 def bench_main(args: argparse.Namespace) -> int:
@@ -116,18 +180,25 @@ def bench_main(args: argparse.Namespace) -> int:
         raise SystemExit(f"no benchmark folder at {folder.resolve()}; run from the repository root or pass --bench-dir")
     results_dir = folder / "results"
     machine = machine_description()
-    for script in bench_scripts(folder, args.names):
+    for script in ([] if args.render else bench_scripts(folder, args.names)):
         print(f"== {script.stem}", flush=True)
+        load_start = os.getloadavg()[0]
         table = _load(script).run(quick=args.quick)
         missing = set(BENCH_COLUMNS) - set(table.columns)
         if missing:
             raise SystemExit(f"{script} returned a table without columns {sorted(missing)}")
         print(table.to_markdown(index=False, floatfmt=".4g"), flush=True)
+        columns = (["key"] if "key" in table.columns else []) + BENCH_COLUMNS
         result = {"date": dt.date.today().isoformat(), "quick": args.quick, "cpu": machine["CPU"],
-                  "rows": json.loads(pd.DataFrame(table)[BENCH_COLUMNS].to_json(orient="values"))}
+                  "device": _device(), "load": [load_start, os.getloadavg()[0]], "machine": machine,
+                  "rows": json.loads(pd.DataFrame(table)[columns].to_json(orient="records", double_precision=15))}
         atomic_write(results_dir / f"{script.stem}.json", json.dumps(result, indent=1))
-    saved = [results_dir / f"{script.stem}.json" for script in bench_scripts(folder)]
-    results = {path.stem: json.loads(path.read_text()) for path in saved if path.is_file()}
-    atomic_write(Path(args.out), render(results, machine))
+    atomic_write(Path(args.out), render(load_results(results_dir)))
     print(f"wrote {args.out}")
-    return 0
+    from .figures import render_files
+
+    changed, problems = render_files(_root() or Path.cwd(), results_dir)
+    print("figures re-rendered in: " + (", ".join(changed) if changed else "no file (all up to date)"))
+    for problem in problems:
+        print(f"warning: {problem}")
+    return 1 if problems else 0

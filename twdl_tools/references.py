@@ -101,4 +101,11 @@ def execute_references_main(args: argparse.Namespace) -> int:
         print(f"twdl execute-references: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     print(f"executed {len(seconds)} reference notebook(s) in {sum(seconds.values()):.0f} s")
+    from .figures import render_files  # prose quoting a reference notebook's records follows its new outputs
+
+    changed, problems = render_files(find_root(args.root))
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    if changed:
+        print("figures re-rendered in: " + ", ".join(changed))
     return 0
