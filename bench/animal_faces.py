@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import original_animal_faces as original  # noqa: E402
 
 import twdl_helpers as twdl  # noqa: E402
-from twdl_helpers.data.animal_faces import decode_afhq_zip  # noqa: E402
+from twdl_helpers.data.animal_faces import decode_image_zip  # noqa: E402
 
 
 def _mirror_zip() -> Path:
@@ -50,7 +50,7 @@ def _replicate(size: int, folder: Path) -> tuple[Path, Path]:
 def _helpers(archive: Path, epochs: int) -> tuple[float, float]:
     """(decode seconds, training seconds) for the helpers' pipeline."""
     start = time.perf_counter()
-    images, labels, _ = decode_afhq_zip(archive)["train"]
+    images, labels, _ = decode_image_zip(archive)["train"]
     data = twdl.TensorData((images.float() / 255 - 0.5) / 0.5, labels)
     decoded = time.perf_counter()
     model = twdl.AnimalNet(seed=0)
