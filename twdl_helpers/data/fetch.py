@@ -31,7 +31,11 @@ SOURCES = ("auto", "full", "sample")
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One upstream file: its name, the folder it sits in (mirror and cache), its URLs and sha256 (if known)."""
+    """One data file: its name, the folder it sits in (mirror and cache), its URLs and its sha256 when known.
+
+    `sha256` is the upstream file's hash, or for a file this project assembled reproducibly (the CIFAR animal
+    zip) the hash its provenance publishes; None when no hash is published (then the format is checked).
+    """
 
     name: str
     folder: str
@@ -126,7 +130,7 @@ def download(file: RemoteFile, retries: int = 1) -> Path:
         for _attempt in range(retries + 1):
             try:
                 with atomic_path(target) as tmp:
-                    with tqdm(unit="B", unit_scale=True, desc=file.name, leave=False) as bar:
+                    with tqdm(total=1, unit="B", unit_scale=True, desc=file.name, leave=False) as bar:
                         HTTPDownloader(progressbar=bar, timeout=60)(url, str(tmp), None)
                     digest = sha256_of(tmp)
                     if file.sha256 and digest != file.sha256:
@@ -224,7 +228,14 @@ def _read(dataset: Dataset, found: dict[str, tuple[Path, str, str]], path: Path 
 
 def _find(dataset: Dataset, path: Path | None) -> dict[str, tuple[Path, str, str]]:
     single = len(dataset.files) == 1
-    found = {f.name: _locate(f, path, single, dataset.download) for f in dataset.files}
+    found, missing = {}, []
+    for f in dataset.files:  # every present file is verified, even when another one is missing
+        try:
+            found[f.name] = _locate(f, path, single, dataset.download)
+        except DataNotFoundError as exc:
+            missing.append(exc)
+    if missing:
+        raise missing[0]
     for f in dataset.optional:  # used when present locally (a download of the required files may have brought it)
         try:
             found[f.name] = _locate(f, path, False, None) if path is not None else _locate_local(f)

@@ -76,7 +76,7 @@ def read_wikitext(path: str | Path) -> str:
     path = Path(path)
     try:
         data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-        text = data.decode("utf-8")
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as open() reads
     except (OSError, EOFError, zlib.error) as exc:
         raise DataFileError(path, f"cannot be decompressed ({type(exc).__name__}: {exc}): it is truncated or "
                                   "damaged.", url=UPSTREAM_ZIP) from exc

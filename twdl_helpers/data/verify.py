@@ -101,8 +101,8 @@ def verify_file(path: Path, upstream_sha256: str | None, where: str, url: str | 
         return "sha256 verified against the known hash"
     if where == "cache":
         recorded = _read_stamp(path).get("downloaded_sha256")
-        expected, what = (upstream_sha256, "the upstream file's") if upstream_sha256 else (recorded, "the one "
-                                                                                           "recorded at download")
+        expected, what = (upstream_sha256, "the expected one") if upstream_sha256 else (recorded, "the one "
+                                                                                       "recorded at download")
         if expected is None:
             return "format checked (no checksum known)"
         if digest != expected:
@@ -114,10 +114,11 @@ def verify_file(path: Path, upstream_sha256: str | None, where: str, url: str | 
         if digest != listed:
             raise DataFileError(path, f"its sha256 {digest[:12]}… differs from the one the mirror's SHA256SUMS lists "
                                       f"({listed[:12]}…): the mirror copy is damaged.", url=url, where="mirror")
-        return ("sha256 verified against the mirror's SHA256SUMS (it differs from the upstream file: a documented subset)"
+        return ("sha256 verified against the mirror's SHA256SUMS (it differs from the upstream file: a documented "
+                "subset)"
                 if upstream_sha256 else "sha256 verified against the mirror's SHA256SUMS")
     if upstream_sha256:
-        raise DataFileError(path, f"its sha256 {digest[:12]}… differs from the upstream file's "
-                                  f"({upstream_sha256[:12]}…) and the mirror's SHA256SUMS does not list it: the file is "
-                                  "damaged, truncated or another file.", url=url, where="mirror")
+        raise DataFileError(path, f"its sha256 {digest[:12]}… differs from the expected one ({upstream_sha256[:12]}…) "
+                                  "and the mirror's SHA256SUMS does not list it: the file is damaged, truncated or "
+                                  "another file.", url=url, where="mirror")
     return "format checked (no checksum known)"
