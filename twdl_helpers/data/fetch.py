@@ -120,7 +120,6 @@ def download(file: RemoteFile, retries: int = 1) -> Path:
     checksum matched, so an interrupted or corrupt download never leaves a file that looks complete.
     """
     from pooch import HTTPDownloader
-    from tqdm.auto import tqdm
 
     if not file.urls:
         raise DataNotFoundError(_missing_message(file, [], "it has no download address"))
@@ -129,9 +128,8 @@ def download(file: RemoteFile, retries: int = 1) -> Path:
     for url in file.urls:
         for _attempt in range(retries + 1):
             try:
-                with atomic_path(target) as tmp:
-                    with tqdm(total=1, unit="B", unit_scale=True, desc=file.name, leave=False) as bar:
-                        HTTPDownloader(progressbar=bar, timeout=60)(url, str(tmp), None)
+                with atomic_path(target) as tmp:  # pooch shows a progress bar once the server answers
+                    HTTPDownloader(progressbar=True, timeout=60)(url, str(tmp), None)
                     digest = sha256_of(tmp)
                     if file.sha256 and digest != file.sha256:
                         raise _ChecksumMismatch(f"checksum mismatch: the downloaded bytes have sha256 {digest[:12]}…, "
