@@ -112,21 +112,23 @@ def main(argv: list[str] | None = None) -> None:
     """Write the samples, SHA256SUMS and README.md into twdl_helpers/data/bundled/."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mirror", type=Path, default=ROOT.parent / "shared" / "datasets")
+    parser.add_argument("--out", type=Path, default=OUT, help="output folder (default: the package's data/bundled)")
     args = parser.parse_args(argv)
+    out = args.out
     covertype, cov = covertype_sample(args.mirror)
     cifar, cifar_counts = cifar_sample(args.mirror)
     wikitext, wiki = wikitext_sample(args.mirror)
     files = {"covtype_sample.data.gz": covertype, "cifar10_animals_sample.zip": cifar,
              "wikitext2_sample.raw.gz": wikitext}
     for name, data in files.items():
-        atomic_write(OUT / name, data)
-    atomic_write(OUT / "SHA256SUMS", "".join(f"{hashlib.sha256(d).hexdigest()}  {n}\n" for n, d in sorted(files.items())))
-    atomic_write(OUT / "README.md", README.format(
+        atomic_write(out / name, data)
+    atomic_write(out / "SHA256SUMS", "".join(f"{hashlib.sha256(d).hexdigest()}  {n}\n" for n, d in sorted(files.items())))
+    atomic_write(out / "README.md", README.format(
         seed=SEED, cov_rows=cov["rows"], cov_of=cov["of"], cov_classes=", ".join(map(str, cov["per_class"].values())),
         cifar_counts=", ".join(f"{k} {v}" for k, v in cifar_counts.items()), wiki_articles=wiki["articles"],
         wiki_chars=wiki["characters"], wiki_of=wiki["of_characters"]))
     total = sum(len(d) for d in files.values())
-    print(f"wrote {len(files)} samples ({total / 2**20:.2f} MB) to {OUT}")
+    print(f"wrote {len(files)} samples ({total / 2**20:.2f} MB) to {out}")
 
 
 if __name__ == "__main__":
