@@ -129,7 +129,7 @@ def loopback(tmp_path, monkeypatch):
 
 
 def _serve(module, attribute, file, root, base, data, with_hash=True):
-    """Point `module.attribute` (a Dataset) at the loopback copy of `file`, serving `data`."""
+    """Point `module.attribute` (a DataFiles) at the loopback copy of `file`, serving `data`."""
     (root / file.name).write_bytes(data)
     served = dataclasses.replace(file, urls=(f"{base}/{file.name}",),
                                  sha256=hashlib.sha256(data).hexdigest() if with_hash else None)

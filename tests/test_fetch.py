@@ -1,4 +1,4 @@
-"""The one resolution rule: explicit path, mirror, cache, verified download, bundled sample; damaged files; no half files."""
+"""The one resolution rule: explicit path, mirror, cache, verified download, sample; damaged files; no half files."""
 import functools
 import gzip
 import hashlib
@@ -16,7 +16,7 @@ import pytest
 
 from twdl_helpers.data import fetch, verify
 from twdl_helpers.data.errors import DataFileError, DataNotFoundError
-from twdl_helpers.data.fetch import Dataset, RemoteFile
+from twdl_helpers.data.fetch import DataFiles, RemoteFile
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def text_dataset(file, sample=None):
         if not path.read_bytes().startswith(b"real"):
             raise DataFileError(path, "does not start with 'real'")
         return path.read_bytes()
-    return Dataset("Demo", (file,), read, sample=sample)
+    return DataFiles("Demo", (file,), read, sample=sample)
 
 
 def test_explicit_path_wins_and_missing_explicit_path_names_it(tmp_path, isolated_cache):

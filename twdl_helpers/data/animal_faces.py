@@ -17,12 +17,12 @@ import torch
 from ..files import atomic_path, cache_dir, display_path
 from ..training import TensorData
 from .errors import DataFileError
-from .fetch import Dataset, Found, RemoteFile, banner, resolve
+from .fetch import DataFiles, Found, RemoteFile, banner, resolve
 from .samples import bundled_files
 from .verify import file_sha256
 
-__all__ = ["AnimalFaces", "load_animal_faces", "decode_image_zip", "ANIMAL_CLASSES", "AFHQ_ZIP", "AFHQ",
-           "CIFAR_ANIMALS_ZIP", "CIFAR_ANIMALS", "ANIMAL_DATASETS", "LABEL_KINDS"]
+__all__ = ["AnimalFaces", "load_animal_faces", "decode_image_zip", "ANIMAL_CLASSES", "AFHQ_ZIP",
+           "CIFAR_ANIMALS_ZIP", "ANIMAL_DATASETS", "LABEL_KINDS"]
 
 ANIMAL_CLASSES = ("cat", "dog", "wild")  # AFHQ's classes; the CIFAR substitute has cat, deer, dog
 ANIMAL_DATASETS = ("auto", "afhq", "cifar_animals")
@@ -48,7 +48,8 @@ _ENTRY = re.compile(r"(?:^|/)(train|val|test)/([^/]+)/[^/]+\.(png|jpe?g)$", re.I
 class AnimalFaces:
     """Train / validation subsets of the `train/` folder, the held-out folder (`val/` or `test/`) as test, and origin.
 
-    `dataset` is "afhq" or "cifar_animals" (the substitute); `source` is "real" or "bundled sample". Images are float32 (N, 3, 32, 32), each channel normalised as (x/255 - 0.5) / 0.5; labels are int64
+    `dataset` is "afhq" or "cifar_animals" (the substitute); `source` is "real" or "bundled sample". Images are
+    float32 (N, 3, 32, 32), each channel normalised as (x/255 - 0.5) / 0.5; labels are int64
     class indices into `classes`. `labels` says which label variant the TRAIN split carries ("true",
     "random" or "partial"); validation and test always keep the true labels.
     """
@@ -73,8 +74,9 @@ class AnimalFaces:
 
     def summary(self) -> str:
         """One line: counts per split, the dataset and the source."""
+        name = _TITLES[self.dataset].split(" (")[0]
         return (f"{len(self.train)} train / {len(self.val)} val / {len(self.test)} test images, classes "
-                f"{list(self.classes)}, {self.labels} train labels ({_TITLES[self.dataset].split(' (')[0]}, {self.source})")
+                f"{list(self.classes)}, {self.labels} train labels ({name}, {self.source})")
 
 
 def shuffle_labels(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
@@ -160,7 +162,8 @@ def decode_image_zip(zip_path: str | Path) -> Decoded:
             if not found.get("train") or not found.get(held_out):
                 raise DataFileError(zip_path, f"should hold <root>/train/<class>/*.png|jpg and <root>/val/<class>/... "
                                               f"(or test/) but has {len(found.get('train', []))} train and "
-                                              f"{len(found.get(held_out, []))} {held_out} images: wrong file or layout.")
+                                              f"{len(found.get(held_out, []))} {held_out} images: wrong file or "
+                                              "layout.")
             classes = tuple(sorted({c for c, _ in found["train"]}))
             result = {}
             for split, entries in found.items():
@@ -198,8 +201,8 @@ def _read_zip(paths: dict[str, Path]) -> Decoded:
     return _decoded(next(iter(paths.values())))
 
 
-AFHQ = Dataset(_TITLES["afhq"], (AFHQ_ZIP,), _read_zip)
-CIFAR_ANIMALS = Dataset(_TITLES["cifar_animals"], (CIFAR_ANIMALS_ZIP,), _read_zip,
+AFHQ = DataFiles(_TITLES["afhq"], (AFHQ_ZIP,), _read_zip)
+CIFAR_ANIMALS = DataFiles(_TITLES["cifar_animals"], (CIFAR_ANIMALS_ZIP,), _read_zip,
                         sample=lambda: bundled_files("cifar10_animals_sample.zip"))
 
 
@@ -224,7 +227,8 @@ def _assemble(decoded: Decoded, n_train: int | None, n_val: int | None, n_test: 
     test_order = torch.arange(len(test_labels)) if n_test is None or n_test >= len(test_labels) else \
         torch.randperm(len(test_labels), generator=generator)[:n_test].sort().values
     pick = lambda x, y, idx: TensorData(_normalise(x[idx]).to(device), y[idx].to(device))  # noqa: E731
-    splits = {"train": pick(images, labels, order[:train_n]), "val": pick(images, labels, order[train_n:train_n + val_n]),
+    splits = {"train": pick(images, labels, order[:train_n]),
+              "val": pick(images, labels, order[train_n:train_n + val_n]),
               "test": pick(test_images, test_labels, test_order)}
     detail = (f"{train_n:,} train + {val_n:,} validation images drawn (seed {seed}) from the {images.shape[0]:,} in "
               f"train/, {len(test_order):,} test images from the {len(test_labels):,} in {held_name}/"

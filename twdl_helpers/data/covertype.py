@@ -11,10 +11,10 @@ import torch
 
 from ..features import TabularData, build_tabular, stratified_sample, stratified_split
 from .errors import DataFileError
-from .fetch import Dataset, RemoteFile, banner, resolve
+from .fetch import DataFiles, RemoteFile, banner, resolve
 from .samples import bundled_files
 
-__all__ = ["load_covertype", "read_covertype_raw", "decode_covertype", "COVERTYPE_FILE", "COVERTYPE",
+__all__ = ["load_covertype", "read_covertype_raw", "decode_covertype", "COVERTYPE_FILE",
            "COVERTYPE_NUMERIC", "COVERTYPE_CLASSES", "COVERTYPE_FULL_ROWS"]
 
 COVERTYPE_FILE = RemoteFile(
@@ -84,7 +84,8 @@ def _read(paths: dict[str, Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
         raise DataFileError(path, str(exc), url=COVERTYPE_FILE.urls[0]) from exc
 
 
-COVERTYPE = Dataset("Covertype", (COVERTYPE_FILE,), _read, sample=lambda: bundled_files("covtype_sample.data.gz"))
+COVERTYPE = DataFiles("Covertype", (COVERTYPE_FILE,), _read,
+                      sample=lambda: bundled_files("covtype_sample.data.gz"))
 
 
 def load_covertype(

