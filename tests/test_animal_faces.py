@@ -112,3 +112,14 @@ def test_bad_zip_layout_gives_the_named_error(tmp_path, isolated_cache):
         z.writestr("afhq/readme.txt", "nothing")
     with pytest.raises(DataFileError, match="train/<class>"):
         af.load_animal_faces(path=bad)
+
+
+def test_a_partial_afhq_alone_is_not_the_full_dataset(tmp_path, mirror, isolated_cache, monkeypatch):
+    (tmp_path / "mirror" / "afhq").mkdir(parents=True)
+    (tmp_path / "mirror" / "afhq" / "afhq_32x32.zip").symlink_to(mirror / "afhq" / "afhq_32x32.zip")
+    monkeypatch.setenv("TWDL_DATA_MIRROR", str(tmp_path / "mirror"))
+    with pytest.raises(DataNotFoundError, match="only 28 train / 15 val images"):
+        af.load_animal_faces(source="full")
+    data = af.load_animal_faces(n_train=50, n_val=50)
+    assert data.source == "bundled sample" and "only 28 train" in data.description
+    assert af.load_animal_faces(dataset="afhq", source="full").dataset == "afhq"  # asked for by name: used
