@@ -26,7 +26,7 @@ QUESTIONS = [{'id': 'q1',
             'separate a real effect from seed noise.'}]
 
 
-# %% public checks (notebooks/02_optimization.py cell 33; also in the student notebook)
+# %% public checks (notebooks/02_optimization.py cell 35; also in the student notebook)
 @twdl.question_check("q1", hint="pass three optimiser names and bn_model_fn=... to twdl.compare_optimizers")
 def three_optimisers_and_a_batch_norm_run(table):
     """`table` compares at least three optimisers without batch norm, and one run with it"""
@@ -62,7 +62,7 @@ twdl.check("q1")
 twdl.questions.hidden_section()  # the checks below are hidden: only the grader runs them
 
 
-# %% hidden checks (notebooks/02_optimization.py cell 34)
+# %% hidden checks (notebooks/02_optimization.py cell 36)
 def _graders_test_digits(parameters):
     """The test digits the notebook's own loading cell draws, loaded again by the grader from the data files."""
     smoke = parameters["profile"] == "smoke"

@@ -4,7 +4,7 @@ The offline mirror holds only 43 real AFHQ images, so the timing uses module 3's
 15,000 CIFAR-10 cat / dog / deer training images (32x32 JPEG, ../shared/datasets/cifar10_animals), about the size
 of AFHQ's train/ (14,630). Original (bench/original_animal_faces.py): the zip unpacked, torchvision's ImageFolder
 decoding one file per sample with ToTensor + Normalize, a shuffled DataLoader at batch 128. Helpers: the zip
-decoded once into a uint8 tensor (`decode_afhq_zip`), batches sliced by `twdl.train`. Same MLP (3072-128-32-3) and
+decoded once into a uint8 tensor (`decode_image_zip`), batches sliced by `twdl.train`. Same MLP (3072-128-32-3) and
 SGD (lr 5e-3, momentum 0.9), one CPU thread; the two pipelines' epochs alternate.
 Parts: "throughput" and "defects" (D15: the distillation KL term's reduction).
 """
@@ -26,10 +26,9 @@ from _timing import CLOCK_NOTE, clock  # noqa: E402
 from covertype import row  # noqa: E402
 
 import twdl_helpers as twdl  # noqa: E402
-from twdl_helpers.data.animal_faces import decode_afhq_zip  # noqa: E402
-from twdl_helpers.data.fetch import RemoteFile, locate  # noqa: E402
+from twdl_helpers.data.animal_faces import CIFAR_ANIMALS_ZIP as CIFAR_ZIP, decode_image_zip  # noqa: E402
+from twdl_helpers.data.fetch import locate  # noqa: E402
 
-CIFAR_ZIP = RemoteFile("cifar10_cat_dog_deer_32x32.zip", "cifar10_animals", (), None)
 BATCH = 128
 
 
@@ -72,7 +71,7 @@ def throughput(quick: bool) -> list[dict]:
         orig_opt = torch.optim.SGD(orig_model.parameters(), lr=5e-3, momentum=0.9)
         orig_setup = clock() - start
         start = clock()
-        images, labels, _ = decode_afhq_zip(archive)["train"]
+        images, labels, _ = decode_image_zip(archive)["train"]
         data = twdl.TensorData((images.float() / 255 - 0.5) / 0.5, labels)
         decode = clock() - start
         model = twdl.AnimalNet(seed=0)

@@ -47,7 +47,7 @@ profile = "smoke"  # @param ["smoke", "full"]
 device = "auto"  # @param ["auto", "cpu", "cuda", "mps"]
 # Seed for the split, the initial weights and the minibatch order.
 seed = 0  # @param {type:"integer"}
-# "auto": real Covertype if found (mirror, cache, download), else the synthetic stand-in; "sample": stand-in.
+# "auto": real Covertype if found (mirror, cache, download), else the bundled real sample; "sample": that sample.
 data_source = "auto"  # @param ["auto", "full", "sample"]
 # Folder for the figures this notebook saves.
 output_dir = "runs/01_feedforward"  # @param {type:"string"}
@@ -75,8 +75,9 @@ print(f"profile={profile}, device={dev}, epochs={epochs}, run_improved={run_impr
 # labels per row). There are 10 numeric columns; two categorical columns arrive one-hot encoded (4 wilderness
 # areas, 40 soil types). The loader turns each one-hot block into one column of category codes, splits the rows
 # 85 / 15 per class with a fixed seed, and learns codes and scaling from the training rows only.
-# The offline mirror holds a real 10,000-row random sample; with no data at all you get a clearly labelled
-# *synthetic stand-in*, whose numbers say nothing about real forests.
+# Without the complete file the loader uses the real rows it finds (the offline mirror holds a random sample of
+# them) and, with no data at all, a small real sample bundled with the helpers; the banner and `m1.data.source`
+# say which, and numbers measured on a sample are noisier than on the full table.
 
 # %%
 data = twdl.load_covertype(source=data_source, seed=seed, device=dev)

@@ -15,7 +15,8 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/thinking-with-deep-learning/twdl-week2/blob/main/notebooks/03_regularization.ipynb)
 #
 # A network with far more weights than training images can fit anything, even labels drawn at random. In this lab
-# you watch that happen on 32x32 photos of cats, dogs and wild animals, and then try the tools that push a model
+# you watch that happen on 32x32 photos of animals (the course's Animal Faces, or offline a real substitute from
+# CIFAR-10), and then try the tools that push a model
 # towards solutions that generalise: early stopping, L1 / L2 / elastic-net penalties (and why L2 is the same as
 # weight decay), dropout, data augmentation, the batch size, magnitude pruning, the lottery ticket and knowledge
 # distillation. Every comparison changes one thing only: same images, same epochs, same seed.
@@ -41,8 +42,10 @@ profile = "smoke"  # @param ["smoke", "full"]
 device = "auto"  # @param ["auto", "cpu", "cuda", "mps"]
 # Seed for data subsets, weights and minibatch order (the original used 90108).
 seed = 0  # @param {type:"integer"}
-# "auto": real AFHQ zip if found (mirror, cache, download), else the synthetic stand-in; "sample": the stand-in.
+# "auto": the real files if found (mirror, cache, download), else the bundled real sample; "full": real or fail; "sample": bundled.
 data_source = "auto"  # @param ["auto", "full", "sample"]
+# Which images: "afhq" (the course's Animal Faces), "cifar_animals" (CIFAR-10 cat/deer/dog), "auto" (AFHQ if complete, else CIFAR).
+dataset = "auto"  # @param ["auto", "afhq", "cifar_animals"]
 # Folder for figures.
 output_dir = "runs/03_regularization"  # @param {type:"string"}
 # Epoch budget of the longest runs (None: the profile's value; shorter runs scale with it).
@@ -63,15 +66,30 @@ print(f"profile {profile}: {E} epochs for the long runs, seeds {seeds}, batch {b
 
 # %% [markdown]
 # ## The data: train, validation and test
-# The images live in `train/` and `val/` folders. We draw our **training** and **validation** sets as random
-# subsets of `train/`, sized from what is actually there (the original hard-coded `[100, 100, 14430]`, which
-# breaks on any other copy of the data). The real `val/` folder becomes our **test** set: we look at it once,
-# at the very end, for the one model we pick. Every pixel is scaled to $[-1, 1]$: $x' = (x/255 - 0.5)/0.5$.
+# The course uses Animal Faces (AFHQ) downscaled to 32x32: cats, dogs and wild animals, in `train/` and `val/`
+# folders. When the complete AFHQ cannot be found or downloaded, the loader uses a real substitute instead and says
+# so: CIFAR-10's cat, deer and dog photos (whole animals in scenes rather than aligned faces; deer stand in for
+# "wild"), from the data mirror, or the small sample bundled with the helpers. `dataset` in the parameters picks
+# one explicitly. The line printed below and the `m3.data.*` records say which images this run used.
+#
+# We draw our **training** and **validation** sets as random, disjoint subsets of `train/`, sized from what is
+# actually there (the original hard-coded `[100, 100, 14430]`, which breaks on any other copy of the data). The
+# training sets stay small, as in the course (100 images for most experiments, 250 for augmentation and batch
+# size), because small training sets are what over-fit; the validation set is much larger, so that differences
+# between techniques are not one or two images. The held-out folder (`val/` of AFHQ, `test/` of CIFAR-10) is our
+# **test** set: we look at it once, at the very end, for the one model we pick. Every pixel is scaled to $[-1, 1]$:
+# $x' = (x/255 - 0.5)/0.5$.
 
 # %%
-faces = twdl.load_animal_faces(source=data_source, n_train=P.pick(smoke=60, full=250), n_val=P.pick(smoke=30, full=100),
+faces = twdl.load_animal_faces(source=data_source, dataset=dataset, n_train=P.pick(smoke=100, full=250),
+                               n_val=P.pick(smoke=500, full=1000),
                                seed=seed, device=dev)
 small = faces.train.subset(range(min(100, len(faces.train))))  # the spec's 100-image subset, shared by all runs
+twdl.record("m3.data.source", faces.source)
+twdl.record("m3.data.dataset", faces.dataset)
+twdl.record("m3.data.train_images", len(faces.train))
+twdl.record("m3.data.val_images", len(faces.val))
+twdl.record("m3.data.test_images", len(faces.test))
 print(faces.summary(), f"| small subset: {len(small)} images")
 fig, axes = plt.subplots(1, 8, figsize=(12, 1.8))
 for ax, img, label in zip(axes, faces.train.inputs.cpu(), faces.train.labels.tolist()):
@@ -367,7 +385,7 @@ fig = twdl.plot_histories(students, ["train_accuracy", "val_accuracy"], title="S
 # ## Homework
 # 1. Apply three regularisation techniques to a model. `twdl.compare_regularizers` trains the unregularised model
 #    and each technique on the same data, epochs and seeds, and returns one row per technique. Here it is on the
-#    bundled synthetic stand-in (always available offline):
+#    small real sample bundled with the helpers (CIFAR-10 cat/deer/dog, always available offline):
 
 # %%
 bundled = twdl.load_animal_faces(source="sample", n_train=P.pick(smoke=90, full=600), n_val=P.pick(smoke=60, full=300), seed=seed)

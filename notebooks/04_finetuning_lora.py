@@ -35,14 +35,14 @@ twdl.watch_parameters()  # the next cell's assignments are the declared paramete
 profile = "smoke"  # @param ["smoke", "full"]
 device = "auto"  # @param ["auto", "cpu", "cuda", "mps"]
 seed = 0  # @param {type:"integer"}
-# Where WikiText-2 comes from: "auto" (real if found, else a labelled stand-in), "full" (real or fail), "sample".
+# Where WikiText-2 comes from: "auto" (real files if found, else the bundled real excerpt), "full" (real or fail), "sample".
 data_source = "auto"  # @param ["auto", "full", "sample"]
 output_dir = "runs/04_finetuning_lora"  # @param {type:"string"}
 # A Hugging Face id or a local model folder; "" means the profile's choice (bundled model in smoke).
 model_name = ""  # @param {type:"string"}
 # Optimiser steps per fine-tuning run; None: the profile's budget.
 steps = None
-# Homework: your own .txt file or folder ("" uses a generated sample text).
+# Homework: your own .txt file or folder ("" uses a real WikiText excerpt in its place).
 text_path = ""  # @param {type:"string"}
 completed = False  # @param {type:"boolean"}
 
@@ -72,6 +72,7 @@ print(f"model {model_ref} on {dev}; {settings}")
 # %%
 tokenizer = lm.load_tokenizer(model_ref)
 corpus = twdl.load_wikitext2(source=data_source, seed=seed, limit=P.pick(smoke=150_000, full=None))
+twdl.record("m4.data.source", corpus.source)
 train_blocks = lm.make_blocks(corpus.train, tokenizer, block_size, max_blocks=P.pick(smoke=400, full=None))
 held_blocks = lm.make_blocks(corpus.held_out, tokenizer, block_size, max_blocks=P.pick(smoke=64, full=None))
 base = lm.load_model(model_ref, dev)
@@ -191,10 +192,10 @@ regularisers.round(3)
 # 3. Tune r, lora_alpha, lora_dropout and the learning rate on your text. 4. Compare the regularisers.
 
 # %%
-if not text_path:  # a generated text stands in for yours; put your own .txt path in the parameters
+if not text_path:  # a real WikiText excerpt (the held-out articles) stands in for yours: set text_path to your own
     text_path = Path(output_dir) / "sample_text.txt"
     text_path.parent.mkdir(parents=True, exist_ok=True)
-    text_path.write_text(twdl.wikitext_stand_in(n_articles=60, seed=seed + 1))
+    text_path.write_text(corpus.held_out, encoding="utf-8")
 
 # %% tags=["homework"] question="q1" points=4 title="LoRA on your own text: perplexity before and after"
 # Hint: result = lm.adapt(model_ref, text_path, settings=settings, block_size=block_size, device=dev); record its perplexities.

@@ -1,4 +1,4 @@
-"""Covertype loader: real mirror bytes, the synthetic stand-in, encoders fitted on train only, seeded splits."""
+"""Covertype loader: real mirror bytes, the bundled real sample, encoders fitted on train only, seeded splits."""
 import gzip
 
 import numpy as np
@@ -6,15 +6,16 @@ import pytest
 import torch
 
 import twdl_helpers as twdl
-from twdl_helpers.data.covertype import decode_covertype, read_covertype_raw, synthetic_covertype
-from twdl_helpers.data.fetch import DataNotFoundError
+from twdl_helpers.data import DataFileError, DataNotFoundError, bundled_files
+from twdl_helpers.data.covertype import decode_covertype, read_covertype_raw
 
 
 def test_mirror_sample_loads_real_rows(mirror, capsys):
     data = twdl.load_covertype(source="full")
     assert data.source == "real"
     assert len(data.train) + len(data.test) == 10_000  # the mirror holds a 10,000-row real subset
-    assert "10,000 rows" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "10,000 real rows (a subset of the 581,012)" in out and "mirror's SHA256SUMS" in out
     numeric, categorical = data.train.inputs
     assert numeric.dtype == torch.float32 and numeric.shape[1] == 10
     assert categorical.dtype == torch.long and categorical.shape[1] == 2
@@ -67,14 +68,14 @@ def test_limit_keeps_class_shares(mirror):
     assert set(torch.cat([data.train.labels, data.test.labels]).unique().tolist()) == set(range(7))
 
 
-def test_synthetic_stand_in_is_labelled_and_schema_faithful(capsys):
+def test_bundled_sample_is_real_rows_of_the_mirror_file(mirror, capsys):
     data = twdl.load_covertype(source="sample")
-    assert data.source == "synthetic stand-in" and "synthetic stand-in" in capsys.readouterr().out
-    raw = synthetic_covertype()
-    assert raw.shape == (10_000, 55)
-    assert np.array_equal(raw, synthetic_covertype())  # deterministic
-    assert (raw[:, 10:14].sum(1) == 1).all() and (raw[:, 14:54].sum(1) == 1).all()
-    assert raw[:, 0].min() >= 1859 and raw[:, 0].max() <= 3858 and set(np.unique(raw[:, 54])) == set(range(1, 8))
+    assert data.source == "bundled sample" and "bundled sample" in capsys.readouterr().out
+    sample = read_covertype_raw(bundled_files("covtype_sample.data.gz")["covtype_sample.data.gz"])
+    real = {tuple(row) for row in read_covertype_raw(mirror / "covertype" / "covtype.data.gz")}
+    assert 3_000 <= len(sample) <= 5_000 and all(tuple(row) in real for row in sample)  # real rows, not made up
+    assert set(np.unique(sample[:, 54])) == set(range(1, 8))  # every cover type present
+    assert len(data.train) + len(data.test) == len(sample)
 
 
 def test_offline_without_mirror(monkeypatch, isolated_cache, capsys):
@@ -82,13 +83,19 @@ def test_offline_without_mirror(monkeypatch, isolated_cache, capsys):
     monkeypatch.setenv("TWDL_OFFLINE", "1")
     with pytest.raises(DataNotFoundError, match="covtype.data.gz"):
         twdl.load_covertype(source="full")
-    assert twdl.load_covertype(source="auto").source == "synthetic stand-in"
-    assert "synthetic stand-in" in capsys.readouterr().out
+    assert twdl.load_covertype(source="auto").source == "bundled sample"
+    assert "using the bundled sample" in capsys.readouterr().out
 
 
 def test_bad_layout_is_reported(tmp_path):
     path = tmp_path / "covtype.data.gz"
     with gzip.open(path, "wt") as f:
         f.write("1,2,3\n4,5,6\n")
-    with pytest.raises(ValueError, match="55 comma-separated"):
+    with pytest.raises(DataFileError, match="55 comma-separated"):
         twdl.load_covertype(path=path)
+
+
+def test_a_wrong_explicit_path_is_an_error_never_a_fallback(tmp_path):
+    for source in ("auto", "full"):
+        with pytest.raises(DataNotFoundError, match="not found at the path given"):
+            twdl.load_covertype(path=tmp_path / "nonexistent" / "covtype.data.gz", source=source)

