@@ -26,7 +26,7 @@ def test_get_device():
 
 def test_profile_pick_and_validation():
     assert twdl.Profile("smoke").pick(smoke=1, full=9) == 1
-    assert twdl.get_profile("full").pick(smoke=1, full=9) == 9
+    assert twdl.Profile("full").pick(smoke=1, full=9) == 9
     with pytest.raises(ValueError, match="smoke"):
         twdl.Profile("medium")
 
@@ -68,3 +68,30 @@ def test_validate_parameters_types_choices_and_unknown_names():
         twdl.validate_parameters({**declared, "profile": "huge"}, declared)
     with pytest.raises(twdl.ParameterError, match="should be bool"):
         twdl.validate_parameters({"done": 1}, {"done": False})
+
+
+def test_setup_validates_seeds_picks_the_device_and_limits_cpu_threads(capsys):
+    namespace = {"profile": "full", "device": "cpu", "seed": 7}
+    P, dev = twdl.setup(namespace, cpu_threads=1)
+    assert P == twdl.Profile("full") and dev == torch.device("cpu") and torch.get_num_threads() == 1
+    first = torch.randn(2)
+    twdl.setup(namespace)
+    assert torch.equal(first, torch.randn(2))  # seeded from `seed`
+    assert "profile full, device cpu" in capsys.readouterr().out
+    with pytest.raises(twdl.ParameterError, match="must be one of"):
+        twdl.setup({"profile": "huge", "device": "cpu", "seed": 0})
+
+
+def test_seeded_block_draws_from_the_seed_and_leaves_the_callers_stream_alone():
+    torch.manual_seed(1)
+    expected_next = torch.randn(1)
+    torch.manual_seed(1)
+    with twdl.seeded(5):
+        inside = torch.randn(3)
+    assert torch.equal(torch.randn(1), expected_next)
+    with twdl.seeded(5):
+        assert torch.equal(torch.randn(3), inside)
+
+
+def test_bf16_native_is_false_off_cuda():
+    assert twdl.bf16_native("cpu") is False

@@ -4,18 +4,16 @@ Notebooks use `import twdl_helpers as twdl` and call helpers by name: `twdl.trai
 `twdl.record(...)`, `twdl.load_covertype(...)`. Language-model tools live in `twdl_helpers.lm`
 and grading tools in `twdl_helpers.grading` (imported on demand: they load heavier libraries).
 """
-from .common import Profile, get_device, get_profile, set_seed, to_python
-from .params import ParameterError, validate_parameters, watch_parameters
-from .record import RECORD_MIME, read_records, record, recorded, records_table
-from .training import (
-    Callback, EarlyStopping, History, ParameterNorm, TensorData, accuracy, binary_accuracy, binary_loss,
-    classification_loss, evaluate,
-    forward, predict, regression_loss, train,
-)
+from .common import *  # noqa: F401,F403  (setup, seeds, devices, profiles)
+from .params import *  # noqa: F401,F403
+from .record import *  # noqa: F401,F403
+from .weights import *  # noqa: F401,F403
+from .training import *  # noqa: F401,F403  (the one training loop and its callbacks)
 from .data import *  # noqa: F401,F403  (one loader per dataset)
 from .models import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403
 from .regularization import *  # noqa: F401,F403
+from .experiments import *  # noqa: F401,F403
 from .features import *  # noqa: F401,F403
 from .plotting import *  # noqa: F401,F403
 from .widgets import *  # noqa: F401,F403

@@ -1,13 +1,21 @@
-"""Seeds, devices and the smoke/full profiles that size every notebook's experiments."""
+"""Seeds, devices and the smoke/full profiles that size every notebook's experiments, and the one setup call."""
 from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from torch import nn
+
+from .params import validate_parameters
+
+__all__ = ["PROFILES", "DEVICES", "set_seed", "seeded", "get_device", "model_device", "bf16_native", "describe_device", "Profile", "setup",
+           "to_python"]
 
 T = TypeVar("T")
 PROFILES = ("smoke", "full")
@@ -27,6 +35,20 @@ def set_seed(seed: int) -> torch.Generator:
     # warn_only: an op without a deterministic CUDA kernel warns instead of crashing the lesson.
     torch.use_deterministic_algorithms(True, warn_only=True)
     return torch.Generator().manual_seed(seed)
+
+
+@contextmanager
+def seeded(seed: int | None) -> Iterator[None]:
+    """Run the block with torch's CPU random stream started at `seed`, then restore the caller's stream.
+
+    Models use it to draw their initial weights from an explicit seed (None: the current stream, unchanged).
+    """
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def get_device(name: str = "auto") -> torch.device:
@@ -66,9 +88,54 @@ class Profile:
         return smoke if self.is_smoke else full
 
 
-def get_profile(profile: str | Profile) -> Profile:
-    """Return a Profile from its name (or pass one through)."""
-    return profile if isinstance(profile, Profile) else Profile(str(profile))
+def model_device(model: nn.Module) -> torch.device:
+    """The device a model computes on: that of its first parameter (or buffer); CPU for a model with neither."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def bf16_native(device: torch.device | str = "cuda") -> bool:
+    """True only where the GPU computes bf16 in hardware (Ampere and newer); never for emulated bf16 (a T4)."""
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # torch < 2.3 has no `including_emulation`: native bf16 needs compute capability >= 8.0
+        return torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def describe_device(device: torch.device | str) -> str:
+    """A one-line description for people: the GPU's name and whether it computes bf16 natively."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return (f"cuda ({torch.cuda.get_device_name(device)}, "
+                f"native bf16: {'yes' if bf16_native(device) else 'no, fp16 mixed precision is used'})")
+    return device.type
+
+
+def setup(namespace: dict[str, Any], *, cpu_threads: int | None = None,
+          choices: dict[str, tuple] | None = None) -> tuple[Profile, torch.device]:
+    """The one setup call at the top of every notebook: `P, dev = twdl.setup(globals())`.
+
+    Validates the parameters cell (`validate_parameters`), returns the run's Profile and the device every model
+    of the notebook is built on (`device=dev`; the helpers move each batch to the model's device), seeds
+    Python/NumPy/torch with `seed`, and on a CPU limits torch to `cpu_threads` threads when given (the course's
+    networks are tiny: extra threads cost more in waiting than they save).
+    """
+    validate_parameters(namespace, choices=choices)
+    profile = Profile(namespace.get("profile", "smoke"))
+    device = get_device(namespace.get("device", "auto"))
+    seed = namespace.get("seed", 0)
+    set_seed(seed)
+    if cpu_threads is not None and device.type == "cpu":
+        torch.set_num_threads(cpu_threads)
+    threads = f", {torch.get_num_threads()} CPU thread(s)" if device.type == "cpu" else ""
+    print(f"profile {profile.name}, device {describe_device(device)}{threads}, seed {seed}")
+    return profile, device
 
 
 def to_python(value: Any) -> Any:

@@ -5,6 +5,8 @@ import ast
 from types import SimpleNamespace
 from typing import Any
 
+__all__ = ["ParameterError", "parse_parameters", "watch_parameters", "validate_parameters", "COMMON_CHOICES"]
+
 COMMON_CHOICES: dict[str, tuple] = {
     "profile": ("smoke", "full"),
     "device": ("auto", "cpu", "cuda", "mps"),

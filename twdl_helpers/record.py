@@ -12,6 +12,8 @@ import pandas as pd
 
 from .common import to_python
 
+__all__ = ["RECORD_MIME", "record", "recorded", "records_table", "read_records"]
+
 RECORD_MIME = "application/vnd.twdl.record+json"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*(\.[a-z0-9_]+)*$")
 _RECORDS: dict[str, Any] = {}

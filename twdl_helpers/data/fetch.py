@@ -6,6 +6,9 @@ from pathlib import Path
 
 from ..files import cache_dir, data_mirror, offline
 
+__all__ = ["SOURCES", "RemoteFile", "DataNotFoundError", "check_source", "local_candidates", "download", "locate",
+           "banner"]
+
 SOURCES = ("auto", "full", "sample")
 
 
