@@ -54,7 +54,7 @@ def _helpers(archive: Path, epochs: int) -> tuple[float, float]:
     data = twdl.TensorData((images.float() / 255 - 0.5) / 0.5, labels)
     decoded = time.perf_counter()
     model = twdl.AnimalNet(seed=0)
-    twdl.train(model, data, epochs=epochs, batch_size=128, optimizer=twdl.sgd(model, 5e-3, 0.9), progress=False)
+    twdl.train(model, data, epochs=epochs, batch_size=128, optimizer=twdl.make_optimizer("sgd", model.parameters(), 5e-3, momentum=0.9), progress=False)
     return decoded - start, time.perf_counter() - decoded
 
 

@@ -180,3 +180,15 @@ def test_with_teacher_pairs_labels_with_the_teachers_logits():
     soft = reg.with_teacher(data, teacher)
     assert torch.equal(soft.targets[0], data.labels)
     torch.testing.assert_close(soft.targets[1], twdl.predict(teacher, data.inputs))
+
+
+def test_prune_and_retrain_reports_accuracy_before_after_and_keeps_the_mask():
+    g = torch.Generator().manual_seed(2)
+    train = twdl.TensorData(torch.randn(24, 3, 32, 32, generator=g), torch.randint(0, 3, (24,), generator=g))
+    model = twdl.SmallAnimalNet(seed=0)
+    before = twdl.evaluate(model, train)["accuracy"]
+    result = reg.prune_and_retrain(model, 0.6, train, train, epochs=2, lr=0.05, batch_size=8)
+    assert result.before == pytest.approx(before)
+    assert all(v == pytest.approx(0.6, abs=0.01) for v in result.sparsity.values())
+    assert result.retrained == pytest.approx(twdl.evaluate(model, train)["accuracy"])
+    assert reg.layer_sparsity(model) == result.sparsity and len(result.history) == 2

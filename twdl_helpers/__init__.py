@@ -19,6 +19,7 @@ from .plotting import *  # noqa: F401,F403
 from .widgets import *  # noqa: F401,F403
 from .augment import *  # noqa: F401,F403
 from .memory import *  # noqa: F401,F403
+from .runtimes import *  # noqa: F401,F403
 
 REPOSITORY_URL = "https://github.com/thinking-with-deep-learning/twdl-week2"
 __version__ = "0.1.0"

@@ -12,12 +12,12 @@ from torch.nn import functional as F
 from torch.nn.utils import prune
 
 from .optim import make_optimizer
-from .training import Callback, History, ParameterNorm, TensorData, predict, train
+from .training import Callback, History, ParameterNorm, TensorData, evaluate, predict, train
 from .weights import effective_parameters
 
 __all__ = [
     "l1_penalty", "l2_penalty", "elastic_penalty", "ProximalL1", "count_exact_zeros", "prune_magnitude",
-    "layer_sparsity", "apply_masks", "pruning_masks", "LotteryResult", "lottery_ticket", "distillation_loss",
+    "layer_sparsity", "apply_masks", "pruning_masks", "PruneResult", "prune_and_retrain", "LotteryResult", "lottery_ticket", "distillation_loss",
     "distillation", "with_teacher",
 ]
 
@@ -107,6 +107,31 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> dict[str, f
     for name, mask in masks.items():
         prune.custom_from_mask(layers[name], name="weight", mask=mask.to(layers[name].weight.device))
     return layer_sparsity(model)
+
+
+@dataclass
+class PruneResult:
+    """Validation accuracy before pruning, right after, and after retraining under the mask; sparsity per layer."""
+
+    sparsity: dict[str, float]
+    before: float
+    pruned: float
+    retrained: float
+    history: History
+
+
+def prune_and_retrain(model: nn.Module, amount: float, train_data: TensorData, val_data: TensorData, *,
+                      epochs: int, lr: float, momentum: float = 0.9, batch_size: int = 64, seed: int = 0,
+                      progress: bool | str = False) -> PruneResult:
+    """Magnitude-prune `amount` of each Linear layer of a trained `model` (in place), then retrain it with SGD under
+    the mask; the history's train accuracy after retraining shows when the pruned net can no longer fit the data."""
+    before = evaluate(model, val_data)["accuracy"]
+    sparsity = prune_magnitude(model, amount)
+    pruned = evaluate(model, val_data)["accuracy"]
+    history = train(model, train_data, epochs=epochs, batch_size=batch_size, eval_data={"val": val_data},
+                    optimizer=make_optimizer("sgd", model.parameters(), lr, momentum=momentum), seed=seed,
+                    progress=progress)
+    return PruneResult(sparsity, before, pruned, history.last["val_accuracy"], history)
 
 
 @dataclass

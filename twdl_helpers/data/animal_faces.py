@@ -14,6 +14,7 @@ import torch
 
 from ..training import TensorData
 from .fetch import DataNotFoundError, RemoteFile, banner, cache_dir, check_source, locate
+from ..files import display_path
 
 __all__ = ["AnimalFaces", "load_animal_faces", "animal_faces_standin", "decode_afhq_zip", "ANIMAL_CLASSES",
            "AFHQ_ZIP", "LABEL_KINDS"]
@@ -210,7 +211,7 @@ def load_animal_faces(
             decoded = _decoded(zip_path)
             train_images, train_labels, classes = decoded["train"]
             data = _assemble((train_images, train_labels), decoded["val"][:2], classes, n_train, n_val, seed,
-                             device, "real", f"AFHQ 32x32 from {zip_path}")
+                             device, "real", f"AFHQ 32x32 from {display_path(zip_path)}")
         except DataNotFoundError:
             if source == "full" or path is not None:
                 raise

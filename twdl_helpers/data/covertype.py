@@ -9,6 +9,7 @@ import torch
 
 from ..features import TabularData, build_tabular, stratified_sample, stratified_split
 from .fetch import DataNotFoundError, RemoteFile, banner, check_source, locate
+from ..files import display_path
 
 __all__ = ["load_covertype", "read_covertype_raw", "decode_covertype", "synthetic_covertype", "COVERTYPE_FILE",
            "COVERTYPE_NUMERIC", "COVERTYPE_CLASSES", "COVERTYPE_FULL_ROWS"]
@@ -111,7 +112,7 @@ def load_covertype(
     if source != "sample":
         try:
             file = locate(COVERTYPE_FILE, path)
-            raw, kind, origin = read_covertype_raw(file), "real", f"read from {file}"
+            raw, kind, origin = read_covertype_raw(file), "real", f"read from {display_path(file)}"
         except DataNotFoundError:
             if source == "full":
                 raise

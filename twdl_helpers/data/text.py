@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .fetch import DataNotFoundError, RemoteFile, banner, check_source, local_candidates, offline
+from ..files import display_path
 
 __all__ = ["TextCorpus", "load_wikitext2", "load_text", "wikitext_stand_in", "split_text"]
 
@@ -149,7 +150,7 @@ def load_text(path: str | Path, held_out_fraction: float = 0.1, limit: int | Non
         raise ValueError(f"the text at {path} is empty ({len(files)} file(s)): nothing to train on")
     train, held = split_text(text, held_out_fraction)
     corpus = TextCorpus(_limit(train, limit), _limit(held, limit), "real",
-                        f"your text from {path} ({len(files)} file(s), {len(text):,} characters), "
+                        f"your text from {display_path(path)} ({len(files)} file(s), {len(text):,} characters), "
                         f"last {held_out_fraction:.0%} held out")
     banner("Your text", "real", corpus.description)
     return corpus
