@@ -95,3 +95,19 @@ def test_seeded_block_draws_from_the_seed_and_leaves_the_callers_stream_alone():
 
 def test_bf16_native_is_false_off_cuda():
     assert twdl.bf16_native("cpu") is False
+
+
+def test_device_log_gets_one_line_per_training_run_only_when_asked(tmp_path, monkeypatch):
+    import json
+
+    data = twdl.TensorData(torch.randn(16, 4), torch.randint(0, 2, (16,)))
+    twdl.train(torch.nn.Linear(4, 2), data, epochs=1, batch_size=8, progress=False)  # not logged: no variable
+    log = tmp_path / "runs.jsonl"
+    monkeypatch.setenv(twdl.DEVICE_LOG_VARIABLE, str(log))
+    assert not log.exists()
+    for name in ("first", "second"):
+        twdl.train(torch.nn.Linear(4, 2), data, epochs=1, batch_size=8, progress=name)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [entry["label"] for entry in lines] == ["first", "second"]
+    assert all(entry["device"] == "cpu" and entry["seconds"] >= 0 and entry["peak_memory_mb"] is None
+               for entry in lines)

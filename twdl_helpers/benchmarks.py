@@ -123,6 +123,7 @@ def bench_main(args: argparse.Namespace) -> int:
         _write_atomic(results_dir / f"{script.stem}.json", json.dumps(result, indent=1))
     saved = [results_dir / f"{script.stem}.json" for script in bench_scripts(folder)]
     results = {path.stem: json.loads(path.read_text()) for path in saved if path.is_file()}
-    _write_atomic(Path(args.out), render(results, machine))
+    gpu = results_dir / "gpu.md"  # the GPU section, written by scripts/gpu_check.py (`make gpu-check`)
+    _write_atomic(Path(args.out), render(results, machine) + ("\n" + gpu.read_text() if gpu.is_file() else ""))
     print(f"wrote {args.out}")
     return 0

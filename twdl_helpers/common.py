@@ -14,7 +14,7 @@ from torch import nn
 
 from .params import validate_parameters
 
-__all__ = ["PROFILES", "DEVICES", "set_seed", "seeded", "get_device", "model_device", "bf16_native", "describe_device", "Profile", "setup",
+__all__ = ["PROFILES", "DEVICES", "DEVICE_LOG_VARIABLE", "start_device_run", "log_device_run", "set_seed", "seeded", "get_device", "model_device", "bf16_native", "describe_device", "Profile", "setup",
            "to_python"]
 
 T = TypeVar("T")
@@ -106,6 +106,42 @@ def bf16_native(device: torch.device | str = "cuda") -> bool:
         return bool(torch.cuda.is_bf16_supported(including_emulation=False))
     except TypeError:  # torch < 2.3 has no `including_emulation`: native bf16 needs compute capability >= 8.0
         return torch.cuda.get_device_capability(device)[0] >= 8
+
+
+DEVICE_LOG_VARIABLE = "TWDL_DEVICE_LOG"  # a .jsonl file: one line per training run (set by scripts/gpu_check.py)
+
+
+def start_device_run(device: torch.device | str) -> float:
+    """Mark the start of a training run for `log_device_run`: resets CUDA's peak-memory counter when logging."""
+    device = torch.device(device)
+    if os.environ.get(DEVICE_LOG_VARIABLE) and device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    import time
+
+    return time.perf_counter()
+
+
+def log_device_run(label: str, device: torch.device | str, started: float,
+                   peak_memory_mb: float | None = None) -> None:
+    """When TWDL_DEVICE_LOG names a file, append one JSON line for a finished run: its label, device, seconds and
+    peak memory (CUDA's max_memory_allocated since `start_device_run`, unless given). Does nothing otherwise."""
+    path = os.environ.get(DEVICE_LOG_VARIABLE)
+    if not path:
+        return
+    import json
+    import time
+    from pathlib import Path
+
+    from .files import atomic_write
+
+    device = torch.device(device)
+    if peak_memory_mb is None and device.type == "cuda":
+        peak_memory_mb = torch.cuda.max_memory_allocated(device) / 2**20
+    entry = {"label": label, "device": str(device), "seconds": round(time.perf_counter() - started, 3),
+             "peak_memory_mb": peak_memory_mb}
+    log = Path(path)
+    before = log.read_text() if log.is_file() else ""
+    atomic_write(log, before + json.dumps(entry) + "\n")
 
 
 def describe_device(device: torch.device | str) -> str:

@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .common import model_device
+from .common import log_device_run, model_device, start_device_run
 from .weights import frobenius_norm
 
 __all__ = [
@@ -258,6 +258,7 @@ def train(
     generator = torch.Generator(device="cpu").manual_seed(seed)
     history = History()
     n = len(train_data)
+    started = start_device_run(device)
     for cb in callbacks:
         cb.on_train_begin(model)
     label = progress if isinstance(progress, str) else "train"
@@ -302,6 +303,7 @@ def train(
             break
     for cb in callbacks:
         cb.on_train_end(model, history)
+    log_device_run(label, device, started)  # only when TWDL_DEVICE_LOG is set (scripts/gpu_check.py)
     return history
 
 

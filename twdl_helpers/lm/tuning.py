@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..common import set_seed
+from ..common import log_device_run, set_seed, start_device_run
 from .adapters import add_lora, add_qlora, count_4bit_layers, count_parameters, unfreeze_last_blocks
 from .blocks import Blocks, make_blocks
 from .load import load_model, load_model_4bit, load_tokenizer, model_weight_megabytes
@@ -94,6 +94,7 @@ def finetune(method: str, model_name: str | None, train: Blocks, held_out: Block
     """
     device = torch.device(device)
     set_seed(settings.seed)
+    started = start_device_run(device)
     with ResourceMeter(device) as meter:
         model, base_mb = _prepare(method, model_name, settings, device)
         params = count_parameters(model)
@@ -109,6 +110,7 @@ def finetune(method: str, model_name: str | None, train: Blocks, held_out: Block
            "seconds": result.seconds, "final_train_loss": result.final_loss, "precision": result.settings["precision"],
            "optimizer": settings.optimizer, "4bit_layers": count_4bit_layers(model) if method == "qlora" else 0,
            "device": str(device)}
+    log_device_run(f"{method} ({row['precision']})", device, started, meter.peak_memory_mb)
     outcome = RunOutcome(row, model if keep_model else None, result.losses)
     del model, result
     if not keep_model:
