@@ -23,10 +23,12 @@
 # activations, projected to two dimensions with PCA, t-SNE and UMAP.
 
 # %% tags=["colab-setup"]
-# Colab only: install the course helpers (Colab's own torch is kept). Elsewhere this does nothing.
+# Colab only: install the course helpers (keeping Colab's torch). Elsewhere: nothing.
 import subprocess, sys
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "twdl-helpers @ git+https://github.com/thinking-with-deep-learning/twdl-week2"], check=True)
+    helpers = ("twdl-helpers @ git+"
+               "https://github.com/thinking-with-deep-learning/twdl-week2")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", helpers], check=True)
 
 # %%
 import math
@@ -46,13 +48,13 @@ profile = "smoke"  # @param ["smoke", "full"]
 device = "auto"  # @param ["auto", "cpu", "cuda", "mps"]
 # Seed for the split, the initial weights and the minibatch order.
 seed = 0  # @param {type:"integer"}
-# "auto": real Covertype if found (mirror, cache, download), else the synthetic stand-in; "sample": stand-in.
+# "auto": real Covertype if found (mirror, cache, download), else a synthetic stand-in.
 data_source = "auto"  # @param ["auto", "full", "sample"]
 # Folder for the figures this notebook saves.
 output_dir = "runs/01_feedforward"  # @param {type:"string"}
 # Training epochs for the three models (None: 3 in smoke, the course's 50 in full).
 epochs = None
-# Run the optional "a sound change beats the course's settings" cell (None: off in smoke, on in full).
+# Run the optional "a sound change" cell (None: off in smoke, on in full).
 run_improved = None
 # Homework: tick when done.
 completed = False  # @param {type:"boolean"}
@@ -381,7 +383,7 @@ twdl.record("m1.diabetes.predict_mean_rmse", math.sqrt(baseline_mse))
 # `twdl.tabular_tensors`, train it with `twdl.train` and record its test score.
 
 # %% tags=["homework"]
-# Hint: tab = twdl.tabular_tensors(df, numeric, categorical, target, task=...); twdl.train(...)
+# Hint: tab = twdl.tabular_tensors(df, numeric, categorical, target); twdl.train(...)
 ### BEGIN SOLUTION
 from sklearn.datasets import load_wine
 
@@ -403,7 +405,7 @@ twdl.record("m1.homework.dataset_test_score", wine_history.last["test_accuracy"]
 # share of variance the first two principal components explain.
 
 # %% tags=["homework"]
-# Hint: feats = twdl.layer_activations(model, shown.inputs, "deep.2"); twdl.plot_projections(...)
+# Hint: feats = twdl.layer_activations(model, shown.inputs, "deep.2"), then project.
 ### BEGIN SOLUTION
 from sklearn.decomposition import PCA
 

@@ -24,10 +24,12 @@
 # with different arguments, so every difference you see comes from the idea being tested.
 
 # %% tags=["colab-setup"]
-# Colab only: install the course helpers (Colab's own torch is kept). Elsewhere this does nothing.
+# Colab only: install the course helpers (keeping Colab's torch). Elsewhere: nothing.
 import subprocess, sys
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "twdl-helpers @ git+https://github.com/thinking-with-deep-learning/twdl-week2"], check=True)
+    helpers = ("twdl-helpers @ git+"
+               "https://github.com/thinking-with-deep-learning/twdl-week2")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", helpers], check=True)
 
 # %%
 import matplotlib.pyplot as plt
@@ -37,17 +39,18 @@ from twdl_helpers.memory import minibatch_memory
 twdl.watch_parameters()  # the next cell's assignments are the declared parameters
 
 # %% tags=["parameters"]
-# Run size: "smoke" (a minute on a laptop CPU: a few thousand digits, 1 epoch) or "full" (the course's settings).
+# Run size: "smoke" (a few thousand digits, 1 epoch) or "full" (the course's settings).
 profile = "smoke"  # @param ["smoke", "full"]
 # Where to train: "auto" picks a GPU when there is one.
 device = "auto"  # @param ["auto", "cpu", "cuda", "mps"]
 # Random seed (the original course used 1).
 seed = 1  # @param {type:"integer"}
-# "auto": real MNIST if found (else the bundled 5,000 real digits); "full": real or fail; "sample": bundled.
+# "auto": real MNIST if found, else the bundled 5,000 real digits; "full": real or fail.
 data_source = "auto"  # @param ["auto", "full", "sample"]
 # Folder for figures.
 output_dir = "runs/02_optimization"  # @param {type:"string"}
-# Epochs for every experiment; None: the profile's value (smoke 1, 3 for schedules; full 3 for the batch sweep, 10 otherwise).
+# Epochs of every experiment; None: the profile's (smoke 1, schedules 3; full 3 for the
+# batch sweep, 10 otherwise).
 epochs = None
 # Homework: tick when you have done it.
 completed = False  # @param {type:"boolean"}

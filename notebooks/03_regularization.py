@@ -21,10 +21,12 @@
 # distillation. Every comparison changes one thing only: same images, same epochs, same seed.
 
 # %% tags=["colab-setup"]
-# Colab only: install the course helpers (Colab's own torch is kept). Elsewhere this does nothing.
+# Colab only: install the course helpers (keeping Colab's torch). Elsewhere: nothing.
 import subprocess, sys
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "twdl-helpers @ git+https://github.com/thinking-with-deep-learning/twdl-week2"], check=True)
+    helpers = ("twdl-helpers @ git+"
+               "https://github.com/thinking-with-deep-learning/twdl-week2")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", helpers], check=True)
 
 # %%
 import copy
@@ -43,7 +45,7 @@ profile = "smoke"  # @param ["smoke", "full"]
 device = "auto"  # @param ["auto", "cpu", "cuda", "mps"]
 # Seed for data subsets, weights and minibatch order (the original used 90108).
 seed = 0  # @param {type:"integer"}
-# "auto": real AFHQ zip if found (mirror, cache, download), else the synthetic stand-in.
+# "auto": real AFHQ zip if found (mirror, cache, download), else a synthetic stand-in.
 data_source = "auto"  # @param ["auto", "full", "sample"]
 # Folder for figures.
 output_dir = "runs/03_regularization"  # @param {type:"string"}
@@ -53,7 +55,7 @@ epochs = None
 completed = False  # @param {type:"boolean"}
 
 # %%
-P, dev = twdl.setup(globals(), cpu_threads=1)  # parameters checked, device chosen, seeded
+P, dev = twdl.setup(globals(), cpu_threads=1)  # checks parameters, picks device, seeds
 display(twdl.runtime_estimate("03_regularization"))  # how long this notebook takes
 E = epochs or P.pick(smoke=60, full=200)  # the spec's 200-epoch runs
 scale = lambda n: max(2, round(n * E / 200))  # noqa: E731  (150 -> 0.75 E, ...)
@@ -100,8 +102,8 @@ fig = twdl.show_images(faces.train, faces.classes, n=8)
 # %%
 labels = {kind: faces.with_labels(kind, seed=seed).train.subset(range(len(small)))
           for kind in ("true", "random", "partial")}
-memorise = run({kind: twdl.Experiment(twdl.BigAnimalNet, lr=5e-3, momentum=0.9, epochs=E,
-                                      train_data=data) for kind, data in labels.items()},
+big = twdl.Experiment(twdl.BigAnimalNet, lr=5e-3, momentum=0.9, epochs=E)
+memorise = run({kind: big.with_(train_data=data) for kind, data in labels.items()},
                small, faces.val, seeds=[seed])
 for kind, (result,) in memorise.items():
     twdl.record(f"m3.memorize.{kind}.train_accuracy", result.train["accuracy"])
@@ -122,13 +124,15 @@ fig = twdl.plot_histories(twdl.histories(memorise), ["train_accuracy", "val_accu
 # the best epoch.
 
 # %%
-(early,) = run({"Animal_Net": twdl.Experiment(twdl.AnimalNet, lr=5e-4, momentum=0.99, epochs=E,
-                                              patience=P.pick(smoke=10, full=20))},
-               small, faces.val, seeds=[seed])["Animal_Net"]
+patient = twdl.Experiment(twdl.AnimalNet, lr=5e-4, momentum=0.99, epochs=E,
+                          patience=P.pick(smoke=10, full=20))
+(early,) = run({"Animal_Net": patient}, small, faces.val, seeds=[seed])["Animal_Net"]
 twdl.record("m3.early_stopping.best_epoch", early.best_epoch)
 twdl.record("m3.early_stopping.epochs_run", len(early.history))
-twdl.record("m3.early_stopping.saved_val_accuracy", early.val["accuracy"])  # the restored model
-fig = twdl.plot_histories({"Animal_Net": early.history}, ["train_loss", "val_loss", "param_norm"],
+# early.val: the restored (best) model, measured after training
+twdl.record("m3.early_stopping.saved_val_accuracy", early.val["accuracy"])
+fig = twdl.plot_histories({"Animal_Net": early.history},
+                          ["train_loss", "val_loss", "param_norm"],
                           title="Early stopping")
 for ax in fig.axes[:2]:
     ax.axvline(early.best_epoch, color="grey", ls="--")
@@ -153,17 +157,22 @@ for ax in fig.axes[:2]:
 # %%
 lam = 0.1  # the course's lambda
 base = twdl.Experiment(twdl.AnimalNet, lr=5e-3, momentum=0.99, epochs=scale(150))
-runs = run({"unregularized": base, "l1": base.with_(penalty=twdl.l1_penalty(lam)),
-            "proximal l1": base.with_(proximal_l1=lam), "l2": base.with_(penalty=twdl.l2_penalty(lam)),
-            "elastic": base.with_(penalty=twdl.elastic_penalty(lam, lam))}, small, faces.val)
-fig = twdl.plot_histories(twdl.histories(runs), ["train_accuracy", "val_accuracy", "param_norm"],
-                          log_scale=["param_norm"], title=f"Penalties, lambda = {lam}")
+penalties = {"unregularized": base,
+             "l1": base.with_(penalty=twdl.l1_penalty(lam)),
+             "proximal l1": base.with_(proximal_l1=lam),
+             "l2": base.with_(penalty=twdl.l2_penalty(lam)),
+             "elastic": base.with_(penalty=twdl.elastic_penalty(lam, lam))}
+runs = run(penalties, small, faces.val)
+curves = ["train_accuracy", "val_accuracy", "param_norm"]
+fig = twdl.plot_histories(twdl.histories(runs), curves, log_scale=["param_norm"],
+                          title=f"Penalties, lambda = {lam}")
 
 # %%
 zeros = pd.DataFrame({name: twdl.count_exact_zeros(runs[name][0].model)
                       for name in ("unregularized", "l1", "proximal l1")}).T
 for name, row in zeros.iterrows():
-    twdl.record(f"m3.zeros.{name.replace(' ', '_')}.exact_zero_percent", row["percent"])
+    key = name.replace(" ", "_")
+    twdl.record(f"m3.zeros.{key}.exact_zero_percent", row["percent"])
 zeros
 
 # %% [markdown]
@@ -178,12 +187,16 @@ zeros
 
 # %%
 one = base.with_(epochs=1)
-pair = run({"penalty": one.with_(penalty=twdl.l2_penalty(0.01)), "decay": one.with_(weight_decay=0.02)},
-           small, faces.val, seeds=[seed], progress=False)
+pair = run({"penalty": one.with_(penalty=twdl.l2_penalty(0.01)),
+            "decay": one.with_(weight_decay=0.02)}, small, faces.val, seeds=[seed],
+           progress=False)
 a, b = pair["penalty"][0].model, pair["decay"][0].model
 start = twdl.AnimalNet(seed=seed, device=dev)
-gap = max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters()))
-moved = max((p - q).abs().max().item() for p, q in zip(a.parameters(), start.parameters()))
+def largest_difference(x, y):
+    pairs = zip(x.parameters(), y.parameters())
+    return max((p - q).abs().max().item() for p, q in pairs)
+
+gap, moved = largest_difference(a, b), largest_difference(a, start)
 twdl.record("m3.l2.weight_decay_max_difference", gap)
 print(f"largest weight change in the epoch: {moved:.2e}; "
       f"largest difference between the two runs: {gap:.2e}")
@@ -196,8 +209,8 @@ print(f"largest weight change in the epoch: {moved:.2e}; "
 
 # %%
 lambdas = P.pick(smoke=[1e-4, 1e-2, 1.0], full=[1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0])
-grid = twdl.lambda_grid(base.with_(epochs=scale(40)), small, faces.val, lambdas, kinds=("l2", "l1"),
-                        seeds=seeds, batch_size=batch, device=dev)
+grid = twdl.lambda_grid(base.with_(epochs=scale(40)), small, faces.val, lambdas,
+                        kinds=("l2", "l1"), seeds=seeds, batch_size=batch, device=dev)
 for kind, best_lam in grid.attrs["best"].items():
     twdl.record(f"m3.lambda_grid.{kind}.best_lambda", best_lam)
 fig = twdl.plot_lambda_grid(grid)
@@ -229,12 +242,11 @@ twdl.interactive_or_default(l2_experiment, lam=[1e-3, 0.0, 1e-4, 1e-2, 1e-1])
 
 # %%
 wide = partial(twdl.AnimalNetDropout, p1=0.0, p2=0.0)
-dropout = run({"no dropout (same width)": twdl.Experiment(wide, lr=5e-3, momentum=0.9, epochs=E),
-               "dropout": twdl.Experiment(twdl.AnimalNetDropout, lr=5e-3, momentum=0.9, epochs=E)},
-              small, faces.val)
+dropped = twdl.Experiment(twdl.AnimalNetDropout, lr=5e-3, momentum=0.9, epochs=E)
+dropout = run({"no dropout (same width)": dropped.with_(model=wide),
+               "dropout": dropped}, small, faces.val)
 runs |= dropout
-fig = twdl.plot_histories(twdl.histories(dropout), ["train_accuracy", "val_accuracy", "param_norm"],
-                          title="Dropout")
+fig = twdl.plot_histories(twdl.histories(dropout), curves, title="Dropout")
 
 # %% [markdown]
 # *Think:* where in a network would you put dropout, and why is it off at evaluation time?
@@ -249,10 +261,11 @@ fig = twdl.plot_histories(twdl.histories(dropout), ["train_accuracy", "val_accur
 
 # %%
 plain = twdl.Experiment(twdl.AnimalNet, lr=1e-3, momentum=0.99, epochs=scale(250))
-augmented = run({"no augmentation": plain, "augmentation": plain.with_(augment=twdl.course_augmentation())},
+flipped = plain.with_(augment=twdl.course_augmentation())
+augmented = run({"no augmentation": plain, "augmentation": flipped},
                 faces.train, faces.val)
 runs |= augmented
-fig = twdl.plot_histories(twdl.histories(augmented), ["train_accuracy", "val_accuracy", "param_norm"],
+fig = twdl.plot_histories(twdl.histories(augmented), curves,
                           title=f"Augmentation ({len(faces.train)} images)")
 
 # %% [markdown]
@@ -265,25 +278,29 @@ fig = twdl.plot_histories(twdl.histories(augmented), ["train_accuracy", "val_acc
 # epoch (`batches`), so you can check the batch size that was really used.
 
 # %%
-by_batch = run({bs: twdl.Experiment(twdl.AnimalNet, lr=5e-3, momentum=0.99, epochs=scale(60),
-                                    batch_size=bs) for bs in (32, 64, 128)},
+sized = twdl.Experiment(twdl.AnimalNet, lr=5e-3, momentum=0.99, epochs=scale(60))
+by_batch = run({bs: sized.with_(batch_size=bs) for bs in (32, 64, 128)},
                faces.train, faces.val, seeds=[seed])
-table = pd.DataFrame({bs: {"steps per epoch": r.history.last["batches"],
-                           "images per step": len(faces.train) / r.history.last["batches"],
-                           "val accuracy (%)": r.val["accuracy"],
-                           "parameter norm": r.history.last["param_norm"]}
-                      for bs, (r,) in by_batch.items()}).T.rename_axis("batch size")
+def batch_row(result):
+    steps = result.history.last["batches"]
+    return {"steps per epoch": steps, "images per step": len(faces.train) / steps,
+            "val accuracy (%)": result.val["accuracy"],
+            "parameter norm": result.history.last["param_norm"]}
+
+table = pd.DataFrame({bs: batch_row(r) for bs, (r,) in by_batch.items()}).T
+table = table.rename_axis("batch size")
 for bs, (r,) in by_batch.items():
     twdl.record(f"m3.batch_size.{bs}.val_accuracy", r.val["accuracy"])
 table
 
 # %%
-fig = twdl.plot_histories({f"batch {bs}": h for bs, h in twdl.histories(by_batch).items()},
-                          ["val_accuracy", "param_norm"])
+labelled = {f"batch {bs}": h for bs, h in twdl.histories(by_batch).items()}
+fig = twdl.plot_histories(labelled, ["val_accuracy", "param_norm"])
 fig2, ax = plt.subplots(figsize=(4.5, 3.2))
 ax.plot(table.index, table["val accuracy (%)"], marker="o")
-ax.set_xscale("log", base=2); ax.set_xticks(list(table.index), [str(b) for b in table.index])
-ax.set_xlabel("batch size (images per step)"); ax.set_ylabel("final validation accuracy (%)")
+ax.set_xscale("log", base=2)
+ax.set_xticks(list(table.index), [str(b) for b in table.index])
+ax.set(xlabel="batch size (images per step)", ylabel="final validation accuracy (%)")
 ax.grid(alpha=0.3)
 
 # %% [markdown]
@@ -298,15 +315,16 @@ ax.grid(alpha=0.3)
 # weights count as zero.
 
 # %%
-(trained,) = run({"Big_Animal_Net": twdl.Experiment(twdl.BigAnimalNet, lr=5e-3, momentum=0.9, epochs=E)},
-                 small, faces.val, seeds=[seed])["Big_Animal_Net"]
+(trained,) = run({"Big_Animal_Net": big}, small, faces.val,
+                 seeds=[seed])["Big_Animal_Net"]
 teacher = copy.deepcopy(trained.model)  # kept unpruned for distillation (section 9)
-pruned = twdl.prune_and_retrain(trained.model, 0.5, small, faces.val, epochs=scale(50), lr=5e-3,
-                                batch_size=batch, seed=seed, progress="retrain")
+pruned = twdl.prune_and_retrain(trained.model, 0.5, small, faces.val, epochs=scale(50),
+                                lr=5e-3, batch_size=batch, seed=seed,
+                                progress="retrain")
 twdl.record("m3.prune.sparsity", twdl.count_exact_zeros(trained.model)["percent"] / 100)
 twdl.record("m3.prune.sparsity_per_layer", pruned.sparsity)
-twdl.record("m3.prune.val_accuracy",
-            {"before": pruned.before, "pruned": pruned.pruned, "retrained": pruned.retrained})
+twdl.record("m3.prune.val_accuracy", {"before": pruned.before, "pruned": pruned.pruned,
+                                      "retrained": pruned.retrained})
 fig, ax = plt.subplots(figsize=(4.5, 3))
 ax.bar(list(pruned.sparsity), list(pruned.sparsity.values()))
 ax.set_ylabel("fraction of weights = 0"); ax.set_xlabel("layer")
@@ -322,14 +340,16 @@ ax.set_title("Sparsity per layer after retraining");
 sweep = {}
 for fraction in (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.995):
     result = twdl.prune_and_retrain(copy.deepcopy(teacher), fraction, small, faces.val,
-                                    epochs=scale(20), lr=5e-3, batch_size=batch, seed=seed)
+                                    epochs=scale(20), lr=5e-3, batch_size=batch,
+                                    seed=seed)
     sweep[fraction] = {"train accuracy (%)": result.history.last["train_accuracy"],
                        "val accuracy (%)": result.retrained}
 sweep = pd.DataFrame(sweep).T.rename_axis("prune fraction")
 fit = sweep["train accuracy (%)"]
 underfit = sweep.index[fit < 0.9 * fit.iloc[0]]
 twdl.record("m3.prune.underfit_fraction", float(underfit[0]) if len(underfit) else None)
-ax = sweep.plot(marker="o", figsize=(5, 3.2)); ax.set_ylabel("accuracy (%)"); ax.grid(alpha=0.3)
+ax = sweep.plot(marker="o", figsize=(5, 3.2), ylabel="accuracy (%)")
+ax.grid(alpha=0.3)
 
 # %%
 def prune_experiment(fraction=0.5):
@@ -353,15 +373,17 @@ twdl.interactive_or_default(prune_experiment, fraction=[0.5, 0.2, 0.8, 0.9, 0.95
 # initial weights and (b) from a fresh random initialisation under the same mask.
 
 # %%
-lottery = twdl.lottery_ticket(twdl.BigAnimalNet, small, amount=0.4, epochs=E, batch_size=batch, lr=1e-3,
-                              momentum=0.9, eval_data={"val": faces.val}, seed=seed, device=dev,
+lottery = twdl.lottery_ticket(twdl.BigAnimalNet, small, amount=0.4, epochs=E,
+                              batch_size=batch, lr=1e-3, momentum=0.9,
+                              eval_data={"val": faces.val}, seed=seed, device=dev,
                               progress=True)
 twdl.record("m3.lottery.ticket.val_accuracy", lottery.ticket.last["val_accuracy"])
 twdl.record("m3.lottery.random.val_accuracy", lottery.random.last["val_accuracy"])
 twdl.record("m3.lottery.dense.val_accuracy", lottery.dense.last["val_accuracy"])
 fig = twdl.plot_histories({"dense": lottery.dense, "ticket (same init)": lottery.ticket,
                            "random re-init": lottery.random},
-                          ["train_accuracy", "val_accuracy"], title="Lottery ticket, 40 % pruned")
+                          ["train_accuracy", "val_accuracy"],
+                          title="Lottery ticket, 40 % pruned")
 
 # %% [markdown]
 # *Think:* the ticket and the control have the same mask. What, then, is the "winning" part of a winning ticket?
@@ -380,12 +402,14 @@ fig = twdl.plot_histories({"dense": lottery.dense, "ticket (same init)": lottery
 # %%
 student = twdl.Experiment(twdl.SmallAnimalNet, lr=5e-3, momentum=0.9, epochs=E)
 soft = twdl.with_teacher(small, teacher)  # targets: (labels, teacher logits)
-students = run({"hard labels": student,
-                "distilled": student.with_(train_data=soft, loss_fn=twdl.distillation(alpha=1.0, T=40.0))},
-               small, faces.val, seeds=[seed])
-twdl.record("m3.distill.teacher_val_accuracy", twdl.evaluate(teacher, faces.val)["accuracy"])
+distilled = student.with_(train_data=soft, loss_fn=twdl.distillation(alpha=1.0, T=40.0))
+students = run({"hard labels": student, "distilled": distilled}, small, faces.val,
+               seeds=[seed])
+teacher_accuracy = twdl.evaluate(teacher, faces.val)["accuracy"]
+twdl.record("m3.distill.teacher_val_accuracy", teacher_accuracy)
 twdl.record("m3.distill.student_val_accuracy", students["distilled"][0].val["accuracy"])
-twdl.record("m3.distill.hard_label_student_val_accuracy", students["hard labels"][0].val["accuracy"])
+twdl.record("m3.distill.hard_label_student_val_accuracy",
+            students["hard labels"][0].val["accuracy"])
 fig = twdl.plot_histories(twdl.histories(students), ["train_accuracy", "val_accuracy"],
                           title="Student: distilled vs hard labels")
 
@@ -401,17 +425,18 @@ fig = twdl.plot_histories(twdl.histories(students), ["train_accuracy", "val_accu
 # %%
 bundled = twdl.load_animal_faces(source="sample", n_train=P.pick(smoke=90, full=600),
                                  n_val=P.pick(smoke=60, full=300), seed=seed)
-twdl.compare_regularizers(twdl.AnimalNet, bundled.train, bundled.val, ["l2", "augmentation", "early_stopping"],
-                          epochs=scale(60), batch_size=batch, lr=5e-3, momentum=0.9, lam=1e-3, seeds=seeds,
-                          device=dev)
+twdl.compare_regularizers(twdl.AnimalNet, bundled.train, bundled.val,
+                          ["l2", "augmentation", "early_stopping"], epochs=scale(60),
+                          batch_size=batch, lr=5e-3, momentum=0.9, lam=1e-3,
+                          seeds=seeds, device=dev)
 
 # %% tags=["homework"]
-# Hint: twdl.compare_regularizers(..., [3 of twdl.TECHNIQUES]); record each val accuracy.
+# Hint: twdl.compare_regularizers(..., [3 of twdl.TECHNIQUES]); record val accuracies.
 ### BEGIN SOLUTION
 homework = twdl.compare_regularizers(twdl.AnimalNet, faces.train, faces.val,
-                                     ["l1", "weight_decay", "augmentation"], epochs=scale(100),
-                                     batch_size=batch, lr=5e-3, momentum=0.9, lam=1e-4, seeds=seeds,
-                                     device=dev)
+                                     ["l1", "weight_decay", "augmentation"],
+                                     epochs=scale(100), batch_size=batch, lr=5e-3,
+                                     momentum=0.9, lam=1e-4, seeds=seeds, device=dev)
 for technique, row in homework.iterrows():
     twdl.record(f"m3.homework.{technique}.val_accuracy", row["val_accuracy"])
 display(homework)
@@ -431,10 +456,12 @@ display(homework)
 # %%
 summary = twdl.summarize_runs(runs)
 for name in summary.index.drop(["no dropout (same width)", "no augmentation"]):
-    twdl.record(f"m3.{name.replace(' ', '_')}.val_accuracy", summary.loc[name, "val_accuracy"])
+    key = name.replace(" ", "_")
+    twdl.record(f"m3.{key}.val_accuracy", summary.loc[name, "val_accuracy"])
 best = twdl.select_best(runs)
 twdl.record("m3.best.technique", best.name)
-twdl.record("m3.best.test_accuracy", twdl.evaluate(best.model, faces.test)["accuracy"])  # one look
+# the one look at the test set
+twdl.record("m3.best.test_accuracy", twdl.evaluate(best.model, faces.test)["accuracy"])
 summary.round(2)
 
 # %%

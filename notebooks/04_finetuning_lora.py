@@ -22,10 +22,12 @@
 # on a small OPT model bundled with the helpers; the full profile uses `facebook/galactica-125m` on WikiText-2.
 
 # %% tags=["colab-setup"]
-# Colab only: install the course helpers (Colab's own torch is kept). Elsewhere this does nothing.
+# Colab only: install the course helpers (keeping Colab's torch). Elsewhere: nothing.
 import subprocess, sys
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "twdl-helpers @ git+https://github.com/thinking-with-deep-learning/twdl-week2"], check=True)
+    helpers = ("twdl-helpers @ git+"
+               "https://github.com/thinking-with-deep-learning/twdl-week2")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", helpers], check=True)
 
 # %%
 import pandas as pd
@@ -35,18 +37,18 @@ from twdl_helpers import lm
 twdl.watch_parameters()  # the next cell's assignments are the declared parameters
 
 # %% tags=["parameters"]
-# Run size: "smoke" (bundled model, minutes on a CPU) or "full" (galactica-125m, the course's settings).
+# Run size: "smoke" (bundled model, minutes on a CPU) or "full" (galactica-125m).
 profile = "smoke"  # @param ["smoke", "full"]
 device = "auto"  # @param ["auto", "cpu", "cuda", "mps"]
 seed = 0  # @param {type:"integer"}
-# WikiText-2: "auto" (real if found, else a labelled stand-in), "full" (real or fail), "sample".
+# WikiText-2: "auto" (real if found, else a labelled stand-in), "full" (real or fail).
 data_source = "auto"  # @param ["auto", "full", "sample"]
 output_dir = "runs/04_finetuning_lora"  # @param {type:"string"}
-# A Hugging Face id or a local model folder; "" means the profile's choice (bundled in smoke).
+# A Hugging Face id or a local model folder; "": the profile's (bundled in smoke).
 model_name = ""  # @param {type:"string"}
 # Optimiser steps per fine-tuning run; None: the profile's budget.
 steps = None
-# Mixed precision on a GPU: "auto" = bf16 where native, else fp16 with a gradient scaler.
+# Mixed precision on a GPU: "auto" = bf16 where native, else fp16 with gradient scaling.
 precision = "auto"  # @param ["auto", "bf16", "fp16", "fp32"]
 # Homework: your own .txt file or folder ("" uses a generated sample text).
 text_path = ""  # @param {type:"string"}
@@ -261,7 +263,7 @@ if not text_path:  # a generated stand-in; set text_path to your own .txt
                              twdl.wikitext_stand_in(n_articles=60, seed=seed + 1))
 
 # %% tags=["homework"]
-# Hint: result = lm.adapt(model_ref, text_path, settings=settings, device=dev); record both PPLs.
+# Hint: result = lm.adapt(model_ref, text_path, settings=settings, device=dev); record.
 ### BEGIN SOLUTION
 result = lm.adapt(model_ref, text_path, settings=settings, block_size=block_size,
                   max_blocks=200, device=dev)

@@ -40,7 +40,7 @@ def test_setup_cell_installs_the_repository_on_colab_only_and_never_pins_torch()
 
     source = colab_setup_source()
     assert 'if "google.colab" in sys.modules:' in source
-    assert f"twdl-helpers @ git+{twdl_helpers.REPOSITORY_URL}" in source
+    assert '"twdl-helpers @ git+"' in source and f'"{twdl_helpers.REPOSITORY_URL}"' in source
     assert "torch" not in source.split("pip", 1)[1]  # Colab's CUDA build of torch is kept
     for notebook in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py")):
         assert source in notebook.read_text(), f"{notebook.name}: colab-setup cell differs; run `twdl sync`"
