@@ -91,3 +91,11 @@ def test_compare_optimizers_returns_one_row_per_run_with_bn_last():
     assert list(table["run"]) == ["sgd", "adagrad", "adam", "adam + BN"]
     assert table[["train_accuracy", "test_accuracy"]].apply(lambda c: c.between(0, 100).all()).all()
     assert set(table.attrs["histories"]) == set(table["run"])
+
+
+def test_schedule_formula_states_what_the_run_uses():
+    assert twdl.schedule_formula("linear", 10) == "max(1e-7, 1 - t/10)"  # the spec's 1 - 0.1 t
+    assert twdl.schedule_formula("linear", 3) == "max(1e-7, 1 - t/3)"
+    factors = twdl.schedule_factors("linear", 3)
+    assert factors == pytest.approx([1 - t / 3 for t in range(3)])
+    assert twdl.schedule_formula("exp", 5) == "0.1^t"

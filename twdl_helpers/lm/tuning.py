@@ -142,9 +142,9 @@ def compare_regularizers(model_name: str | None, train: Blocks, held_out: Blocks
     rows = []
     for label, s in variants.items():
         out = finetune("lora", model_name, train, held_out, s, device, progress=False)
-        rows.append({"regulariser": label, "perplexity": out.row["perplexity"],
+        rows.append({"regularizer": label, "perplexity": out.row["perplexity"],
                      "final_train_loss": out.row["final_train_loss"], "seconds": out.row["seconds"]})
-    return pd.DataFrame(rows).set_index("regulariser")
+    return pd.DataFrame(rows).set_index("regularizer")
 
 
 def adapt(model_name: str | None, text_path: str | Path, method: str = "lora", settings: RunSettings = RunSettings(),
