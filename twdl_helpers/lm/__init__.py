@@ -3,6 +3,11 @@
 Imported on demand (`from twdl_helpers import lm`): it loads transformers and peft.
 """
 import importlib as _importlib
+import warnings as _warnings
+
+# peft reads a property that transformers deprecated; the warning text names the machine's venv path, which must
+# not end up in executed notebooks (and says nothing a student can act on).
+_warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 # Import the heavy libraries now, while no model exists. A first import inside a helper can leave a stored exception
 # (optional dependencies probed and caught) whose traceback keeps the helper's frames alive, and with them the model
