@@ -12,7 +12,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 # The course nets are small: one CPU thread per process is faster than two fighting over two cores.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install demo test sync references book bench clean chromium bubblewrap
+.PHONY: install demo test sync references book bench gpu-check clean chromium bubblewrap
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ book: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/twdl bench
+
+# The students' real path on one CUDA GPU: all notebooks in the full profile, LoRA vs QLoRA memory and speed in
+# bf16 and fp16; writes bench/results/gpu.json and the GPU section of docs/benchmarks.md. (CPU: --dry-run.)
+gpu-check: $(STAMP)
+	$(BIN)/python scripts/gpu_check.py
 
 clean:
 	rm -rf runs _build .pytest_cache

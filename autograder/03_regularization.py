@@ -27,7 +27,7 @@ QUESTIONS = [{'id': 'q1',
             "accuracy with the unregularised row, using the table's numbers."}]
 
 
-# %% public checks (notebooks/03_regularization.py cell 48; also in the student notebook)
+# %% public checks (notebooks/03_regularization.py cell 51; also in the student notebook)
 def _mean_accuracy(models, data):
     """Mean accuracy (%) of `models` on `data`, each evaluated on its own device."""
     return sum(twdl.evaluate(m, data.to(next(m.parameters()).device))["accuracy"] for m in models) / len(models)
@@ -66,7 +66,7 @@ twdl.check("q1")
 twdl.questions.hidden_section()  # the checks below are hidden: only the grader runs them
 
 
-# %% hidden checks (notebooks/03_regularization.py cell 49)
+# %% hidden checks (notebooks/03_regularization.py cell 52)
 @twdl.question_check("q1", required=True)
 def models_score_their_accuracy_on_the_graders_images(homework, parameters):
     """on validation images the grader loads itself, each technique's models score the accuracy `homework` reports"""

@@ -31,7 +31,7 @@ QUESTIONS = [{'id': 'q1',
             'steps rarely over-fits.'}]
 
 
-# %% public checks (notebooks/04_finetuning_lora.py cell 22; also in the student notebook)
+# %% public checks (notebooks/04_finetuning_lora.py cell 24; also in the student notebook)
 @twdl.question_check("q1", required=True, hint="result = lm.adapt(...) trains LoRA adapters on your text")
 def adapters_only_are_trained(result):
     """`result["model"]` carries LoRA adapters, and only they are trainable"""
@@ -69,7 +69,7 @@ twdl.check("q1")
 twdl.questions.hidden_section()  # the checks below are hidden: only the grader runs them
 
 
-# %% hidden checks (notebooks/04_finetuning_lora.py cell 23)
+# %% hidden checks (notebooks/04_finetuning_lora.py cell 25)
 @twdl.question_check("q1", required=True, time_limit=120)
 def perplexities_hold_on_blocks_the_grader_rebuilds(result):
     """from the text itself, the grader rebuilds the held-out blocks; a fresh base model and the adapted one give

@@ -75,7 +75,7 @@ def throughput(quick: bool) -> list[dict]:
         data = twdl.TensorData((images.float() / 255 - 0.5) / 0.5, labels)
         decode = clock() - start
         model = twdl.AnimalNet(seed=0)
-        optimizer = twdl.sgd(model, 5e-3, 0.9)
+        optimizer = twdl.make_optimizer("sgd", model.parameters(), 5e-3, momentum=0.9)
         orig_s, help_s = [], []
         for r in range(rounds):
             start = clock()

@@ -172,7 +172,7 @@ def time_to_accuracy(raw: np.ndarray, epochs: int, helper_runs: int) -> list[dic
                     higher_is_better=True))
     rows.append(row("final_train_loss", f"final train loss after {epochs} epochs (D1 floor "
                     f"{original.DOUBLE_SOFTMAX_FLOOR:.3f})", "baseline, course settings", "loss",
-                    result["train_loss"][-1], full.last["train_loss"], "1 / 1", higher_is_better=False))
+                    result["train_loss"][-1], full.last["running_loss"], "1 / 1", higher_is_better=False))
     return rows
 
 
@@ -194,18 +194,9 @@ def defects(epochs: int = EPOCHS, seed: int = SEED) -> list[dict]:
     _, unscaled = fit(lambda: twdl.BaselineNet(n_num, cards), unscale(data.train), unscale(data.test))
     # D3: the original fitted a LabelEncoder per split; compare the codes a test-only encoder gives each test row
     # with the train-fitted ones, and feed those codes to the baseline trained on train-fitted codes.
-    _, wilderness, soil, label = decode_covertype(raw_rows())
-    train_rows, test_rows = stratified_split(label, 0.15, seed)
-    assert torch.equal(torch.from_numpy(label[test_rows]), data.test.labels), "split differs from load_covertype's"
-    codes, wrong = data.test.inputs[1].clone(), {}
-    for i, (name, values) in enumerate({"Wilderness_Area": wilderness, "Soil_Type": soil}.items()):
-        own = LabelEncoder().fit_transform(values[test_rows])  # what the original's test ForestDataset used
-        shared = data.encoders[name].transform(values[test_rows]) - 1  # train-fitted, 0-based (-1: unseen)
-        wrong[name] = 100.0 * float(np.mean(own != shared))
-        # the model reads the helpers' codes, the train encoder's + 1 (0 = unseen)
-        codes[:, i] = torch.from_numpy(np.minimum(own + 1, cards[i] - 1))
+    codes = twdl.test_only_codes(data)  # what the original's per-split (test-only) encoders assign
     per_split = twdl.evaluate(baseline, twdl.TensorData((data.test.inputs[0], codes), data.test.targets))["accuracy"]
-    wrong_code = wrong["Soil_Type"]
+    wrong_code = twdl.d3_wrong_code_percent(data)["Soil_Type"]
     _, plain = fit(lambda: twdl.WideDeepNet(n_num, cards, crossed=False))
     _, crossed = fit(lambda: twdl.WideDeepNet(n_num, cards, crossed=True))
     n = f"{len(data.train) + len(data.test):,} real rows, {epochs} epochs, seed {seed}"

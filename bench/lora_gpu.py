@@ -12,13 +12,7 @@ import tempfile
 
 import torch
 
-# facebook/galactica-125m config.json values, written out (OPT architecture). Not re-checked against the hub file
-# in this offline session: compare with https://huggingface.co/facebook/galactica-125m/blob/main/config.json
-GALACTICA_125M = dict(vocab_size=50000, hidden_size=768, num_hidden_layers=12, ffn_dim=3072, num_attention_heads=12,
-                      max_position_embeddings=2048, word_embed_proj_dim=768, do_layer_norm_before=True,
-                      activation_function="gelu", dropout=0.1, attention_dropout=0.1, enable_bias=True,
-                      layer_norm_elementwise_affine=True, learnable_pos_emb=True, scale_embedding=False,
-                      pad_token_id=1, bos_token_id=0, eos_token_id=2, tie_word_embeddings=True)
+from twdl_helpers.lm.load import GALACTICA_125M_CONFIG as GALACTICA_125M  # galactica-125m's config.json values
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,13 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         print("No CUDA GPU visible: this benchmark needs one (LoRA vs QLoRA peak CUDA memory). Nothing measured.")
         return 0
     import pandas as pd
-    from transformers import OPTConfig, OPTForCausalLM
-
     from twdl_helpers import lm
 
     with tempfile.TemporaryDirectory() as folder:
-        torch.manual_seed(0)
-        OPTForCausalLM(OPTConfig(**GALACTICA_125M)).save_pretrained(folder)
+        lm.save_random_model(GALACTICA_125M, folder)
         gen = torch.Generator().manual_seed(0)
         ids = torch.randint(4, GALACTICA_125M["vocab_size"], (a.steps * a.batch_size, a.block_size), generator=gen)
         blocks, held = lm.Blocks(ids, 0), lm.Blocks(ids[:16], 0)
@@ -51,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                                              "tokens_per_second", "seconds", "trainable_params")})
     table = pd.DataFrame(rows).set_index("method")
     print(f"GPU: {torch.cuda.get_device_name()}; torch {torch.__version__}; random-weight galactica-125m config; "
-          f"{a.steps} steps x batch {a.batch_size} x {a.block_size} tokens; bf16 autocast: "
-          f"{lm.autocast_dtype('cuda') is torch.bfloat16}")
+          f"{a.steps} steps x batch {a.batch_size} x {a.block_size} tokens; mixed precision: "
+          f"{lm.choose_precision('cuda').name}")
     print(table.round(2).to_markdown())
     return 0
 

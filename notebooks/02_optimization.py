@@ -24,10 +24,12 @@
 # with different arguments, so every difference you see comes from the idea being tested.
 
 # %% tags=["colab-setup"]
-# Colab only: install the course helpers (Colab's own torch is kept). Elsewhere this does nothing.
+# Colab only: install the course helpers (keeping Colab's torch). Elsewhere: nothing.
 import subprocess, sys
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "twdl-helpers @ git+https://github.com/thinking-with-deep-learning/twdl-week2"], check=True)
+    helpers = ("twdl-helpers @ git+"
+               "https://github.com/thinking-with-deep-learning/twdl-week2")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", helpers], check=True)
 
 # %%
 import matplotlib.pyplot as plt
@@ -37,27 +39,28 @@ from twdl_helpers.memory import minibatch_memory
 twdl.watch_parameters()  # the next cell's assignments are the declared parameters
 
 # %% tags=["parameters"]
-# Run size: "smoke" (a minute on a laptop CPU: a few thousand digits, 1 epoch) or "full" (the course's settings).
+# Run size: "smoke" (a few thousand digits, 1 epoch) or "full" (the course's settings).
 profile = "smoke"  # @param ["smoke", "full"]
 # Where to train: "auto" picks a GPU when there is one.
 device = "auto"  # @param ["auto", "cpu", "cuda", "mps"]
 # Random seed (the original course used 1).
 seed = 1  # @param {type:"integer"}
-# "auto": real MNIST if found (else the bundled 5,000 real digits); "full": real or fail; "sample": bundled.
+# "auto": real MNIST if found, else the bundled 5,000 real digits; "full": real or fail.
 data_source = "auto"  # @param ["auto", "full", "sample"]
 # Folder for figures.
 output_dir = "runs/02_optimization"  # @param {type:"string"}
-# Epochs for every experiment; None: the profile's value (smoke 1, 3 for schedules; full 3 for the batch sweep, 10 otherwise).
+# Epochs of every experiment; None: the profile's (smoke 1, schedules 3; full 3 for the
+# batch sweep, 10 otherwise).
 epochs = None
 # Homework: tick when you have done it.
 completed = False  # @param {type:"boolean"}
 
 # %%
-params = twdl.validate_parameters(globals())
-P = twdl.Profile(profile); dev = twdl.get_device(device); twdl.set_seed(seed)
+P, dev = twdl.setup(globals())  # checks parameters, picks the device, seeds
+display(twdl.runtime_estimate("02_optimization"))  # how long this notebook takes
 E_SWEEP = epochs or P.pick(smoke=1, full=3)
 E = epochs or P.pick(smoke=1, full=10)
-E_SCHEDULE = epochs or P.pick(smoke=3, full=10)  # a schedule needs a few epochs to show anything
+E_SCHEDULE = epochs or P.pick(smoke=3, full=10)  # a schedule needs a few epochs
 BATCH_SIZES = P.pick(smoke=[16, 64, 256, 1024], full=[8, 16, 32, 64, 256, 512, 1024])
 data = twdl.load_mnist(source=data_source, limit_train=P.pick(smoke=3000, full=None),
                        limit_test=P.pick(smoke=2000, full=None), seed=seed, device=dev)
@@ -90,8 +93,10 @@ print(data, "on", dev)
 # batch, kept for backpropagation. The table measures these on a real network by running one step.
 
 # %%
-memory = pd.concat({f"batch {b}": minibatch_memory(twdl.ResidualMLP(), batch_size=b, optimizer="adam")
-                    for b in (64, 1024)}, names=["batch", "row"]).droplevel("row")
+net = twdl.ResidualMLP()
+steps = {f"batch {b}": minibatch_memory(net, batch_size=b, optimizer="adam")
+         for b in (64, 1024)}
+memory = pd.concat(steps, names=["batch", "row"]).droplevel("row")
 memory
 
 # %% [markdown]
@@ -107,20 +112,24 @@ memory
 # %%
 sweep = {}
 for b in BATCH_SIZES:
-    twdl.set_seed(seed); model = twdl.ShallowNet()
+    model = twdl.ShallowNet(seed=seed, device=dev)
     opt = twdl.make_optimizer("momentum", model.parameters(), lr=0.01)
-    sweep[b] = twdl.train(model, data.train, epochs=E_SWEEP, batch_size=b, optimizer=opt,
-                          eval_data={"test": data.test}, seed=seed, device=dev, progress=f"batch {b}")
+    sweep[b] = twdl.train(model, data.train, epochs=E_SWEEP, batch_size=b,
+                          optimizer=opt, eval_data={"test": data.test}, seed=seed,
+                          progress=f"batch {b}")
     twdl.record(f"m2.batch_size.{b}.test_accuracy", sweep[b].last["test_accuracy"])
 
 # %%
 fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-left.plot(BATCH_SIZES, [sweep[b].last["test_accuracy"] for b in BATCH_SIZES], marker="o")
-left.set(xscale="log", xlabel="batch size (log scale)", ylabel="final test accuracy (%)")
+final = [sweep[b].last["test_accuracy"] for b in BATCH_SIZES]
+left.plot(BATCH_SIZES, final, marker="o")
+left.set(xscale="log", xlabel="batch size (log scale)",
+         ylabel="final test accuracy (%)")
 for b, h in sweep.items():
     seconds = pd.Series(h["seconds"]).cumsum()
     right.plot(seconds, h["test_accuracy"], marker="o", label=f"batch {b}")
-right.set(xlabel="training time (s, cumulative)", ylabel="test accuracy (%)"); right.legend(fontsize="small")
+right.set(xlabel="training time (s, cumulative)", ylabel="test accuracy (%)")
+right.legend(fontsize="small")
 for ax in (left, right): ax.grid(alpha=0.3)
 twdl.save_figure(fig, output_dir, "batch_size_sweep"); plt.show()
 
@@ -169,26 +178,31 @@ comparison.rename_axis("batch size").round(2)
 #
 # In the original course the "BN shallow" net also had dropout 0.5 while the plain shallow net had none, so any
 # difference mixed two causes. Here each pair differs *only* by the BatchNorm layers: the same dropout (0.5
-# before the output) in all four nets. The original also recorded the losses but never plotted them (D11).
+# before the output) in all four nets, and the same seed, so each net and its BN twin start from identical
+# linear weights (BatchNorm layers draw no random numbers). The original also recorded the losses but never
+# plotted them (D11).
 
 # %%
-nets = {"shallow": twdl.ShallowNet(dropout=0.5), "bn_shallow": twdl.BNShallowNet(dropout=0.5),
-        "deep": twdl.DeepNet(dropout=0.5), "bn_deep": twdl.BNDeepNet(dropout=0.5)}
+nets = {"shallow": twdl.ShallowNet, "bn_shallow": twdl.BNShallowNet,
+        "deep": twdl.DeepNet, "bn_deep": twdl.BNDeepNet}
 bn_runs = {}
-for name, model in nets.items():
+for name, net in nets.items():
+    model = net(dropout=0.5, seed=seed, device=dev)  # same seed: same start per pair
     opt = twdl.make_optimizer("momentum", model.parameters(), lr=0.01)
-    bn_runs[name] = twdl.train(model, data.train, epochs=E, batch_size=64, optimizer=opt,
-                               eval_data={"test": data.test}, seed=seed, device=dev, progress=name)
+    bn_runs[name] = twdl.train(model, data.train, epochs=E, batch_size=64,
+                               optimizer=opt, eval_data={"test": data.test}, seed=seed,
+                               progress=name)
     twdl.record(f"m2.bn.{name}.test_loss", bn_runs[name].last["test_loss"])
 
 # %%
-fig = twdl.plot_histories(bn_runs, ["train_loss", "test_loss"], title="Batch norm: same nets, same dropout")
+fig = twdl.plot_histories(bn_runs, ["running_loss", "train_loss", "test_loss"],
+                          title="Batch norm: same nets, same dropout, same start")
 twdl.save_figure(fig, output_dir, "batch_norm_losses"); plt.show()
 
 # %% [markdown]
-# *Think:* the train loss is averaged over an epoch with dropout on and batch statistics, the test loss is
-# measured after the epoch with dropout off and running statistics. How can the test loss end up *below* the
-# train loss, and does that mean the model generalises "better than perfectly"?
+# *Think:* the running loss is averaged over an epoch with dropout on, batch statistics and weights that
+# change under it; the train and test losses are measured after the epoch with dropout off and running
+# statistics. Why is the running loss higher, and which of the three would you use to judge over-fitting?
 
 # %% [markdown]
 # ## 4. Experiment 3 — optimisers
@@ -215,17 +229,21 @@ twdl.save_figure(fig, output_dir, "batch_norm_losses"); plt.show()
 # (the original plotted 100 − loss as an "error": D9).
 
 # %%
-rates = {"sgd": 0.01, "momentum": 0.01, "adagrad": 0.01, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3}
+rates = {"sgd": 0.01, "momentum": 0.01, "adagrad": 0.01, "rmsprop": 1e-3, "adam": 1e-3,
+         "adamw": 1e-3}
 opt_runs = {}
 for name, lr in rates.items():
-    twdl.set_seed(seed); model = twdl.ShallowNet()
-    opt_runs[name] = twdl.train(model, data.train, epochs=E, batch_size=64, seed=seed, device=dev,
-                                optimizer=twdl.make_optimizer(name, model.parameters(), lr=lr),
-                                eval_data={"test": data.test}, progress=name)
-    twdl.record(f"m2.optimizer.{name}.test_error", 100 - opt_runs[name].last["test_accuracy"])
+    model = twdl.ShallowNet(seed=seed, device=dev)
+    opt = twdl.make_optimizer(name, model.parameters(), lr=lr)
+    opt_runs[name] = twdl.train(model, data.train, epochs=E, batch_size=64, seed=seed,
+                                optimizer=opt, eval_data={"test": data.test},
+                                progress=name)
+    error = 100 - opt_runs[name].last["test_accuracy"]
+    twdl.record(f"m2.optimizer.{name}.test_error", error)
 
 # %%
-fig = twdl.plot_histories(opt_runs, ["train_error", "test_error"], title="Optimisers on the shallow net")
+fig = twdl.plot_histories(opt_runs, ["train_error", "test_error"],
+                          title="Optimisers on the shallow net")
 twdl.save_figure(fig, output_dir, "optimizers_error"); plt.show()
 
 # %% [markdown]
@@ -242,37 +260,49 @@ def show_learning_rate(optimizer="momentum", lr=0.01, schedule="constant"):
     opt = twdl.make_optimizer(optimizer, twdl.ShallowNet().parameters(), lr=lr)
     curve = [lr * f for f in twdl.schedule_factors(schedule, 10)]
     fig, ax = plt.subplots(figsize=(5, 3)); ax.plot(range(10), curve, marker="o")
-    ax.set(yscale="log", xlabel="epoch", ylabel="learning rate", title=f"{type(opt).__name__}, {schedule}")
+    ax.set(yscale="log", xlabel="epoch", ylabel="learning rate",
+           title=f"{type(opt).__name__}, {schedule}")
     plt.show()
 
-twdl.interactive_or_default(show_learning_rate, optimizer=list(twdl.OPTIMIZERS)[1:] + ["sgd"],
-                            lr=[0.01, 0.1, 0.001, 0.0001], schedule=list(twdl.SCHEDULES))
+twdl.interactive_or_default(show_learning_rate,
+                            optimizer=list(twdl.OPTIMIZERS)[1:] + ["sgd"],
+                            lr=[0.01, 0.1, 0.001, 0.0001],
+                            schedule=list(twdl.SCHEDULES))
 
 # %% [markdown]
 # ## 5. Experiment 4 — learning-rate schedules
 #
 # Early on, large steps make fast progress; near a minimum the gradient noise makes them bounce around it, so we
 # shrink the rate over time, $\eta_t = \eta_0\,\lambda(t)$ with one of four factors per epoch $t$:
-# constant $\lambda = 1$; linear $\lambda = \max(10^{-7}, 1 - 0.1t)$; square root $\lambda = (t+1)^{-1/2}$; and
-# exponential $\lambda = 0.1^t$. The last one is a trap (D12): it divides the rate by ten *every epoch*, so by
+# constant $\lambda = 1$; linear $\lambda = \max(10^{-7}, 1 - t/T)$ over a planned run of $T$ epochs (the
+# course's $1 - 0.1t$ for $T = 10$; the next cell prints the formula this run uses); square root
+# $\lambda = (t+1)^{-1/2}$; and exponential $\lambda = 0.1^t$. The last one is a trap (D12): it divides the rate by ten *every epoch*, so by
 # epoch 9 the rate is $10^{-9}$ of its start — after two or three epochs the network has effectively stopped
 # learning. Look at the plot before training.
 
 # %%
-factors = pd.DataFrame({name: twdl.schedule_factors(name, 10) for name in twdl.SCHEDULES})
-ax = (0.01 * factors).plot(logy=True, marker="o", figsize=(6, 3.4), xlabel="epoch", ylabel="learning rate")
+linear = twdl.schedule_formula("linear", E_SCHEDULE)
+twdl.record("m2.schedule.linear.formula", linear)
+print(f"this run trains {E_SCHEDULE} epochs: the linear factor is {linear}")
+factors = pd.DataFrame({name: twdl.schedule_factors(name, 10)
+                        for name in twdl.SCHEDULES})
+ax = (0.01 * factors).plot(logy=True, marker="o", figsize=(6, 3.4), xlabel="epoch",
+                           ylabel="learning rate", title="the schedules over 10 epochs")
 ax.grid(alpha=0.3); twdl.save_figure(ax.figure, output_dir, "schedules"); plt.show()
 
 # %%
 sched_runs = {}
 for name in twdl.SCHEDULES:
-    twdl.set_seed(seed); model = twdl.ShallowNet()
+    model = twdl.ShallowNet(seed=seed, device=dev)
     opt = twdl.make_optimizer("momentum", model.parameters(), lr=0.01)
-    sched_runs[name] = twdl.train(model, data.train, epochs=E_SCHEDULE, batch_size=64, optimizer=opt, seed=seed,
-                                  scheduler=twdl.make_schedule(name, opt, epochs=E_SCHEDULE), device=dev,
+    schedule = twdl.make_schedule(name, opt, epochs=E_SCHEDULE)
+    sched_runs[name] = twdl.train(model, data.train, epochs=E_SCHEDULE, batch_size=64,
+                                  optimizer=opt, scheduler=schedule, seed=seed,
                                   eval_data={"test": data.test}, progress=name)
-    twdl.record(f"m2.schedule.{name}.test_error", 100 - sched_runs[name].last["test_accuracy"])
-fig = twdl.plot_histories(sched_runs, ["train_error", "test_error", "lr"], log_scale=["lr"])
+    error = 100 - sched_runs[name].last["test_accuracy"]
+    twdl.record(f"m2.schedule.{name}.test_error", error)
+fig = twdl.plot_histories(sched_runs, ["train_error", "test_error", "lr"],
+                          log_scale=["lr"])
 twdl.save_figure(fig, output_dir, "schedules_error"); plt.show()
 
 # %% [markdown]
@@ -291,12 +321,15 @@ twdl.save_figure(fig, output_dir, "schedules_error"); plt.show()
 # %%
 res_runs = {}
 for name in ["momentum", "adam", "rmsprop", "adagrad"]:
-    twdl.set_seed(seed); model = twdl.ResidualMLP()
-    res_runs[name] = twdl.train(model, data.train, epochs=E, batch_size=64, seed=seed, device=dev,
-                                optimizer=twdl.make_optimizer(name, model.parameters(), lr=0.01),
-                                eval_data={"test": data.test}, progress=f"residual {name}")
-    twdl.record(f"m2.residual.{name}.test_accuracy", res_runs[name].last["test_accuracy"])
-fig = twdl.plot_histories(res_runs, ["train_loss", "test_accuracy"], title="Residual MLP, lr 0.01")
+    model = twdl.ResidualMLP(seed=seed, device=dev)
+    opt = twdl.make_optimizer(name, model.parameters(), lr=0.01)
+    res_runs[name] = twdl.train(model, data.train, epochs=E, batch_size=64, seed=seed,
+                                optimizer=opt, eval_data={"test": data.test},
+                                progress=f"residual {name}")
+    accuracy = res_runs[name].last["test_accuracy"]
+    twdl.record(f"m2.residual.{name}.test_accuracy", accuracy)
+fig = twdl.plot_histories(res_runs, ["train_loss", "test_accuracy"],
+                          title="Residual MLP, lr 0.01")
 twdl.save_figure(fig, output_dir, "residual_optimizers"); plt.show()
 
 # %% [markdown]
@@ -315,14 +348,15 @@ twdl.save_figure(fig, output_dir, "residual_optimizers"); plt.show()
 # %% tags=["homework"] question="q1" points=4 title="three optimisers, batch norm on one"
 # Hint: table = twdl.compare_optimizers(model_fn, data, optimizers=[...3 names...], bn_model_fn=..., epochs=E); record each run.
 ### BEGIN SOLUTION
-table = twdl.compare_optimizers(twdl.DeepNet, data, optimizers=["sgd", "momentum", "adam"],
+table = twdl.compare_optimizers(twdl.DeepNet, data,
+                                optimizers=["sgd", "momentum", "adam"],
                                 bn_model_fn=twdl.BNDeepNet, bn_optimizer="momentum",
                                 epochs=E, batch_size=64, seed=seed, device=dev)
 for row in table.itertuples():
     key = row.optimizer + ("_bn" if row.batch_norm == "yes" else "")
     twdl.record(f"m2.homework.{key}.test_accuracy", row.test_accuracy)
     twdl.record(f"m2.homework.{key}.train_accuracy", row.train_accuracy)
-display(table.round(2))
+display(table.round(2).assign(lr=table["lr"]))  # keep small learning rates visible
 ### END SOLUTION
 
 # %% [markdown]

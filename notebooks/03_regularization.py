@@ -22,17 +22,21 @@
 # distillation. Every comparison changes one thing only: same images, same epochs, same seed.
 
 # %% tags=["colab-setup"]
-# Colab only: install the course helpers (Colab's own torch is kept). Elsewhere this does nothing.
+# Colab only: install the course helpers (keeping Colab's torch). Elsewhere: nothing.
 import subprocess, sys
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "twdl-helpers @ git+https://github.com/thinking-with-deep-learning/twdl-week2"], check=True)
+    helpers = ("twdl-helpers @ git+"
+               "https://github.com/thinking-with-deep-learning/twdl-week2")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", helpers], check=True)
 
 # %%
 import copy
+from functools import partial
+
 import matplotlib.pyplot as plt
 import pandas as pd
-import torch
 import twdl_helpers as twdl
+
 twdl.watch_parameters()  # the next cell's assignments are the declared parameters
 
 # %% tags=["parameters"]
@@ -42,27 +46,28 @@ profile = "smoke"  # @param ["smoke", "full"]
 device = "auto"  # @param ["auto", "cpu", "cuda", "mps"]
 # Seed for data subsets, weights and minibatch order (the original used 90108).
 seed = 0  # @param {type:"integer"}
-# "auto": the real files if found (mirror, cache, download), else the bundled real sample; "full": real or fail; "sample": bundled.
+# "auto": the real files if found (mirror, cache, download), else the bundled real sample;
+# "full": real or fail; "sample": bundled.
 data_source = "auto"  # @param ["auto", "full", "sample"]
 # Which images: "afhq" (the course's Animal Faces), "cifar_animals" (CIFAR-10 cat/deer/dog), "auto" (AFHQ if complete, else CIFAR).
 dataset = "auto"  # @param ["auto", "afhq", "cifar_animals"]
 # Folder for figures.
 output_dir = "runs/03_regularization"  # @param {type:"string"}
-# Epoch budget of the longest runs (None: the profile's value; shorter runs scale with it).
+# Epochs of the longest runs (None: the profile's value; shorter runs scale with it).
 epochs = None
 # Homework: tick when done.
 completed = False  # @param {type:"boolean"}
 
 # %%
-params = twdl.validate_parameters(globals())
-P = twdl.Profile(profile); dev = twdl.get_device(device); twdl.set_seed(seed)
-if dev.type == "cpu":
-    torch.set_num_threads(1)  # these nets are tiny: extra CPU threads cost more in waiting than they save
-E = epochs or P.pick(smoke=60, full=200)  # the spec's 200-epoch runs; others are scaled from it
-scale = lambda n: max(2, round(n * E / 200))  # noqa: E731  (150 -> 0.75 E, 60 -> 0.3 E, ...)
+P, dev = twdl.setup(globals(), cpu_threads=1)  # checks parameters, picks device, seeds
+display(twdl.runtime_estimate("03_regularization"))  # how long this notebook takes
+E = epochs or P.pick(smoke=60, full=200)  # the spec's 200-epoch runs
+scale = lambda n: max(2, round(n * E / 200))  # noqa: E731  (150 -> 0.75 E, ...)
 seeds = [seed + i for i in range(P.pick(smoke=1, full=3))]
 batch = P.pick(smoke=16, full=128)
-print(f"profile {profile}: {E} epochs for the long runs, seeds {seeds}, batch {batch}, device {dev}")
+# every experiment below: models built on `dev`, trained with these seeds and batch
+run = partial(twdl.run_experiments, seeds=seeds, batch_size=batch, device=dev)
+print(f"{E} epochs for the long runs, seeds {seeds}, batch {batch}")
 
 # %% [markdown]
 # ## The data: train, validation and test
@@ -81,23 +86,30 @@ print(f"profile {profile}: {E} epochs for the long runs, seeds {seeds}, batch {b
 # $x' = (x/255 - 0.5)/0.5$.
 
 # %%
-faces = twdl.load_animal_faces(source=data_source, dataset=dataset, n_train=P.pick(smoke=100, full=250),
-                               n_val=P.pick(smoke=500, full=1000),
-                               seed=seed, device=dev)
-small = faces.train.subset(range(min(100, len(faces.train))))  # the spec's 100-image subset, shared by all runs
+faces = twdl.load_animal_faces(source=data_source, dataset=dataset,
+                               n_train=P.pick(smoke=100, full=250),
+                               n_val=P.pick(smoke=500, full=1000), seed=seed, device=dev)
+# the spec's 100-image subset, shared by all runs
+small = faces.train.subset(range(min(100, len(faces.train))))
 twdl.record("m3.data.source", faces.source)
 twdl.record("m3.data.dataset", faces.dataset)
 twdl.record("m3.data.train_images", len(faces.train))
 twdl.record("m3.data.val_images", len(faces.val))
 twdl.record("m3.data.test_images", len(faces.test))
 print(faces.summary(), f"| small subset: {len(small)} images")
-fig, axes = plt.subplots(1, 8, figsize=(12, 1.8))
-for ax, img, label in zip(axes, faces.train.inputs.cpu(), faces.train.labels.tolist()):
-    ax.imshow((img.permute(1, 2, 0) * 0.5 + 0.5).clamp(0, 1)); ax.set_title(faces.classes[label]); ax.axis("off")
+fig = twdl.show_images(faces.train, faces.classes, n=8)
 
 # %% [markdown]
 # *Think:* why must the validation images never be used to fit weights, and why keep a third, untouched test set
 # when we already have a validation set?
+#
+# ## How every experiment here runs
+# Each experiment is **data**: a model, its SGD settings and what regularises it, e.g.
+# `twdl.Experiment(twdl.AnimalNet, lr=5e-3, momentum=0.99, epochs=150, penalty=twdl.l2_penalty(0.1))`.
+# `run(...)` (that is `twdl.run_experiments`) trains each one with every seed on the same images, builds
+# each model on the notebook's device, and measures after every epoch, in evaluation mode: the training
+# loss and accuracy (dropout off, no augmentation), the validation loss and accuracy and the parameter norm.
+# (`running_loss` is the mean batch loss during the epoch, in training mode; it is kept apart.)
 
 # %% [markdown]
 # ## 1. Memorisation: a network can fit random labels
@@ -107,19 +119,20 @@ for ax, img, label in zip(axes, faces.train.inputs.cpu(), faces.train.labels.tol
 # labels stay true, so validation accuracy tells how much of what was learnt carries over.
 
 # %%
-memorise = {}
-for kind in ("true", "random", "partial"):
-    data = faces.with_labels(kind, seed=seed).train.subset(range(len(small)))
-    model = twdl.BigAnimalNet(seed=seed)
-    memorise[kind] = twdl.train(model, data, epochs=E, batch_size=batch, optimizer=twdl.sgd(model, 5e-3, 0.9),
-                                eval_data={"val": faces.val}, seed=seed, progress=f"labels={kind}")
-    twdl.record(f"m3.memorize.{kind}.train_accuracy", memorise[kind].last["train_accuracy"])
-    twdl.record(f"m3.memorize.{kind}.val_accuracy", memorise[kind].last["val_accuracy"])
-fig = twdl.plot_histories(memorise, ["train_accuracy", "val_accuracy"], title="Big_Animal_Net on true / random / 15 % random labels")
+labels = {kind: faces.with_labels(kind, seed=seed).train.subset(range(len(small)))
+          for kind in ("true", "random", "partial")}
+big = twdl.Experiment(twdl.BigAnimalNet, lr=5e-3, momentum=0.9, epochs=E)
+memorise = run({kind: big.with_(train_data=data) for kind, data in labels.items()},
+               small, faces.val, seeds=[seed])
+for kind, (result,) in memorise.items():
+    twdl.record(f"m3.memorize.{kind}.train_accuracy", result.train["accuracy"])
+    twdl.record(f"m3.memorize.{kind}.val_accuracy", result.val["accuracy"])
+fig = twdl.plot_histories(twdl.histories(memorise), ["train_accuracy", "val_accuracy"],
+                          title="Big_Animal_Net on true / random / 15 % random labels")
 
 # %% [markdown]
-# *Think:* training accuracy reaches the top for every label set. What does that tell you about using training
-# accuracy alone to judge a model?
+# *Think:* how close to 100 % does the training accuracy get for each label set? What does that tell you about
+# using training accuracy alone to judge a model?
 
 # %% [markdown]
 # ## 2. Model size and early stopping
@@ -130,16 +143,18 @@ fig = twdl.plot_histories(memorise, ["train_accuracy", "val_accuracy"], title="B
 # the best epoch.
 
 # %%
-model = twdl.AnimalNet(seed=seed)
-stopper = twdl.EarlyStopping(monitor="val_loss", patience=P.pick(smoke=10, full=20))
-early = twdl.train(model, small, epochs=E, batch_size=batch, optimizer=twdl.sgd(model, 5e-4, 0.99), seed=seed,
-                   eval_data={"val": faces.val}, callbacks=[twdl.ParameterNorm(), stopper], progress="early stopping")
-twdl.record("m3.early_stopping.best_epoch", stopper.best_epoch)
-twdl.record("m3.early_stopping.epochs_run", len(early))
-twdl.record("m3.early_stopping.saved_val_accuracy", twdl.evaluate(model, faces.val)["accuracy"])
-fig = twdl.plot_histories({"Animal_Net": early}, ["train_loss", "val_loss", "param_norm"], title="Early stopping")
+patient = twdl.Experiment(twdl.AnimalNet, lr=5e-4, momentum=0.99, epochs=E,
+                          patience=P.pick(smoke=10, full=20))
+(early,) = run({"Animal_Net": patient}, small, faces.val, seeds=[seed])["Animal_Net"]
+twdl.record("m3.early_stopping.best_epoch", early.best_epoch)
+twdl.record("m3.early_stopping.epochs_run", len(early.history))
+# early.val: the restored (best) model, measured after training
+twdl.record("m3.early_stopping.saved_val_accuracy", early.val["accuracy"])
+fig = twdl.plot_histories({"Animal_Net": early.history},
+                          ["train_loss", "val_loss", "param_norm"],
+                          title="Early stopping")
 for ax in fig.axes[:2]:
-    ax.axvline(stopper.best_epoch, color="grey", ls="--")
+    ax.axvline(early.best_epoch, color="grey", ls="--")
 
 # %% [markdown]
 # *Think:* the restored model is the one with the lowest validation loss. Is its validation accuracy an honest
@@ -149,29 +164,39 @@ for ax in fig.axes[:2]:
 # ## 3. L1, L2 and elastic-net penalties
 # A penalty $R(\theta)$ is added to the loss: $\mathcal{L} = \mathrm{CE} + R(\theta)$, with
 # $R_{L1} = \lambda \sum_i |\theta_i|$ (LASSO), $R_{L2} = \lambda \sum_i \theta_i^2$ (ridge) and the elastic net
-# $R = \lambda_1 \sum_i |\theta_i| + \lambda_2 \sum_i \theta_i^2$. One SGD step then becomes
-# $\theta \leftarrow \theta - \eta(\nabla \mathrm{CE} + \lambda\,\mathrm{sign}(\theta))$ for L1 (a constant pull
-# to zero, which makes weights exactly zero) and $\theta \leftarrow (1 - 2\eta\lambda)\theta - \eta\nabla\mathrm{CE}$
-# for L2 (a proportional shrink). All four runs use the same 100 images, epochs and seed.
+# $R = \lambda_1 \sum_i |\theta_i| + \lambda_2 \sum_i \theta_i^2$. For L2 one SGD step becomes
+# $\theta \leftarrow (1 - 2\eta\lambda)\theta - \eta\nabla\mathrm{CE}$: a proportional shrink. For L1 the
+# (sub)gradient step is $\theta \leftarrow \theta - \eta(\nabla \mathrm{CE} + \lambda\,\mathrm{sign}(\theta))$:
+# a constant pull towards zero that **overshoots** it, so a weight ends up jumping around zero rather than
+# exactly on it. The **proximal** L1 step (soft-thresholding, as in ISTA) does land on zero: after each
+# ordinary step, $\theta \leftarrow \mathrm{sign}(\theta)\max(|\theta| - \eta\lambda, 0)$, which sets every
+# weight within $\eta\lambda$ of zero to exactly zero (`proximal_l1=` below). All runs use the same images,
+# epochs and seeds.
 
 # %%
-lam = 0.1  # the course's lambda; try the slider below for others
-penalties = {"unregularized": None, "l1": twdl.l1_penalty(lam), "l2": twdl.l2_penalty(lam),
-             "elastic": twdl.elastic_penalty(lam, lam)}
-runs = {name: [] for name in penalties}  # technique -> [(model, history)] over seeds
-for name, penalty in penalties.items():
-    for s in seeds:
-        model = twdl.AnimalNet(seed=s)
-        h = twdl.train(model, small, epochs=scale(150), batch_size=batch, optimizer=twdl.sgd(model, 5e-3, 0.99),
-                       penalty=penalty, eval_data={"val": faces.val}, callbacks=[twdl.ParameterNorm()], seed=s,
-                       progress=f"{name} seed {s}")
-        runs[name].append((model, h))
-fig = twdl.plot_histories({k: v[0][1] for k, v in runs.items()}, ["train_accuracy", "val_accuracy", "param_norm"],
-                          log_scale=["param_norm"], title=f"Penalties, lambda = {lam}")
+lam = 0.1  # the course's lambda
+base = twdl.Experiment(twdl.AnimalNet, lr=5e-3, momentum=0.99, epochs=scale(150))
+penalties = {"unregularized": base,
+             "l1": base.with_(penalty=twdl.l1_penalty(lam)),
+             "proximal l1": base.with_(proximal_l1=lam),
+             "l2": base.with_(penalty=twdl.l2_penalty(lam)),
+             "elastic": base.with_(penalty=twdl.elastic_penalty(lam, lam))}
+runs = run(penalties, small, faces.val)
+curves = ["train_accuracy", "val_accuracy", "param_norm"]
+fig = twdl.plot_histories(twdl.histories(runs), curves, log_scale=["param_norm"],
+                          title=f"Penalties, lambda = {lam}")
+
+# %%
+zeros = pd.DataFrame({name: twdl.count_exact_zeros(runs[name][0].model)
+                      for name in ("unregularized", "l1", "proximal l1")}).T
+for name, row in zeros.iterrows():
+    key = name.replace(" ", "_")
+    twdl.record(f"m3.zeros.{key}.exact_zero_percent", row["percent"])
+zeros
 
 # %% [markdown]
 # *Think:* with $\lambda = 0.1$ summed over ~400,000 weights, the penalty dwarfs the cross-entropy. What happens to
-# the parameter norm and to accuracy, and what would a grid search over $\lambda$ look for?
+# the parameter norm and to accuracy? Which of the two L1 runs leaves exact zeros, and why not the other?
 
 # %% [markdown]
 # ### L2 penalty = weight decay
@@ -180,72 +205,87 @@ fig = twdl.plot_histories({k: v[0][1] for k, v in runs.items()}, ["train_accurac
 # two identical networks, one epoch each, and compare every weight afterwards.
 
 # %%
-a, b = twdl.AnimalNet(seed=seed), twdl.AnimalNet(seed=seed)
-twdl.train(a, small, epochs=1, batch_size=batch, optimizer=twdl.sgd(a, 5e-3, 0.99), penalty=twdl.l2_penalty(0.01), seed=seed, progress=False)
-twdl.train(b, small, epochs=1, batch_size=batch, optimizer=twdl.sgd(b, 5e-3, 0.99, weight_decay=0.02), seed=seed, progress=False)
-gap = max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters()))
-moved = max((p - q).abs().max().item() for p, q in zip(a.parameters(), twdl.AnimalNet(seed=seed).parameters()))
+one = base.with_(epochs=1)
+pair = run({"penalty": one.with_(penalty=twdl.l2_penalty(0.01)),
+            "decay": one.with_(weight_decay=0.02)}, small, faces.val, seeds=[seed],
+           progress=False)
+a, b = pair["penalty"][0].model, pair["decay"][0].model
+start = twdl.AnimalNet(seed=seed, device=dev)
+def largest_difference(x, y):
+    pairs = zip(x.parameters(), y.parameters())
+    return max((p - q).abs().max().item() for p, q in pairs)
+
+gap, moved = largest_difference(a, b), largest_difference(a, start)
 twdl.record("m3.l2.weight_decay_max_difference", gap)
-print(f"largest weight change in the epoch: {moved:.2e}; largest difference between the two runs: {gap:.2e}")
+print(f"largest weight change in the epoch: {moved:.2e}; "
+      f"largest difference between the two runs: {gap:.2e}")
 
 # %% [markdown]
-# ### Choosing lambda
-# Move the slider: each value reruns a short L2 experiment (in a batch run the default is shown). A grid search
-# does the same over a list of values and keeps the one with the best validation accuracy.
+# ### Choosing lambda by grid search
+# $\lambda$ is a hyperparameter: we train one model per value on a logarithmic grid, keep the value with the
+# best **validation** accuracy, and never look at the test set for it. The dashed line is the model without a
+# penalty.
+
+# %%
+lambdas = P.pick(smoke=[1e-4, 1e-2, 1.0], full=[1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0])
+grid = twdl.lambda_grid(base.with_(epochs=scale(40)), small, faces.val, lambdas,
+                        kinds=("l2", "l1"), seeds=seeds, batch_size=batch, device=dev)
+for kind, best_lam in grid.attrs["best"].items():
+    twdl.record(f"m3.lambda_grid.{kind}.best_lambda", best_lam)
+fig = twdl.plot_lambda_grid(grid)
+
+# %% [markdown]
+# Move the slider to rerun one short L2 experiment (in a batch run the default is shown).
 
 # %%
 def l2_experiment(lam=1e-3):
-    model = twdl.AnimalNet(seed=seed)
-    h = twdl.train(model, small, epochs=scale(40), batch_size=batch, optimizer=twdl.sgd(model, 5e-3, 0.99),
-                   penalty=twdl.l2_penalty(lam), eval_data={"val": faces.val}, callbacks=[twdl.ParameterNorm()],
-                   seed=seed, progress=False)
-    print(f"lambda={lam:g}: val accuracy {h.last['val_accuracy']:.1f} %, parameter norm {h.last['param_norm']:.2f}")
-    return h.last["val_accuracy"]
+    (result,) = run({"l2": base.with_(epochs=scale(40), penalty=twdl.l2_penalty(lam))},
+                    small, faces.val, seeds=[seed], progress=False)["l2"]
+    print(f"lambda={lam:g}: val accuracy {result.val['accuracy']:.1f} %, "
+          f"parameter norm {result.history.last['param_norm']:.2f}")
+    return result.val["accuracy"]
 
 twdl.interactive_or_default(l2_experiment, lam=[1e-3, 0.0, 1e-4, 1e-2, 1e-1])
 
 # %% [markdown]
-# *Think:* why does L1 produce exact zeros while L2 only makes weights small?
+# *Think:* the grid picks $\lambda$ on the validation set. With three seeds per value, how large a difference
+# between two $\lambda$ values would you trust?
 
 # %% [markdown]
 # ## 4. Dropout
 # During training, dropout zeroes each unit with probability $p$ and scales the survivors by $1/(1-p)$, so no unit
 # can rely on a particular partner; at evaluation time it is switched off (`model.eval()`, done by the loop). Since
 # it removes capacity, the dropout net is wider: 3072-248-210-3 with $p$ = 0.5 and 0.3. To compare like with like,
-# the baseline is the **same** wide network with $p = 0$.
+# the baseline is the **same** wide network with $p = 0$. Train accuracy is measured with dropout off, so the
+# gap between train and validation accuracy is the real one.
 
 # %%
-for name, p in {"no dropout (same width)": (0.0, 0.0), "dropout": (0.5, 0.3)}.items():
-    runs[name] = []
-    for s in seeds:
-        model = twdl.AnimalNetDropout(seed=s, p1=p[0], p2=p[1])
-        h = twdl.train(model, small, epochs=E, batch_size=batch, optimizer=twdl.sgd(model, 5e-3, 0.9), seed=s,
-                       eval_data={"val": faces.val}, callbacks=[twdl.ParameterNorm()], progress=f"{name} seed {s}")
-        runs[name].append((model, h))
-fig = twdl.plot_histories({k: runs[k][0][1] for k in ("no dropout (same width)", "dropout")},
-                          ["train_accuracy", "val_accuracy", "param_norm"], title="Dropout")
+wide = partial(twdl.AnimalNetDropout, p1=0.0, p2=0.0)
+dropped = twdl.Experiment(twdl.AnimalNetDropout, lr=5e-3, momentum=0.9, epochs=E)
+dropout = run({"no dropout (same width)": dropped.with_(model=wide),
+               "dropout": dropped}, small, faces.val)
+runs |= dropout
+fig = twdl.plot_histories(twdl.histories(dropout), curves, title="Dropout")
 
 # %% [markdown]
 # *Think:* where in a network would you put dropout, and why is it off at evaluation time?
 
 # %% [markdown]
 # ## 5. Data augmentation
-# Each training batch is transformed on the device before the forward pass: horizontal and vertical flips decided
-# **per image** with $p = 0.1$ (as in the course), plus a random resized crop (scale 0.8–1) drawn per group of 8
-# images with torchvision's v2 transforms. Both runs use the same images, epochs and seed; only `augment` differs.
+# Each training batch is transformed on the device before the forward pass with `twdl.course_augmentation()`:
+# horizontal and vertical flips decided **per image** with probability `twdl.AUGMENT_PROBABILITY` (the course's
+# $p = 0.1$), plus a random resized crop (scale 0.8–1) drawn per group of 8 images with torchvision's v2
+# transforms. Both runs use the same images, epochs and seed; only `augment` differs. Train accuracy is measured
+# on the un-augmented images.
 
 # %%
-augment = twdl.BatchAugment(hflip=0.1, vflip=0.1, crop_scale=(0.8, 1.0), group_size=8)
-for name, aug in {"no augmentation": None, "augmentation": augment}.items():
-    runs[name] = []
-    for s in seeds:
-        model = twdl.AnimalNet(seed=s)
-        h = twdl.train(model, faces.train, epochs=scale(250), batch_size=batch, optimizer=twdl.sgd(model, 1e-3, 0.99),
-                       augment=aug, eval_data={"val": faces.val}, callbacks=[twdl.ParameterNorm()], seed=s,
-                       progress=f"{name} seed {s}")
-        runs[name].append((model, h))
-fig = twdl.plot_histories({k: runs[k][0][1] for k in ("no augmentation", "augmentation")},
-                          ["train_accuracy", "val_accuracy", "param_norm"], title=f"Augmentation ({len(faces.train)} images)")
+plain = twdl.Experiment(twdl.AnimalNet, lr=1e-3, momentum=0.99, epochs=scale(250))
+flipped = plain.with_(augment=twdl.course_augmentation())
+augmented = run({"no augmentation": plain, "augmentation": flipped},
+                faces.train, faces.val)
+runs |= augmented
+fig = twdl.plot_histories(twdl.histories(augmented), curves,
+                          title=f"Augmentation ({len(faces.train)} images)")
 
 # %% [markdown]
 # *Think:* a vertical flip turns a cat upside down. Which transforms keep the label true for animal faces?
@@ -253,28 +293,34 @@ fig = twdl.plot_histories({k: runs[k][0][1] for k in ("no augmentation", "augmen
 # %% [markdown]
 # ## 6. Batch size as a regulariser
 # Smaller batches give noisier gradient estimates and more steps per epoch; the noise can keep the network away from
-# sharp minima. We train with batch 32, 64 and 128 on the same images; `BatchCounter` records the steps each epoch
-# actually took, so you can check the batch size that was really used.
+# sharp minima. We train with batch 32, 64 and 128 on the same images; each run counts the steps it took per
+# epoch (`batches`), so you can check the batch size that was really used.
 
 # %%
-by_batch = {}
-for bs in (32, 64, 128):
-    model = twdl.AnimalNet(seed=seed)
-    counter = twdl.BatchCounter()
-    by_batch[bs] = twdl.train(model, faces.train, epochs=scale(60), batch_size=bs, optimizer=twdl.sgd(model, 5e-3, 0.99),
-                              eval_data={"val": faces.val}, callbacks=[twdl.ParameterNorm(), counter], seed=seed, progress=f"batch {bs}")
-    twdl.record(f"m3.batch_size.{bs}.val_accuracy", by_batch[bs].last["val_accuracy"])
-table = pd.DataFrame({bs: {"steps per epoch": h.last["batches"], "images per step": len(faces.train) / h.last["batches"],
-                           "val accuracy (%)": h.last["val_accuracy"], "parameter norm": h.last["param_norm"]}
-                      for bs, h in by_batch.items()}).T.rename_axis("batch size")
+sized = twdl.Experiment(twdl.AnimalNet, lr=5e-3, momentum=0.99, epochs=scale(60))
+by_batch = run({bs: sized.with_(batch_size=bs) for bs in (32, 64, 128)},
+               faces.train, faces.val, seeds=[seed])
+def batch_row(result):
+    steps = result.history.last["batches"]
+    return {"steps per epoch": steps, "images per step": len(faces.train) / steps,
+            "val accuracy (%)": result.val["accuracy"],
+            "parameter norm": result.history.last["param_norm"]}
+
+table = pd.DataFrame({bs: batch_row(r) for bs, (r,) in by_batch.items()}).T
+table = table.rename_axis("batch size")
+for bs, (r,) in by_batch.items():
+    twdl.record(f"m3.batch_size.{bs}.val_accuracy", r.val["accuracy"])
 table
 
 # %%
-fig = twdl.plot_histories({f"batch {bs}": h for bs, h in by_batch.items()}, ["val_accuracy", "param_norm"])
+labelled = {f"batch {bs}": h for bs, h in twdl.histories(by_batch).items()}
+fig = twdl.plot_histories(labelled, ["val_accuracy", "param_norm"])
 fig2, ax = plt.subplots(figsize=(4.5, 3.2))
-ax.plot(list(by_batch), [h.last["val_accuracy"] for h in by_batch.values()], marker="o")
-ax.set_xscale("log", base=2); ax.set_xticks(list(by_batch), [str(b) for b in by_batch])
-ax.set_xlabel("batch size (images per step)"); ax.set_ylabel("final validation accuracy (%)"); ax.grid(alpha=0.3)
+ax.plot(table.index, table["val accuracy (%)"], marker="o")
+ax.set_xscale("log", base=2)
+ax.set_xticks(list(table.index), [str(b) for b in table.index])
+ax.set(xlabel="batch size (images per step)", ylabel="final validation accuracy (%)")
+ax.grid(alpha=0.3)
 
 # %% [markdown]
 # *Think:* with few training images, a batch of 128 may hold the whole set. What does that do to gradient noise?
@@ -284,23 +330,24 @@ ax.set_xlabel("batch size (images per step)"); ax.set_ylabel("final validation a
 # Magnitude pruning removes the weights with the smallest $|w|$. `twdl.prune_magnitude` calls
 # `torch.nn.utils.prune.l1_unstructured` on every linear layer: the layer keeps `weight_orig` and a 0/1
 # `weight_mask`, and computes `weight = weight_orig * weight_mask` before each forward pass, so a pruned weight
-# stays zero while the network is retrained.
+# stays zero while the network is retrained. The parameter norm counts what the forward pass uses: pruned
+# weights count as zero.
 
 # %%
-big = twdl.BigAnimalNet(seed=seed)
-twdl.train(big, small, epochs=E, batch_size=batch, optimizer=twdl.sgd(big, 5e-3, 0.9), seed=seed, progress="Big_Animal_Net")
-teacher = copy.deepcopy(big)  # kept unpruned for distillation (section 9)
-before = twdl.evaluate(big, faces.val)["accuracy"]
-sparsity = twdl.prune_magnitude(big, 0.5)
-after = twdl.evaluate(big, faces.val)["accuracy"]
-twdl.train(big, small, epochs=scale(50), batch_size=batch, optimizer=twdl.sgd(big, 5e-3, 0.9), seed=seed, progress="retrain")
-retrained = twdl.evaluate(big, faces.val)["accuracy"]
-weights = [m.weight for m in big.modules() if isinstance(m, torch.nn.Linear)]
-twdl.record("m3.prune.sparsity", sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights))
-twdl.record("m3.prune.sparsity_per_layer", sparsity)
-twdl.record("m3.prune.val_accuracy", {"before": before, "pruned": after, "retrained": retrained})
-fig, ax = plt.subplots(figsize=(4.5, 3)); ax.bar(list(twdl.layer_sparsity(big)), list(twdl.layer_sparsity(big).values()))
-ax.set_ylabel("fraction of weights = 0"); ax.set_xlabel("layer"); ax.set_title("Sparsity per layer after retraining")
+(trained,) = run({"Big_Animal_Net": big}, small, faces.val,
+                 seeds=[seed])["Big_Animal_Net"]
+teacher = copy.deepcopy(trained.model)  # kept unpruned for distillation (section 9)
+pruned = twdl.prune_and_retrain(trained.model, 0.5, small, faces.val, epochs=scale(50),
+                                lr=5e-3, batch_size=batch, seed=seed,
+                                progress="retrain")
+twdl.record("m3.prune.sparsity", twdl.count_exact_zeros(trained.model)["percent"] / 100)
+twdl.record("m3.prune.sparsity_per_layer", pruned.sparsity)
+twdl.record("m3.prune.val_accuracy", {"before": pruned.before, "pruned": pruned.pruned,
+                                      "retrained": pruned.retrained})
+fig, ax = plt.subplots(figsize=(4.5, 3))
+ax.bar(list(pruned.sparsity), list(pruned.sparsity.values()))
+ax.set_ylabel("fraction of weights = 0"); ax.set_xlabel("layer")
+ax.set_title("Sparsity per layer after retraining");
 
 # %% [markdown]
 # ### How much can we prune?
@@ -309,24 +356,27 @@ ax.set_ylabel("fraction of weights = 0"); ax.set_xlabel("layer"); ax.set_title("
 # the data: it underfits.
 
 # %%
-sweep = []
+sweep = {}
 for fraction in (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.995):
-    model = copy.deepcopy(teacher)
-    twdl.prune_magnitude(model, fraction)
-    h = twdl.train(model, small, epochs=scale(20), batch_size=batch, optimizer=twdl.sgd(model, 5e-3, 0.9),
-                   eval_data={"val": faces.val}, seed=seed, progress=False)
-    sweep.append({"prune fraction": fraction, "train accuracy (%)": h.last["train_accuracy"], "val accuracy (%)": h.last["val_accuracy"]})
-sweep = pd.DataFrame(sweep).set_index("prune fraction")
-underfit = sweep.index[sweep["train accuracy (%)"] < 0.9 * sweep["train accuracy (%)"].iloc[0]]
+    result = twdl.prune_and_retrain(copy.deepcopy(teacher), fraction, small, faces.val,
+                                    epochs=scale(20), lr=5e-3, batch_size=batch,
+                                    seed=seed)
+    sweep[fraction] = {"train accuracy (%)": result.history.last["train_accuracy"],
+                       "val accuracy (%)": result.retrained}
+sweep = pd.DataFrame(sweep).T.rename_axis("prune fraction")
+fit = sweep["train accuracy (%)"]
+underfit = sweep.index[fit < 0.9 * fit.iloc[0]]
 twdl.record("m3.prune.underfit_fraction", float(underfit[0]) if len(underfit) else None)
-ax = sweep.plot(marker="o", figsize=(5, 3.2), logx=False); ax.set_ylabel("accuracy (%)"); ax.grid(alpha=0.3)
+ax = sweep.plot(marker="o", figsize=(5, 3.2), ylabel="accuracy (%)")
+ax.grid(alpha=0.3)
 
 # %%
 def prune_experiment(fraction=0.5):
     model = copy.deepcopy(teacher)
     layers = twdl.prune_magnitude(model, fraction)
     accuracy = twdl.evaluate(model, faces.val)["accuracy"]
-    print(f"pruned {fraction:.0%} of each layer (no retraining): val accuracy {accuracy:.1f} %, sparsity {layers}")
+    print(f"pruned {fraction:.0%} of each layer (no retraining): "
+          f"val accuracy {accuracy:.1f} %, sparsity {layers}")
     return accuracy
 
 twdl.interactive_or_default(prune_experiment, fraction=[0.5, 0.2, 0.8, 0.9, 0.95, 0.99])
@@ -342,13 +392,17 @@ twdl.interactive_or_default(prune_experiment, fraction=[0.5, 0.2, 0.8, 0.9, 0.95
 # initial weights and (b) from a fresh random initialisation under the same mask.
 
 # %%
-lottery = twdl.lottery_ticket(twdl.BigAnimalNet, small, amount=0.4, epochs=E, batch_size=batch, lr=1e-3, momentum=0.9,
-                              eval_data={"val": faces.val}, seed=seed, device=dev, progress=True)
+lottery = twdl.lottery_ticket(twdl.BigAnimalNet, small, amount=0.4, epochs=E,
+                              batch_size=batch, lr=1e-3, momentum=0.9,
+                              eval_data={"val": faces.val}, seed=seed, device=dev,
+                              progress=True)
 twdl.record("m3.lottery.ticket.val_accuracy", lottery.ticket.last["val_accuracy"])
 twdl.record("m3.lottery.random.val_accuracy", lottery.random.last["val_accuracy"])
 twdl.record("m3.lottery.dense.val_accuracy", lottery.dense.last["val_accuracy"])
-fig = twdl.plot_histories({"dense": lottery.dense, "ticket (same init)": lottery.ticket, "random re-init": lottery.random},
-                          ["train_accuracy", "val_accuracy"], title="Lottery ticket, 40 % pruned")
+fig = twdl.plot_histories({"dense": lottery.dense, "ticket (same init)": lottery.ticket,
+                           "random re-init": lottery.random},
+                          ["train_accuracy", "val_accuracy"],
+                          title="Lottery ticket, 40 % pruned")
 
 # %% [markdown]
 # *Think:* the ticket and the control have the same mask. What, then, is the "winning" part of a winning ticket?
@@ -365,18 +419,18 @@ fig = twdl.plot_histories({"dense": lottery.dense, "ticket (same init)": lottery
 # $\alpha = 1, T = 40$ and compared with the same student on hard labels.
 
 # %%
-teacher_logits = twdl.predict(teacher, small.inputs)
-soft = twdl.TensorData(small.inputs, (small.labels, teacher_logits))
-students = {}
-for name, (data, loss_fn) in {"hard labels": (small, twdl.classification_loss),
-                              "distilled": (soft, twdl.distillation(alpha=1.0, T=40.0))}.items():
-    model = twdl.SmallAnimalNet(seed=seed)
-    students[name] = twdl.train(model, data, epochs=E, batch_size=batch, optimizer=twdl.sgd(model, 5e-3, 0.9), loss_fn=loss_fn,
-                                eval_data={"val": faces.val}, seed=seed, progress=f"student: {name}")
-twdl.record("m3.distill.teacher_val_accuracy", twdl.evaluate(teacher, faces.val)["accuracy"])
-twdl.record("m3.distill.student_val_accuracy", students["distilled"].last["val_accuracy"])
-twdl.record("m3.distill.hard_label_student_val_accuracy", students["hard labels"].last["val_accuracy"])
-fig = twdl.plot_histories(students, ["train_accuracy", "val_accuracy"], title="Student: distilled vs hard labels")
+student = twdl.Experiment(twdl.SmallAnimalNet, lr=5e-3, momentum=0.9, epochs=E)
+soft = twdl.with_teacher(small, teacher)  # targets: (labels, teacher logits)
+distilled = student.with_(train_data=soft, loss_fn=twdl.distillation(alpha=1.0, T=40.0))
+students = run({"hard labels": student, "distilled": distilled}, small, faces.val,
+               seeds=[seed])
+teacher_accuracy = twdl.evaluate(teacher, faces.val)["accuracy"]
+twdl.record("m3.distill.teacher_val_accuracy", teacher_accuracy)
+twdl.record("m3.distill.student_val_accuracy", students["distilled"][0].val["accuracy"])
+twdl.record("m3.distill.hard_label_student_val_accuracy",
+            students["hard labels"][0].val["accuracy"])
+fig = twdl.plot_histories(twdl.histories(students), ["train_accuracy", "val_accuracy"],
+                          title="Student: distilled vs hard labels")
 
 # %% [markdown]
 # *Think:* with $\alpha = 1$ the student never sees a true label. How can it still learn the right classes?
@@ -384,19 +438,25 @@ fig = twdl.plot_histories(students, ["train_accuracy", "val_accuracy"], title="S
 # %% [markdown]
 # ## Homework
 # 1. Apply three regularisation techniques to a model. `twdl.compare_regularizers` trains the unregularised model
-#    and each technique on the same data, epochs and seeds, and returns one row per technique. Here it is on the
-#    small real sample bundled with the helpers (CIFAR-10 cat/deer/dog, always available offline):
+#    and each technique on the same data, epochs and seeds with the runner used above, and returns one row per
+#    technique. Here it is on the small real sample bundled with the helpers (CIFAR-10 cat/deer/dog, always
+#    available offline):
 
 # %%
-bundled = twdl.load_animal_faces(source="sample", n_train=P.pick(smoke=90, full=600), n_val=P.pick(smoke=60, full=300), seed=seed)
-twdl.compare_regularizers(twdl.AnimalNet, bundled.train, bundled.val, ["l2", "augmentation", "early_stopping"],
-                          epochs=scale(60), batch_size=batch, lr=5e-3, momentum=0.9, lam=1e-3, seeds=seeds, device=dev)
+bundled = twdl.load_animal_faces(source="sample", n_train=P.pick(smoke=90, full=600),
+                                 n_val=P.pick(smoke=60, full=300), seed=seed)
+twdl.compare_regularizers(twdl.AnimalNet, bundled.train, bundled.val,
+                          ["l2", "augmentation", "early_stopping"], epochs=scale(60),
+                          batch_size=batch, lr=5e-3, momentum=0.9, lam=1e-3,
+                          seeds=seeds, device=dev)
 
 # %% tags=["homework"] question="q1" points=4 title="three regularisation techniques on one model"
 # Hint: homework = twdl.compare_regularizers(model_fn, faces.train, faces.val, [three of twdl.TECHNIQUES], ...); record each val accuracy.
 ### BEGIN SOLUTION
-homework = twdl.compare_regularizers(twdl.AnimalNet, faces.train, faces.val, ["l1", "weight_decay", "augmentation"],
-                                     epochs=scale(100), batch_size=batch, lr=5e-3, momentum=0.9, lam=1e-4, seeds=seeds, device=dev)
+homework = twdl.compare_regularizers(twdl.AnimalNet, faces.train, faces.val,
+                                     ["l1", "weight_decay", "augmentation"],
+                                     epochs=scale(100), batch_size=batch, lr=5e-3,
+                                     momentum=0.9, lam=1e-4, seeds=seeds, device=dev)
 for technique, row in homework.iterrows():
     twdl.record(f"m3.homework.{technique}.val_accuracy", row["val_accuracy"])
 display(homework)
@@ -474,24 +534,21 @@ def every_technique_trained_its_own_models(homework):
 
 # %% [markdown]
 # ## Summary
-# Validation accuracy (mean ± std over the seeds) and final parameter norm of every technique, grouped by the
-# experiment whose settings they share. The model with the best validation accuracy is then evaluated on the
-# test set, once.
+# Train and validation accuracy (mean over the seeds, both measured after training in evaluation mode), their
+# gap, the final parameter norm and the share of exactly-zero weights of every technique of sections 3–5. The
+# model to test is chosen by `twdl.select_best` (best mean validation accuracy, then its best seed: the same
+# rule as `compare_regularizers`) and evaluated on the test set, once.
 
 # %%
-rows, best = [], (-1.0, None, None)
-for name, pairs in runs.items():
-    val = torch.tensor([twdl.evaluate(m, faces.val)["accuracy"] for m, _ in pairs])
-    rows.append({"technique": name, "val accuracy (%)": f"{val.mean():.1f} ± {val.std() if len(val) > 1 else 0:.1f}",
-                 "parameter norm": sum(twdl.frobenius_norm(m) for m, _ in pairs) / len(pairs), "seeds": len(pairs)})
-    key = {"no dropout (same width)": None, "no augmentation": None}.get(name, name)
-    if key:
-        twdl.record(f"m3.{key}.val_accuracy", val.mean().item())
-    if val.max() > best[0]:
-        best = (val.max().item(), name, pairs[int(val.argmax())][0])
-twdl.record("m3.best.technique", best[1])
-twdl.record("m3.best.test_accuracy", twdl.evaluate(best[2], faces.test)["accuracy"])  # the one look at the test set
-pd.DataFrame(rows).set_index("technique")
+summary = twdl.summarize_runs(runs)
+for name in summary.index.drop(["no dropout (same width)", "no augmentation"]):
+    key = name.replace(" ", "_")
+    twdl.record(f"m3.{key}.val_accuracy", summary.loc[name, "val_accuracy"])
+best = twdl.select_best(runs)
+twdl.record("m3.best.technique", best.name)
+# the one look at the test set
+twdl.record("m3.best.test_accuracy", twdl.evaluate(best.model, faces.test)["accuracy"])
+summary.round(2)
 
 # %%
 twdl.record("m3.completed", completed)

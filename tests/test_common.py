@@ -26,7 +26,7 @@ def test_get_device():
 
 def test_profile_pick_and_validation():
     assert twdl.Profile("smoke").pick(smoke=1, full=9) == 1
-    assert twdl.get_profile("full").pick(smoke=1, full=9) == 9
+    assert twdl.Profile("full").pick(smoke=1, full=9) == 9
     with pytest.raises(ValueError, match="smoke"):
         twdl.Profile("medium")
 
@@ -102,3 +102,46 @@ def test_validate_parameters_types_choices_ranges_and_unknown_names():
     with pytest.raises(twdl.ParameterError, match="done=1 is not allowed: expected bool") as error:
         twdl.validate_parameters({"done": 1}, declared)
     assert "Allowed parameters: profile: one of 'smoke', 'full'; seed: int" in str(error.value)
+
+
+def test_setup_validates_seeds_picks_the_device_and_limits_cpu_threads(capsys):
+    namespace = {"profile": "full", "device": "cpu", "seed": 7}
+    P, dev = twdl.setup(namespace, cpu_threads=1)
+    assert P == twdl.Profile("full") and dev == torch.device("cpu") and torch.get_num_threads() == 1
+    first = torch.randn(2)
+    twdl.setup(namespace)
+    assert torch.equal(first, torch.randn(2))  # seeded from `seed`
+    assert "profile full, device cpu" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="profile must be one of"):  # outside a notebook: no declarations to check
+        twdl.setup({"profile": "huge", "device": "cpu", "seed": 0})
+
+
+def test_seeded_block_draws_from_the_seed_and_leaves_the_callers_stream_alone():
+    torch.manual_seed(1)
+    expected_next = torch.randn(1)
+    torch.manual_seed(1)
+    with twdl.seeded(5):
+        inside = torch.randn(3)
+    assert torch.equal(torch.randn(1), expected_next)
+    with twdl.seeded(5):
+        assert torch.equal(torch.randn(3), inside)
+
+
+def test_bf16_native_is_false_off_cuda():
+    assert twdl.bf16_native("cpu") is False
+
+
+def test_device_log_gets_one_line_per_training_run_only_when_asked(tmp_path, monkeypatch):
+    import json
+
+    data = twdl.TensorData(torch.randn(16, 4), torch.randint(0, 2, (16,)))
+    twdl.train(torch.nn.Linear(4, 2), data, epochs=1, batch_size=8, progress=False)  # not logged: no variable
+    log = tmp_path / "runs.jsonl"
+    monkeypatch.setenv(twdl.DEVICE_LOG_VARIABLE, str(log))
+    assert not log.exists()
+    for name in ("first", "second"):
+        twdl.train(torch.nn.Linear(4, 2), data, epochs=1, batch_size=8, progress=name)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [entry["label"] for entry in lines] == ["first", "second"]
+    assert all(entry["device"] == "cpu" and entry["seconds"] >= 0 and entry["peak_memory_mb"] is None
+               for entry in lines)

@@ -120,3 +120,19 @@ def test_one_hot_features():
     dense = twdl.one_hot_features(torch.ones(3, 2), torch.tensor([[0, 2], [1, 0], [0, 1]]), [2, 3])
     assert dense.shape == (3, 7)
     assert dense[0].tolist() == [1, 1, 1, 0, 0, 0, 1]
+
+
+def test_d3_test_only_codes_count_rows_unseen_in_training_and_shifted_codes():
+    import numpy as np
+    import pandas as pd
+
+    # train rows hold soils a, b, d, a; test rows b, c, d, d. The train encoder codes a, b, d as 1, 2, 3 (c unseen:
+    # 0); an encoder fitted on the test rows alone codes b, c, d as 1, 2, 3: b shifts, c is misread, d agrees.
+    df = pd.DataFrame({"x": np.arange(8.0), "soil": list("abdabcdd"), "y": [0, 1] * 4})
+    train_rows, test_rows = np.arange(4), np.arange(4, 8)
+    data = twdl.build_tabular(df[["x"]].to_numpy(np.float32), {"soil": df["soil"].to_numpy()}, df["y"].to_numpy(),
+                              train_rows, test_rows, ["x"], task="classification", classes=[0, 1], device="cpu",
+                              source="test", description="")
+    assert data.test.inputs[1][:, 0].tolist() == [2, 0, 3, 3]
+    assert twdl.test_only_codes(data)[:, 0].tolist() == [1, 2, 3, 3]
+    assert twdl.d3_wrong_code_percent(data) == {"soil": 50.0}

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from conftest import ROOT
-from twdl_tools.bench import load_results, render
+from twdl_tools.bench import benchmarks_page
 from twdl_tools.figures import FigureSources, check_files, render_files, render_text, unsourced_figures
 
 
@@ -59,7 +59,7 @@ def test_published_pages_show_exactly_what_their_sources_hold():
 
 
 def test_benchmarks_page_is_generated_from_the_saved_results():
-    expected = render(load_results(ROOT / "bench" / "results"))
+    expected = benchmarks_page(ROOT / "bench" / "results")
     assert (ROOT / "docs" / "benchmarks.md").read_text() == expected, "run `twdl bench --render`"
 
 

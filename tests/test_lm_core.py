@@ -70,7 +70,22 @@ def test_meter_reports_time_tokens_and_labelled_cpu_memory():
         meter.tokens = 1000
     del junk
     assert meter.seconds > 0 and meter.tokens_per_second == pytest.approx(1000 / meter.seconds)
-    assert "CPU peak RSS" in meter.memory_label and meter.peak_memory_mb >= meter.start_memory_mb > 0
+    assert "CPU RSS" in meter.memory_label and meter.peak_memory_mb >= meter.start_memory_mb > 0
+    assert meter.memory_increase_mb == pytest.approx(meter.peak_memory_mb - meter.start_memory_mb)
+
+
+def test_meter_increase_excludes_what_was_held_before_and_a_freed_earlier_model_is_not_counted():
+    earlier = torch.ones(64 * 2**20 // 4)  # a 64 MB "earlier model" still held by the caller
+    with ResourceMeter("cpu") as held:
+        work = torch.ones(16 * 2**20 // 4)  # this run's own 16 MB
+    del work
+    assert held.memory_increase_mb < 40  # the increase is this run's alone (RSS noise aside)
+    assert held.start_memory_mb >= 64  # ... while the peak and start still see the held model
+    del earlier
+    with ResourceMeter("cpu") as alone:  # entering collects garbage: the freed model is gone
+        work = torch.ones(16 * 2**20 // 4)
+    del work
+    assert alone.start_memory_mb < held.start_memory_mb - 40
 
 
 def test_blocks_dataset_labels_are_inputs():

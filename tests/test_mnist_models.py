@@ -70,3 +70,16 @@ def test_minibatch_memory_counts_the_real_model():
     assert big.loc["activations", "values"] == 2 * table.loc["activations", "values"]
     assert big.loc["optimiser state (sgd)", "values"] == 0
     assert table.loc["total", "MiB"] == pytest.approx(table["MiB"].iloc[:-1].sum())
+
+
+@pytest.mark.parametrize("plain, with_bn", [(twdl.ShallowNet, twdl.BNShallowNet), (twdl.DeepNet, twdl.BNDeepNet)])
+def test_bn_pairs_built_with_one_seed_start_from_identical_linear_weights(plain, with_bn):
+    a, b = plain(dropout=0.5, seed=3), with_bn(dropout=0.5, seed=3)
+    linears_a = [m for m in a.modules() if isinstance(m, torch.nn.Linear)]
+    linears_b = [m for m in b.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears_a) == len(linears_b) > 1
+    for x, y in zip(linears_a, linears_b):
+        assert torch.equal(x.weight, y.weight) and torch.equal(x.bias, y.bias)
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in b.modules())
+    other = next(m for m in plain(dropout=0.5, seed=4).modules() if isinstance(m, torch.nn.Linear))
+    assert not torch.equal(linears_a[0].weight, other.weight)  # the seed, not luck, makes them equal

@@ -4,6 +4,7 @@ their homework cells. Each notebook is executed at most three times: once by nbv
 (solution, student) by one grading that two tests share."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +138,39 @@ def test_tolerance_check_fails_beyond_tolerance_and_passes_within(tmp_path, mirr
     assert done.returncode == 1, done.stdout[-3000:]
     assert "1 failed" in done.stdout and "bad.ipynb::Cell 2" in done.stdout, done.stdout[-3000:]
     assert "m9.test_accuracy: reference 83.0, fresh run 80.0" in done.stdout
+
+
+BOOK_WIDTH = 88  # characters of code the site's column shows (docs/_static/twdl.css; checked in test_site.py)
+
+
+def code_cells(path: Path) -> list[str]:
+    """The sources of the code cells of a jupytext percent notebook."""
+    cells = re.split(r"^(?=# %%)", path.read_text(), flags=re.M)
+    return [c.split("\n", 1)[1] for c in cells if c.startswith("# %%") and "[markdown]" not in c.split("\n", 1)[0]]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_code_fits_the_book_width(name):
+    long = [line for cell in code_cells(ROOT / "notebooks" / f"{name}.py") for line in cell.splitlines()
+            if len(line) > BOOK_WIDTH]
+    assert not long, f"{name}: {len(long)} code lines wider than {BOOK_WIDTH} characters, e.g. {long[0]!r}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebooks_leave_devices_to_setup_and_the_helpers(name):
+    code = "\n".join(code_cells(ROOT / "notebooks" / f"{name}.py"))
+    assert "twdl.setup(globals()" in code, f"{name}: the setup cell must call twdl.setup(globals())"
+    moves = re.findall(r".*(?:\.to\(|\.cuda\(\)|set_num_threads|get_device\().*", code)
+    assert not moves, f"{name}: moves models or data by hand (build models with device=dev): {moves}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_try_it_cells_show_their_default_output_in_the_references(name):
+    nb = nbformat.read(str(ROOT / "notebooks" / f"{name}.ipynb"), as_version=4)
+    cells = [c for c in nb.cells if c.cell_type == "code" and "interactive_or_default(" in c.source]
+    for cell in cells:
+        texts = [o.get("text", "") if o.output_type == "stream" else o.get("data", {}).get("text/plain", "")
+                 for o in cell.outputs]
+        assert not any("<function" in t for t in texts), f"{name}: a 'Try it' cell shows a function repr"
+        assert any("showing the default settings" in t for t in texts), (
+            f"{name}: a 'Try it' cell did not run its default (was TWDL_BATCH set by the executor?)")

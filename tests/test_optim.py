@@ -132,3 +132,11 @@ def test_compare_optimizers_returns_one_row_per_run_with_bn_last():
     assert set(models) == set(table["run"]) and table.round(2).attrs["models"]["adam"] is models["adam"]
     for run, reported in zip(table["run"], table["test_accuracy"]):
         assert twdl.evaluate(models[run], Data.test)["accuracy"] == pytest.approx(reported)
+
+
+def test_schedule_formula_states_what_the_run_uses():
+    assert twdl.schedule_formula("linear", 10) == "max(1e-7, 1 - t/10)"  # the spec's 1 - 0.1 t
+    assert twdl.schedule_formula("linear", 3) == "max(1e-7, 1 - t/3)"
+    factors = twdl.schedule_factors("linear", 3)
+    assert factors == pytest.approx([1 - t / 3 for t in range(3)])
+    assert twdl.schedule_formula("exp", 5) == "0.1^t"

@@ -1,4 +1,5 @@
-"""Penalties, weight decay, pruning, the lottery ticket, distillation, early stopping and batch augmentation."""
+"""Penalties (and proximal L1), weight decay, pruning, the lottery ticket, distillation, early stopping and batch
+augmentation."""
 import copy
 
 import pytest
@@ -9,6 +10,10 @@ from torch.nn import functional as F
 import twdl_helpers as twdl
 from twdl_helpers import regularization as reg
 from twdl_helpers.augment import BatchAugment, flips
+
+
+def sgd(model, lr, momentum=0.0, weight_decay=0.0):
+    return twdl.make_optimizer("sgd", model.parameters(), lr, momentum=momentum, weight_decay=weight_decay)
 
 
 def tiny() -> nn.Module:
@@ -24,16 +29,16 @@ def test_penalties_match_hand_computed_values():
     assert reg.l1_penalty(0.1)(model).item() == pytest.approx(0.75)
     assert reg.l2_penalty(0.1)(model).item() == pytest.approx(1.525)
     assert reg.elastic_penalty(0.1, 0.2)(model).item() == pytest.approx(0.75 + 3.05)
-    assert reg.frobenius_norm(model) == pytest.approx(15.25 ** 0.5)
+    assert twdl.frobenius_norm(model) == pytest.approx(15.25 ** 0.5)
 
 
 def test_l2_penalty_equals_sgd_weight_decay_update():
     x, y = torch.randn(16, 2, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1] * 8)
     data = twdl.TensorData(x, y)
     a, b = tiny(), tiny()
-    twdl.train(a, data, epochs=3, batch_size=4, optimizer=reg.sgd(a, 0.1, 0.9), penalty=reg.l2_penalty(0.05),
+    twdl.train(a, data, epochs=3, batch_size=4, optimizer=sgd(a, 0.1, 0.9), penalty=reg.l2_penalty(0.05),
                progress=False)
-    twdl.train(b, data, epochs=3, batch_size=4, optimizer=reg.sgd(b, 0.1, 0.9, weight_decay=0.1), progress=False)
+    twdl.train(b, data, epochs=3, batch_size=4, optimizer=sgd(b, 0.1, 0.9, weight_decay=0.1), progress=False)
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(p, q)
     assert not torch.equal(a.weight, tiny().weight)
@@ -46,7 +51,7 @@ def test_prune_hits_sparsity_and_mask_survives_training():
     assert all(v == pytest.approx(0.5, abs=1 / 96) for v in sparsity.values())
     masks = reg.pruning_masks(model)
     data = twdl.TensorData(torch.randn(32, 3, 32, 32), torch.randint(0, 3, (32,)))
-    twdl.train(model, data, epochs=2, batch_size=8, optimizer=reg.sgd(model, 0.1, 0.9), progress=False)
+    twdl.train(model, data, epochs=2, batch_size=8, optimizer=sgd(model, 0.1, 0.9), progress=False)
     for name, layer in model.named_modules():
         if name in masks:
             assert (layer.weight[masks[name] == 0] == 0).all()
@@ -94,7 +99,7 @@ def test_early_stopping_restores_best_weights():
         def on_epoch_end(self, model, row, history):
             snapshots[int(row["epoch"])] = copy.deepcopy(model.state_dict())
 
-    history = twdl.train(model, twdl.TensorData(x, y), epochs=40, batch_size=10, optimizer=reg.sgd(model, 0.05, 0.9),
+    history = twdl.train(model, twdl.TensorData(x, y), epochs=40, batch_size=10, optimizer=sgd(model, 0.05, 0.9),
                          eval_data={"val": val}, callbacks=[Snapshot(), stopper], progress=False)
     best = history.best("val_loss", "min")
     assert stopper.best_epoch == best["epoch"] and history.stopped_early
@@ -125,18 +130,65 @@ def test_crop_and_erase_vary_between_groups_and_keep_shape():
         aug(x.flatten(1), torch.Generator())
 
 
-def test_compare_regularizers_table():
+def test_parameter_norm_of_a_pruned_model_counts_only_the_effective_weights():
+    model = twdl.AnimalNet(seed=0)
+    twdl.prune_magnitude(model, 0.7)
+    naive = torch.sqrt(sum((p ** 2).sum() for p in model.parameters())).item()  # weight_orig: pruned ones too
+    row = {}
+    twdl.ParameterNorm().on_epoch_end(model, row, twdl.History())
+    assert row["param_norm"] == pytest.approx(twdl.frobenius_norm(model), rel=1e-6)
+    assert row["param_norm"] < naive
+    effective = torch.cat([t.flatten() for t in twdl.effective_parameters(model)])
+    assert row["param_norm"] == pytest.approx(effective.norm().item(), rel=1e-6)
+
+
+def _l1_runs(callback_lam=0.0, penalty_lam=0.0):
     g = torch.Generator().manual_seed(0)
+    data = twdl.TensorData(torch.randn(64, 3, 32, 32, generator=g), torch.randint(0, 3, (64,), generator=g))
+    model = twdl.SmallAnimalNet(seed=0)
+    opt = sgd(model, 0.05, 0.9)
+    callbacks = [reg.ProximalL1(callback_lam, opt)] if callback_lam else []
+    twdl.train(model, data, epochs=3, batch_size=16, optimizer=opt, callbacks=callbacks,
+               penalty=reg.l1_penalty(penalty_lam) if penalty_lam else None, progress=False)
+    return model
+
+
+def test_proximal_l1_gives_exact_zeros_and_the_plain_penalty_reports_its_honest_count():
+    proximal = reg.count_exact_zeros(_l1_runs(callback_lam=0.05))
+    plain = reg.count_exact_zeros(_l1_runs(penalty_lam=0.05))
+    assert proximal["weights"] == plain["weights"] == sum(p.numel() for p in twdl.SmallAnimalNet().parameters())
+    assert proximal["exact_zeros"] > 0.5 * proximal["weights"]  # soft-thresholding makes real zeros
+    assert plain["exact_zeros"] < 0.01 * plain["weights"]  # the subgradient step overshoots zero instead
+    model = _l1_runs(penalty_lam=0.05)
+    manual = sum(int((p == 0).sum()) for p in model.parameters())
+    assert reg.count_exact_zeros(model)["exact_zeros"] == manual
+
+
+def test_proximal_step_is_soft_thresholding():
+    model = tiny()
+    opt = sgd(model, 0.5)
+    reg.ProximalL1(1.0, opt).on_batch_end(model)  # threshold lr * lam = 0.5
+    torch.testing.assert_close(model.weight, torch.tensor([[0.5, -1.5], [0.0, 0.0]]))
+    torch.testing.assert_close(model.bias, torch.tensor([-0.5, 2.5]))
+    with pytest.raises(ValueError, match="lam"):
+        reg.ProximalL1(-1.0, opt)
+
+
+def test_with_teacher_pairs_labels_with_the_teachers_logits():
+    data = twdl.TensorData(torch.randn(10, 3, 32, 32), torch.randint(0, 3, (10,)))
+    teacher = twdl.SmallAnimalNet(seed=1)
+    soft = reg.with_teacher(data, teacher)
+    assert torch.equal(soft.targets[0], data.labels)
+    torch.testing.assert_close(soft.targets[1], twdl.predict(teacher, data.inputs))
+
+
+def test_prune_and_retrain_reports_accuracy_before_after_and_keeps_the_mask():
+    g = torch.Generator().manual_seed(2)
     train = twdl.TensorData(torch.randn(24, 3, 32, 32, generator=g), torch.randint(0, 3, (24,), generator=g))
-    val = twdl.TensorData(torch.randn(12, 3, 32, 32, generator=g), torch.randint(0, 3, (12,), generator=g))
-    table = reg.compare_regularizers(twdl.SmallAnimalNet, train, val, ["l1", "weight_decay", "augmentation"],
-                                     epochs=2, batch_size=8, seeds=[0, 1], test_data=val)
-    assert list(table.index) == ["none", "l1", "weight_decay", "augmentation"]
-    assert {"val_accuracy", "val_accuracy_std", "param_norm", "test_accuracy"} <= set(table.columns)
-    assert table["test_accuracy"].notna().sum() == 1
-    models = table.attrs["models"]  # one trained model per seed and technique, giving the table's mean
-    assert [len(models[t]) for t in table.index] == [2, 2, 2, 2]
-    mean = sum(twdl.evaluate(m, val)["accuracy"] for m in models["l1"]) / 2
-    assert mean == pytest.approx(table.loc["l1", "val_accuracy"])
-    with pytest.raises(ValueError, match="technique"):
-        reg.compare_regularizers(twdl.SmallAnimalNet, train, val, ["magic"], epochs=1)
+    model = twdl.SmallAnimalNet(seed=0)
+    before = twdl.evaluate(model, train)["accuracy"]
+    result = reg.prune_and_retrain(model, 0.6, train, train, epochs=2, lr=0.05, batch_size=8)
+    assert result.before == pytest.approx(before)
+    assert all(v == pytest.approx(0.6, abs=0.01) for v in result.sparsity.values())
+    assert result.retrained == pytest.approx(twdl.evaluate(model, train)["accuracy"])
+    assert reg.layer_sparsity(model) == result.sparsity and len(result.history) == 2

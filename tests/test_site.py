@@ -1,5 +1,6 @@
 """`twdl book`: the site builds offline without unexpected warnings and each module page renders in headless
-Chromium with its title, a figure and the recorded-metrics table (one screenshot per page in test-artifacts/)."""
+Chromium with its title, a figure, the recorded-metrics table, typeset maths (MathJax served from the site
+itself, no internet) and code cells that fit the column (one screenshot per page in test-artifacts/)."""
 from __future__ import annotations
 
 import html
@@ -17,7 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+         "--disable-component-update", "--disable-sync", "--virtual-time-budget=15000"]
+# Appended to a copy of a page: after MathJax and the layout settle, count code cells wider than their box.
+OVERFLOW_PROBE = """<script>window.addEventListener("load", () => setTimeout(() => {
+  const blocks = [...document.querySelectorAll("div.cell_input pre")];
+  const wide = blocks.filter(p => p.scrollWidth > p.clientWidth + 1);
+  document.body.setAttribute("data-code-blocks", blocks.length);
+  document.body.setAttribute("data-overflowing-code", wide.length);
+}, 500));</script>"""
 
 
 def chromium(page: Path, profile: Path, *action: str) -> str:
@@ -41,6 +49,17 @@ def check_module_page(page: Path, title: str, profile: Path, screenshot: Path) -
     tables = re.findall(r"<table.*?</table>", dom, re.S)
     assert any(re.search(r"<th[^>]*>\s*metric\s*</th>", t) and re.search(r"<th[^>]*>\s*value\s*</th>", t)
                for t in tables), f"{page.name}: no recorded-metrics table (columns metric, value)"
+    equations = re.findall(r"<mjx-container[^>]*>", dom)
+    assert equations, f"{page.name}: no typeset equation (MathJax did not run offline)"
+    raw = re.findall(r'<span class="math[^"]*">\\\(', dom)
+    assert not raw, f"{page.name}: {len(raw)} equations still shown as raw LaTeX"
+    probe = page.with_name(f"{page.stem}.probe.html")
+    probe.write_text(page.read_text().replace("</body>", OVERFLOW_PROBE + "</body>"))
+    body = re.search(r"<body[^>]*>", chromium(probe, profile, "--window-size=1280,2400", "--dump-dom")).group(0)
+    probe.unlink()
+    counts = dict(re.findall(r'data-(code-blocks|overflowing-code)="(\d+)"', body))
+    assert int(counts.get("code-blocks", 0)) > 0, f"{page.name}: the overflow probe found no code cells"
+    assert counts["overflowing-code"] == "0", f"{page.name}: {counts['overflowing-code']} code cells scroll sideways"
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     chromium(page, profile, "--window-size=1280,2400", f"--screenshot={screenshot}")
     assert screenshot.stat().st_size > 10_000, f"{page.name}: the screenshot looks empty"

@@ -51,7 +51,8 @@ def test_batches_follow_the_seeded_permutation_of_each_epoch():
             seen.append(inputs[:, 0].long().tolist())
             return self.lin(inputs)
 
-    twdl.train(Record(), twdl.TensorData(x, y), epochs=2, batch_size=batch, seed=3, progress=False)
+    twdl.train(Record(), twdl.TensorData(x, y), epochs=2, batch_size=batch, seed=3, progress=False,
+               train_eval_rows=0)  # no epoch-end pass over the training rows: only the batches are seen
     generator = torch.Generator().manual_seed(3)
     expected = []
     for _ in range(2):
@@ -155,3 +156,31 @@ def test_accuracy_refuses_one_logit_outputs_and_points_to_binary_accuracy():
     with pytest.raises(ValueError, match="binary_accuracy"):
         twdl.accuracy(torch.zeros(4, 1), torch.zeros(4, dtype=torch.long))
     assert twdl.binary_accuracy(torch.tensor([[1.0], [-1.0]]), torch.tensor([1, 1])).item() == 1
+
+
+def test_train_metrics_are_measured_at_epoch_end_in_eval_mode_without_augmentation():
+    data = toy_data(96)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 2))
+    garbage = lambda x, g: torch.randn_like(x) * 10  # noqa: E731  (an augmentation that destroys the inputs)
+    h = twdl.train(model, data, epochs=3, batch_size=16, augment=garbage, progress=False)
+    fresh = twdl.evaluate(model, data)  # eval mode (dropout off), clean inputs, the final weights
+    assert h.last["train_accuracy"] == pytest.approx(fresh["accuracy"])
+    assert h.last["train_loss"] == pytest.approx(fresh["loss"], rel=1e-6)
+    assert h.last["running_loss"] != pytest.approx(h.last["train_loss"])  # train-mode mean kept apart
+    assert model.training  # the loop leaves the model in train mode
+
+
+def test_train_metrics_use_a_fixed_seeded_subset_when_the_training_set_is_large():
+    data = toy_data(300)
+    model = toy_model()
+    h = twdl.train(model, data, epochs=2, batch_size=50, train_eval_rows=100, seed=4, progress=False)
+    chosen = torch.randperm(300, generator=torch.Generator().manual_seed(4))[:100].sort().values
+    assert h.last["train_accuracy"] == pytest.approx(twdl.evaluate(model, data.subset(chosen))["accuracy"])
+    skipped = twdl.train(toy_model(), data, epochs=1, batch_size=50, train_eval_rows=0, progress=False)
+    assert "train_accuracy" not in skipped.last and "running_loss" in skipped.last
+
+
+def test_batch_counter_counts_the_steps_of_each_epoch():
+    h = twdl.train(toy_model(), toy_data(100), epochs=2, batch_size=30, callbacks=[twdl.BatchCounter()], progress=False)
+    assert h["batches"] == [4, 4]

@@ -5,25 +5,24 @@ Notebooks use `import twdl_helpers as twdl` and call helpers by name: `twdl.trai
 demand: it loads transformers and peft). The course's tooling (the `twdl` command, grading, sync, the site)
 is the separate `twdl_tools` package; nothing here imports it.
 """
-from .common import Profile, get_device, get_profile, set_seed, to_python
+from .common import *  # noqa: F401,F403  (setup, seeds, devices, profiles)
 from .files import atomic_path, atomic_write, display_path
 from .params import ParameterError, validate_parameters, watch_parameters
-from .record import RECORD_MIME, read_records, record, recorded, records_table
+from .record import *  # noqa: F401,F403
+from .weights import *  # noqa: F401,F403
+from .training import *  # noqa: F401,F403  (the one training loop and its callbacks)
 from .questions import check, question_check
-from .training import (
-    Callback, EarlyStopping, History, ModelsByRun, ParameterNorm, TensorData, accuracy, binary_accuracy, binary_loss,
-    classification_loss, evaluate,
-    forward, predict, regression_loss, train,
-)
 from .data import *  # noqa: F401,F403  (one loader per dataset)
 from .models import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403
 from .regularization import *  # noqa: F401,F403
+from .experiments import *  # noqa: F401,F403
 from .features import *  # noqa: F401,F403
 from .plotting import *  # noqa: F401,F403
 from .widgets import *  # noqa: F401,F403
 from .augment import *  # noqa: F401,F403
 from .memory import *  # noqa: F401,F403
+from .runtimes import *  # noqa: F401,F403
 
 REPOSITORY_URL = "https://github.com/thinking-with-deep-learning/twdl-week2"
 __version__ = "0.1.0"

@@ -6,7 +6,10 @@ from dataclasses import dataclass
 import torch
 from torchvision.transforms import v2
 
-__all__ = ["BatchAugment", "flips"]
+__all__ = ["BatchAugment", "flips", "course_augmentation", "AUGMENT_PROBABILITY"]
+
+# The course's flip probability (per image, horizontal and vertical alike), used wherever the helpers augment.
+AUGMENT_PROBABILITY = 0.1
 
 
 def _per_sample(n: int, p: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -63,6 +66,12 @@ class BatchAugment:
         return torch.cat(groups)
 
 
-def flips(horizontal: float = 0.1, vertical: float = 0.1) -> BatchAugment:
+def flips(horizontal: float = AUGMENT_PROBABILITY, vertical: float = AUGMENT_PROBABILITY) -> BatchAugment:
     """Random horizontal and vertical flips, each decided per sample (the course's p = 0.1 by default)."""
     return BatchAugment(hflip=horizontal, vflip=vertical)
+
+
+def course_augmentation() -> BatchAugment:
+    """The one augmentation the course uses: horizontal and vertical flips, each with probability
+    AUGMENT_PROBABILITY (0.1) per image, plus a random resized crop (scale 0.8-1) per group of 8 images."""
+    return BatchAugment(hflip=AUGMENT_PROBABILITY, vflip=AUGMENT_PROBABILITY, crop_scale=(0.8, 1.0), group_size=8)

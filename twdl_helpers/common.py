@@ -1,15 +1,21 @@
-"""Seeds, devices and the smoke/full profiles that size every notebook's experiments."""
+"""Seeds, devices and the smoke/full profiles that size every notebook's experiments, and the one setup call."""
 from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from torch import nn
 
-__all__ = ["set_seed", "get_device", "Profile", "get_profile", "to_python", "PROFILES", "DEVICES"]
+from .params import validate_parameters
+
+__all__ = ["PROFILES", "DEVICES", "DEVICE_LOG_VARIABLE", "start_device_run", "log_device_run", "set_seed", "seeded",
+           "get_device", "model_device", "bf16_native", "describe_device", "Profile", "setup", "to_python"]
 
 T = TypeVar("T")
 PROFILES = ("smoke", "full")
@@ -29,6 +35,20 @@ def set_seed(seed: int) -> torch.Generator:
     # warn_only: an op without a deterministic CUDA kernel warns instead of crashing the lesson.
     torch.use_deterministic_algorithms(True, warn_only=True)
     return torch.Generator().manual_seed(seed)
+
+
+@contextmanager
+def seeded(seed: int | None) -> Iterator[None]:
+    """Run the block with torch's CPU random stream started at `seed`, then restore the caller's stream.
+
+    Models use it to draw their initial weights from an explicit seed (None: the current stream, unchanged).
+    """
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def get_device(name: str = "auto") -> torch.device:
@@ -68,9 +88,89 @@ class Profile:
         return smoke if self.is_smoke else full
 
 
-def get_profile(profile: str | Profile) -> Profile:
-    """Return a Profile from its name (or pass one through)."""
-    return profile if isinstance(profile, Profile) else Profile(str(profile))
+def model_device(model: nn.Module) -> torch.device:
+    """The device a model computes on: that of its first parameter (or buffer); CPU for a model with neither."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def bf16_native(device: torch.device | str = "cuda") -> bool:
+    """True only where the GPU computes bf16 in hardware (Ampere and newer); never for emulated bf16 (a T4)."""
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # torch < 2.3 has no `including_emulation`: native bf16 needs compute capability >= 8.0
+        return torch.cuda.get_device_capability(device)[0] >= 8
+
+
+DEVICE_LOG_VARIABLE = "TWDL_DEVICE_LOG"  # a .jsonl file: one line per training run (set by scripts/gpu_check.py)
+
+
+def start_device_run(device: torch.device | str) -> float:
+    """Mark the start of a training run for `log_device_run`: resets CUDA's peak-memory counter when logging."""
+    device = torch.device(device)
+    if os.environ.get(DEVICE_LOG_VARIABLE) and device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    import time
+
+    return time.perf_counter()
+
+
+def log_device_run(label: str, device: torch.device | str, started: float,
+                   peak_memory_mb: float | None = None) -> None:
+    """When TWDL_DEVICE_LOG names a file, append one JSON line for a finished run: its label, device, seconds and
+    peak memory (CUDA's max_memory_allocated since `start_device_run`, unless given). Does nothing otherwise."""
+    path = os.environ.get(DEVICE_LOG_VARIABLE)
+    if not path:
+        return
+    import json
+    import time
+    from pathlib import Path
+
+    from .files import atomic_write
+
+    device = torch.device(device)
+    if peak_memory_mb is None and device.type == "cuda":
+        peak_memory_mb = torch.cuda.max_memory_allocated(device) / 2**20
+    entry = {"label": label, "device": str(device), "seconds": round(time.perf_counter() - started, 3),
+             "peak_memory_mb": peak_memory_mb}
+    log = Path(path)
+    before = log.read_text() if log.is_file() else ""
+    atomic_write(log, before + json.dumps(entry) + "\n")
+
+
+def describe_device(device: torch.device | str) -> str:
+    """A one-line description for people: the GPU's name and whether it computes bf16 natively."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return (f"cuda ({torch.cuda.get_device_name(device)}, "
+                f"native bf16: {'yes' if bf16_native(device) else 'no, fp16 mixed precision is used'})")
+    return device.type
+
+
+def setup(namespace: dict[str, Any], *, cpu_threads: int | None = None) -> tuple[Profile, torch.device]:
+    """The one setup call at the top of every notebook: `P, dev = twdl.setup(globals())`.
+
+    Validates the parameters cell against what each parameter declares (`validate_parameters`), returns the run's Profile and the device every model
+    of the notebook is built on (`device=dev`; the helpers move each batch to the model's device), seeds
+    Python/NumPy/torch with `seed`, and on a CPU limits torch to `cpu_threads` threads when given (the course's
+    networks are tiny: extra threads cost more in waiting than they save).
+    """
+    validate_parameters(namespace)
+    profile = Profile(namespace.get("profile", "smoke"))
+    device = get_device(namespace.get("device", "auto"))
+    seed = namespace.get("seed", 0)
+    set_seed(seed)
+    if cpu_threads is not None and device.type == "cpu":
+        torch.set_num_threads(cpu_threads)
+    threads = f", {torch.get_num_threads()} CPU thread(s)" if device.type == "cpu" else ""
+    print(f"profile {profile.name}, device {describe_device(device)}{threads}, seed {seed}")
+    return profile, device
 
 
 def to_python(value: Any) -> Any:

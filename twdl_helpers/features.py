@@ -14,6 +14,7 @@ from .training import TensorData, Tensors, forward
 
 __all__ = [
     "CategoryEncoder", "TabularData", "build_tabular", "stratified_split", "stratified_sample", "tabular_tensors",
+    "test_only_codes", "d3_wrong_code_percent",
     "one_hot_features", "layer_activations", "project_2d", "plot_projections", "PROJECTION_METHODS",
 ]
 
@@ -61,6 +62,7 @@ class TabularData:
     classes: list = field(default_factory=list)
     source: str = "real"
     description: str = ""
+    test_raw: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # raw categorical values, test rows
 
     @property
     def n_classes(self) -> int:
@@ -151,7 +153,30 @@ def build_tabular(
 
     return TabularData(split(train_rows), split(test_rows), numeric_names, list(categorical),
                        [e.cardinality for e in encoders.values()], encoders, torch.from_numpy(mean),
-                       torch.from_numpy(std), task, classes, source, description)
+                       torch.from_numpy(std), task, classes, source, description,
+                       {name: np.asarray(values)[test_rows] for name, values in categorical.items()})
+
+
+def test_only_codes(data: TabularData) -> torch.Tensor:
+    """The categorical codes of the test rows as the original's per-split encoders gave them (defect D3).
+
+    An encoder fitted on the test rows alone numbers the test split's own sorted distinct values 1..K_test (on the
+    same 1-based scale as the train-fitted codes, where 0 is "unseen in training"). Wherever the two splits do
+    not hold exactly the same values, the same code then names different categories in train and test.
+    """
+    if not data.test_raw:
+        raise ValueError("this TabularData keeps no raw test values; build it with tabular_tensors/build_tabular")
+    columns = [np.unique(data.test_raw[name], return_inverse=True)[1] + 1 for name in data.categorical_names]
+    codes = torch.from_numpy(np.stack(columns, axis=1).astype(np.int64))
+    return codes.to(data.test.inputs[1].device)
+
+
+def d3_wrong_code_percent(data: TabularData) -> dict[str, float]:
+    """Per categorical column: the percentage of test rows whose per-split (test-only) code differs from the
+    train-fitted code, counting every row whose value training never saw (the shared encoder's code 0)."""
+    shared, own = data.test.inputs[1].cpu(), test_only_codes(data).cpu()
+    return {name: 100.0 * float((shared[:, i] != own[:, i]).float().mean())
+            for i, name in enumerate(data.categorical_names)}
 
 
 def one_hot_features(numeric: torch.Tensor, categorical: torch.Tensor, cardinalities: Sequence[int]) -> torch.Tensor:

@@ -81,9 +81,10 @@ def in_batch_run() -> bool:
 
 
 def display_path(path: str | Path) -> str:
-    """`path` as people should see it in published output: relative to the data mirror or cache when inside one."""
+    """`path` as people should see it in published output: relative to the data mirror, the cache or the current
+    folder when inside one, so no machine's absolute paths end up in executed notebooks or the site."""
     path = Path(path)
-    for root, label in ((data_mirror(), "$TWDL_DATA_MIRROR"), (cache_dir(), "$TWDL_CACHE")):
+    for root, label in ((data_mirror(), "$TWDL_DATA_MIRROR"), (cache_dir(), "$TWDL_CACHE"), (Path.cwd(), ".")):
         if root is None:
             continue
         try:

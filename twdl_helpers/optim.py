@@ -10,7 +10,7 @@ from torch import nn
 from .training import History, ModelsByRun, evaluate, train
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "DEFAULT_LEARNING_RATES", "FUSED_OPTIMIZERS", "make_optimizer",
-           "make_schedule", "schedule_factors", "compare_optimizers"]
+           "make_schedule", "schedule_factors", "schedule_formula", "compare_optimizers"]
 
 # The spec's learning rate for each optimiser (used only when the caller gives none; make_optimizer always
 # uses the lr it is given, for every optimiser alike: defect D10 was RMSprop/Adam ignoring it).
@@ -72,7 +72,7 @@ def _linear(epoch: int, epochs: int) -> float:
 # factor(epoch, epochs) multiplying the base learning rate during 0-based `epoch`.
 SCHEDULES: dict[str, Callable[[int, int], float]] = {
     "constant": lambda epoch, epochs: 1.0,
-    "linear": _linear,  # 1 - 0.1 * epoch for the spec's 10 epochs, floored at 1e-7
+    "linear": _linear,  # 1 - epoch / epochs: 1 - 0.1 * epoch for the spec's 10 epochs, floored at 1e-7
     "sqrt": lambda epoch, epochs: (epoch + 1) ** -0.5,
     "exp": lambda epoch, epochs: 0.1 ** epoch,  # collapses: 1e-9 of the base rate by epoch 9 (D12)
 }
@@ -91,6 +91,17 @@ def schedule_factors(name: str, epochs: int) -> list[float]:
     """The multiplier of the base learning rate at epochs 0 .. epochs-1 for schedule `name`."""
     key = _check_schedule(name, epochs)
     return [SCHEDULES[key](epoch, epochs) for epoch in range(epochs)]
+
+
+def schedule_formula(name: str, epochs: int) -> str:
+    """The factor of schedule `name` as run for `epochs` epochs, written out (t = 0-based epoch).
+
+    The linear schedule depends on the run length: `schedule_formula("linear", 10)` is "max(1e-7, 1 - t/10)",
+    which is the spec's 1 - 0.1 t; with 3 epochs it is "max(1e-7, 1 - t/3)".
+    """
+    key = _check_schedule(name, epochs)
+    return {"constant": "1", "linear": f"max(1e-7, 1 - t/{epochs})", "sqrt": "(t + 1)^(-1/2)",
+            "exp": "0.1^t"}[key]
 
 
 def make_schedule(name: str, optimizer: torch.optim.Optimizer, epochs: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -125,14 +136,14 @@ def compare_optimizers(
     for name, batch_norm, build in runs:
         if name not in rates:
             raise _unknown("optimizer", name, OPTIMIZERS)
-        torch.manual_seed(seed)
+        torch.manual_seed(seed)  # every run (and the BN twin) starts from the same linear weights
         model = build().to(device)
         history: History = train(model, data.train, epochs=epochs, batch_size=batch_size, seed=seed,
                                  optimizer=make_optimizer(name, model.parameters(), rates[name]),
-                                 eval_data={"test": data.test}, device=device, progress=f"{name} BN={batch_norm}")
+                                 eval_data={"test": data.test}, progress=f"{name} BN={batch_norm}")
         label = name + (" + BN" if batch_norm == "yes" else "")
         histories[label], models[label] = history, model
-        fit, last = evaluate(model, data.train.to(device)), history.last
+        fit, last = evaluate(model, data.train), history.last
         rows.append({"run": label, "optimizer": name, "batch_norm": batch_norm, "lr": rates[name],
                      "train_accuracy": fit["accuracy"], "test_accuracy": last["test_accuracy"],
                      "train_loss": fit["loss"], "test_loss": last["test_loss"],

@@ -7,13 +7,14 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 
 from .files import atomic_path
-from .training import History
+from .training import History, TensorData
 
-__all__ = ["plot_histories", "save_figure"]
+__all__ = ["plot_histories", "save_figure", "show_images"]
 
 LABELS = {
-    "train_loss": "train loss", "val_loss": "validation loss", "test_loss": "test loss",
-    "train_accuracy": "train accuracy (%)", "val_accuracy": "validation accuracy (%)",
+    "train_loss": "train loss (eval mode, end of epoch)", "val_loss": "validation loss", "test_loss": "test loss",
+    "running_loss": "running train loss (mean over the epoch, train mode)",
+    "train_accuracy": "train accuracy (%, eval mode)", "val_accuracy": "validation accuracy (%)",
     "test_accuracy": "test accuracy (%)", "param_norm": "parameter norm (Frobenius)", "lr": "learning rate",
     "train_error": "train error (%)", "test_error": "test error (%)", "val_error": "validation error (%)",
 }
@@ -52,3 +53,15 @@ def save_figure(fig: plt.Figure, output_dir: str | Path, name: str) -> Path:
     with atomic_path(target) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     return target
+
+
+def show_images(data: TensorData, classes: Sequence[str], n: int = 8, mean: float = 0.5, std: float = 0.5) -> plt.Figure:
+    """The first `n` images of `data` (N, C, H, W, normalised with `mean`/`std`) titled with their class names."""
+    n = min(n, len(data))
+    images = data.inputs[:n].detach().cpu() * std + mean
+    fig, axes = plt.subplots(1, n, figsize=(1.5 * n, 1.8), squeeze=False)
+    for ax, image, label in zip(axes[0], images, data.labels[:n].tolist()):
+        ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy())
+        ax.set_title(classes[label])
+        ax.axis("off")
+    return fig

@@ -1,46 +1,37 @@
-"""Regularisers for the shared training loop: penalties, pruning, the lottery ticket and distillation."""
+"""Regularisers for the shared training loop: penalties (and a proximal L1 step), pruning, the lottery ticket
+and distillation. The experiments that compare them live in `experiments.py`."""
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
-import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import prune
 
-from .augment import BatchAugment, flips
 from .optim import make_optimizer
-from .training import Callback, EarlyStopping, History, ModelsByRun, ParameterNorm, TensorData, evaluate, train
+from .training import Callback, History, ParameterNorm, TensorData, evaluate, predict, train
+from .weights import effective_parameters
 
 __all__ = [
-    "l1_penalty", "l2_penalty", "elastic_penalty", "frobenius_norm", "prune_magnitude", "layer_sparsity",
-    "apply_masks", "pruning_masks", "LotteryResult", "lottery_ticket", "distillation_loss", "distillation",
-    "sgd", "BatchCounter", "TECHNIQUES", "train_technique", "compare_regularizers", "BatchAugment", "flips",
+    "l1_penalty", "l2_penalty", "elastic_penalty", "ProximalL1", "count_exact_zeros", "prune_magnitude",
+    "layer_sparsity", "apply_masks", "pruning_masks", "PruneResult", "prune_and_retrain", "LotteryResult", "lottery_ticket", "distillation_loss",
+    "distillation", "with_teacher",
 ]
 
 Penalty = Callable[[nn.Module], torch.Tensor]
 
 
-def _effective_tensors(model: nn.Module) -> list[torch.Tensor]:
-    """Every parameter as the forward pass sees it (a pruned weight counts as weight_orig * mask)."""
-    tensors = []
-    for module in model.modules():
-        for name, param in module.named_parameters(recurse=False):
-            tensors.append(getattr(module, name[: -len("_orig")]) if name.endswith("_orig") else param)
-    return tensors
-
-
 def l1_penalty(lam: float) -> Penalty:
     """Penalty lam * sum |w| over all parameters (LASSO), for `train(..., penalty=...)`."""
-    return lambda model: lam * sum(t.abs().sum() for t in _effective_tensors(model))
+    return lambda model: lam * sum(t.abs().sum() for t in effective_parameters(model))
 
 
 def l2_penalty(lam: float) -> Penalty:
     """Penalty lam * sum w^2 over all parameters (ridge); SGD's weight_decay = 2 * lam gives the same update."""
-    return lambda model: lam * sum((t ** 2).sum() for t in _effective_tensors(model))
+    return lambda model: lam * sum((t ** 2).sum() for t in effective_parameters(model))
 
 
 def elastic_penalty(lam1: float, lam2: float) -> Penalty:
@@ -49,10 +40,33 @@ def elastic_penalty(lam1: float, lam2: float) -> Penalty:
     return lambda model: l1(model) + l2(model)
 
 
+class ProximalL1(Callback):
+    """Proximal L1: after every optimiser step, soft-threshold each weight, w <- sign(w) * max(|w| - lr * lam, 0).
+
+    Plain (sub)gradient descent on lam * sum |w| pushes every weight by lr * lam * sign(w) and overshoots zero, so
+    weights hover around zero without reaching it; the proximal step sets every weight within lr * lam of zero
+    to exactly zero (ISTA). Use it INSTEAD of `l1_penalty` (not both): `callbacks=[ProximalL1(lam, optimizer)]`.
+    """
+
+    def __init__(self, lam: float, optimizer: torch.optim.Optimizer) -> None:
+        if lam < 0:
+            raise ValueError(f"lam must be >= 0, got {lam}")
+        self.lam, self.optimizer = lam, optimizer
+
+    @torch.no_grad()
+    def on_batch_end(self, model: nn.Module) -> None:
+        threshold = self.optimizer.param_groups[0]["lr"] * self.lam
+        for param in model.parameters():
+            param.copy_(param.sign() * (param.abs() - threshold).clamp_min(0))
+
+
 @torch.no_grad()
-def frobenius_norm(model: nn.Module) -> float:
-    """Model size: sqrt of the sum of squares of every (effective) parameter."""
-    return float(torch.sqrt(sum((t.detach() ** 2).sum() for t in _effective_tensors(model))))
+def count_exact_zeros(model: nn.Module) -> dict[str, int | float]:
+    """How many of the weights the forward pass uses are exactly 0.0, of how many (and the share in percent)."""
+    tensors = effective_parameters(model)
+    zeros = sum(int((t == 0).sum()) for t in tensors)
+    total = sum(t.numel() for t in tensors)
+    return {"exact_zeros": zeros, "weights": total, "percent": 100.0 * zeros / max(total, 1)}
 
 
 def _linears(model: nn.Module) -> dict[str, nn.Linear]:
@@ -95,22 +109,29 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> dict[str, f
     return layer_sparsity(model)
 
 
-def sgd(model: nn.Module, lr: float, momentum: float = 0.0, weight_decay: float = 0.0) -> torch.optim.SGD:
-    """SGD over the model's parameters (the course trains every network with SGD + momentum; fused where possible)."""
-    return make_optimizer("sgd", model.parameters(), lr, momentum=momentum, weight_decay=weight_decay)
+@dataclass
+class PruneResult:
+    """Validation accuracy before pruning, right after, and after retraining under the mask; sparsity per layer."""
+
+    sparsity: dict[str, float]
+    before: float
+    pruned: float
+    retrained: float
+    history: History
 
 
-class BatchCounter(Callback):
-    """Adds `batches` (optimizer steps taken this epoch) to each row: shows the batch size really used."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def on_batch_end(self, model: nn.Module) -> None:
-        self.count += 1
-
-    def on_epoch_end(self, model: nn.Module, row: dict[str, float], history: History) -> None:
-        row["batches"], self.count = self.count, 0
+def prune_and_retrain(model: nn.Module, amount: float, train_data: TensorData, val_data: TensorData, *,
+                      epochs: int, lr: float, momentum: float = 0.9, batch_size: int = 64, seed: int = 0,
+                      progress: bool | str = False) -> PruneResult:
+    """Magnitude-prune `amount` of each Linear layer of a trained `model` (in place), then retrain it with SGD under
+    the mask; the history's train accuracy after retraining shows when the pruned net can no longer fit the data."""
+    before = evaluate(model, val_data)["accuracy"]
+    sparsity = prune_magnitude(model, amount)
+    pruned = evaluate(model, val_data)["accuracy"]
+    history = train(model, train_data, epochs=epochs, batch_size=batch_size, eval_data={"val": val_data},
+                    optimizer=make_optimizer("sgd", model.parameters(), lr, momentum=momentum), seed=seed,
+                    progress=progress)
+    return PruneResult(sparsity, before, pruned, history.last["val_accuracy"], history)
 
 
 @dataclass
@@ -133,24 +154,25 @@ def lottery_ticket(
     retrain_epochs: int | None = None, device: torch.device | str | None = None, progress: bool = False,
 ) -> LotteryResult:
     """Frankle & Carbin's experiment: train dense, prune `amount` by magnitude, retrain from the SAME initial
-    weights under the mask (the ticket) and from a fresh random init under the same mask (the control)."""
-    common = dict(batch_size=batch_size, eval_data=eval_data, seed=seed, device=device,
-                  callbacks=[ParameterNorm()], progress=progress)
-    dense_model = model_fn(seed=seed, init="xavier")
+    weights under the mask (the ticket) and from a fresh random init under the same mask (the control).
+
+    Every network is built with `model_fn(seed=..., init="xavier", device=device)`."""
+    common = dict(batch_size=batch_size, eval_data=eval_data, seed=seed, callbacks=[ParameterNorm()],
+                  progress=progress)
+    sgd = lambda model: make_optimizer("sgd", model.parameters(), lr, momentum=momentum)  # noqa: E731
+    dense_model = model_fn(seed=seed, init="xavier", device=device)
     initial_state = copy.deepcopy(dense_model.state_dict())
-    dense = train(dense_model, train_data, epochs=epochs, optimizer=sgd(dense_model, lr, momentum), **common)
+    dense = train(dense_model, train_data, epochs=epochs, optimizer=sgd(dense_model), **common)
     prune_magnitude(dense_model, amount)
     masks = pruning_masks(dense_model)
-    ticket_model = model_fn(seed=seed, init="xavier")
+    ticket_model = model_fn(seed=seed, init="xavier", device=device)
     ticket_model.load_state_dict(initial_state)
-    random_model = model_fn(seed=seed + 10_007, init="xavier")
-    if device is not None:
-        ticket_model.to(device), random_model.to(device)
+    random_model = model_fn(seed=seed + 10_007, init="xavier", device=device)
     sparsity = apply_masks(ticket_model, masks)
     apply_masks(random_model, masks)
     again = epochs if retrain_epochs is None else retrain_epochs
-    ticket = train(ticket_model, train_data, epochs=again, optimizer=sgd(ticket_model, lr, momentum), **common)
-    control = train(random_model, train_data, epochs=again, optimizer=sgd(random_model, lr, momentum), **common)
+    ticket = train(ticket_model, train_data, epochs=again, optimizer=sgd(ticket_model), **common)
+    control = train(random_model, train_data, epochs=again, optimizer=sgd(random_model), **common)
     return LotteryResult(dense, ticket, control, sparsity, masks, initial_state, ticket_model, random_model)
 
 
@@ -177,57 +199,7 @@ def distillation(alpha: float, T: float) -> Callable[[torch.Tensor, Any], torch.
     return loss_fn
 
 
-TECHNIQUES = ("none", "l1", "l2", "elastic", "weight_decay", "augmentation", "early_stopping")
-
-
-def train_technique(
-    technique: str, model_fn: Callable[..., nn.Module], train_data: TensorData, val_data: TensorData, *,
-    epochs: int, batch_size: int, lr: float, momentum: float, seed: int = 0, lam: float = 1e-3,
-    augment: BatchAugment | None = None, patience: int = 20, device: torch.device | str | None = None,
-    progress: bool | str = False,
-) -> tuple[nn.Module, History]:
-    """Train `model_fn(seed=seed)` with ONE regularisation technique; everything else is held fixed."""
-    if technique not in TECHNIQUES:
-        raise ValueError(f"technique must be one of {TECHNIQUES}, got {technique!r}")
-    model = model_fn(seed=seed)
-    penalty = {"l1": l1_penalty(lam), "l2": l2_penalty(lam), "elastic": elastic_penalty(lam, lam)}.get(technique)
-    optimizer = sgd(model, lr, momentum, weight_decay=2 * lam if technique == "weight_decay" else 0.0)
-    callbacks: list = [ParameterNorm()]
-    if technique == "early_stopping":
-        callbacks.append(EarlyStopping("val_loss", patience=patience))
-    history = train(model, train_data, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                    eval_data={"val": val_data}, penalty=penalty, callbacks=callbacks, seed=seed, device=device,
-                    augment=(augment or flips(0.5, 0.1)) if technique == "augmentation" else None, progress=progress)
-    return model, history
-
-
-def compare_regularizers(
-    model_fn: Callable[..., nn.Module], train_data: TensorData, val_data: TensorData,
-    techniques: Sequence[str] = ("l2", "augmentation", "early_stopping"), *, epochs: int = 30,
-    batch_size: int = 64, lr: float = 5e-3, momentum: float = 0.9, seeds: Sequence[int] = (0,),
-    lam: float = 1e-3, test_data: TensorData | None = None, device: torch.device | str | None = None,
-) -> pd.DataFrame:
-    """Train the unregularised model and each technique on the same data, epochs and seeds; one row per technique.
-
-    Columns: train / validation accuracy (mean and std over seeds), final parameter norm, and, when
-    `test_data` is given, the test accuracy of the technique with the best mean validation accuracy (once).
-    The trained models (one per seed) are in `table.attrs["models"][technique]`.
-    """
-    rows, best, models = [], (-1.0, None, None), ModelsByRun()
-    for technique in ["none", *[t for t in techniques if t != "none"]]:
-        runs = [train_technique(technique, model_fn, train_data, val_data, epochs=epochs, batch_size=batch_size,
-                                lr=lr, momentum=momentum, seed=s, lam=lam, device=device) for s in seeds]
-        val = torch.tensor([evaluate(m, val_data.to(next(m.parameters()).device))["accuracy"] for m, _ in runs])
-        models[technique] = [m for m, _ in runs]
-        rows.append({"technique": technique, "train_accuracy": sum(h.last["train_accuracy"] for _, h in runs) / len(runs),
-                     "val_accuracy": val.mean().item(), "val_accuracy_std": val.std().item() if len(runs) > 1 else 0.0,
-                     "param_norm": sum(frobenius_norm(m) for m, _ in runs) / len(runs), "seeds": len(runs)})
-        if val.mean().item() > best[0]:
-            best = (val.mean().item(), technique, runs[int(val.argmax())][0])
-    table = pd.DataFrame(rows).set_index("technique")
-    if test_data is not None:
-        model = best[2]
-        table["test_accuracy"] = float("nan")
-        table.loc[best[1], "test_accuracy"] = evaluate(model, test_data.to(next(model.parameters()).device))["accuracy"]
-    table.attrs["models"] = models
-    return table
+def with_teacher(data: TensorData, teacher: nn.Module) -> TensorData:
+    """The same inputs with targets (labels, teacher logits): the training data of a distilled student."""
+    logits = predict(teacher, data.inputs).to(data.device)
+    return TensorData(data.inputs, (data.labels, logits))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -12,10 +13,17 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from .common import log_device_run, model_device, start_device_run
+from .weights import frobenius_norm
+
 __all__ = [
-    "TensorData", "History", "Callback", "accuracy", "binary_accuracy", "binary_loss", "classification_loss",
-    "regression_loss", "forward", "evaluate", "predict", "train", "ParameterNorm", "EarlyStopping", "ModelsByRun",
+    "TensorData", "History", "Callback", "ParameterNorm", "EarlyStopping", "BatchCounter", "accuracy",
+    "binary_accuracy", "binary_loss", "classification_loss", "regression_loss", "forward", "evaluate", "predict",
+    "train", "TRAIN_EVAL_ROWS", "ModelsByRun",
 ]
+
+# Train loss/accuracy are measured after each epoch, in eval mode, on at most this many training rows.
+TRAIN_EVAL_ROWS = 10_000
 
 Tensors = torch.Tensor | tuple[torch.Tensor, ...]
 LossFn = Callable[[torch.Tensor, Tensors], torch.Tensor]
@@ -43,8 +51,12 @@ class TensorData:
 
     def to(self, device: torch.device | str) -> "TensorData":
         """Return the same data on `device` (a no-op when already there)."""
-        move = lambda x: tuple(t.to(device) for t in x) if isinstance(x, tuple) else x.to(device)  # noqa: E731
-        return TensorData(move(self.inputs), move(self.targets))
+        return TensorData(_to(self.inputs, device), _to(self.targets, device))
+
+    @property
+    def device(self) -> torch.device:
+        """The device the (first) input tensor lives on."""
+        return _as_tuple(self.inputs)[0].device
 
     @property
     def labels(self) -> torch.Tensor:
@@ -54,7 +66,13 @@ class TensorData:
 
 @dataclass
 class History:
-    """What a training run measured: one dict per epoch (train_loss, <split>_loss, <split>_accuracy, seconds, lr, ...)."""
+    """What a training run measured: one dict per epoch.
+
+    Columns: `train_loss` / `train_accuracy` (measured after the epoch in eval mode on the training rows, at most
+    TRAIN_EVAL_ROWS of them, no augmentation), `running_loss` (the mean batch loss during the epoch, in train mode,
+    on augmented batches, while the weights changed), `<split>_loss` / `<split>_accuracy` for each eval split,
+    `seconds` (training time of the epoch) and `lr`, plus what callbacks add.
+    """
 
     rows: list[dict[str, float]] = field(default_factory=list)
     stopped_early: bool = False
@@ -115,6 +133,10 @@ def _rows(x: Tensors, first: int, last: int) -> Tensors:
     return tuple(t[first:last] for t in x) if isinstance(x, tuple) else x[first:last]
 
 
+def _to(x: Tensors, device: torch.device | str) -> Tensors:
+    return tuple(t.to(device) for t in x) if isinstance(x, tuple) else x.to(device)
+
+
 def accuracy(outputs: torch.Tensor, targets: Tensors) -> torch.Tensor:
     """Number of rows whose arg-max output equals the label (summed, not averaged)."""
     if outputs.ndim == 1 or outputs.shape[1] == 1:
@@ -147,7 +169,12 @@ def regression_loss(outputs: torch.Tensor, targets: Tensors) -> torch.Tensor:
 
 
 def forward(model: nn.Module, inputs: Tensors) -> torch.Tensor:
-    """Call the model on one tensor or on a tuple of tensors (e.g. numeric and categorical columns)."""
+    """Call the model on one tensor or on a tuple of tensors (e.g. numeric and categorical columns), moved to the
+    model's device first (a no-op when they are already there)."""
+    return _call(model, _to(inputs, model_device(model)))
+
+
+def _call(model: nn.Module, inputs: Tensors) -> torch.Tensor:
     return model(*inputs) if isinstance(inputs, tuple) else model(inputs)
 
 
@@ -156,14 +183,18 @@ def evaluate(
     model: nn.Module, data: TensorData, loss_fn: LossFn = classification_loss,
     batch_size: int = 4096, metrics: dict[str, Callable] | None = None,
 ) -> dict[str, float]:
-    """Mean loss and metrics of `model` on `data` in eval mode (batched, no gradients)."""
+    """Mean loss and metrics of `model` on `data` in eval mode (batched, no gradients).
+
+    Each batch is moved to the model's device, wherever `data` lives (as d2l's `evaluate_accuracy_gpu` does).
+    """
     metrics = {"accuracy": accuracy} if metrics is None else metrics
+    device = model_device(model)
     was_training = model.training
     model.eval()
     total_loss, totals, n = 0.0, dict.fromkeys(metrics, 0.0), len(data)
     for start in range(0, n, batch_size):
         end = min(start + batch_size, n)
-        inputs, targets = _rows(data.inputs, start, end), _rows(data.targets, start, end)  # views, no copies
+        inputs, targets = _rows(data.inputs, start, end), _to(_rows(data.targets, start, end), device)  # views
         outputs = forward(model, inputs)
         total_loss = total_loss + loss_fn(outputs, targets).detach() * (end - start)  # summed on the device:
         for name, fn in metrics.items():  # one host sync per metric at the end, none per batch
@@ -177,13 +208,23 @@ def evaluate(
 
 @torch.no_grad()
 def predict(model: nn.Module, inputs: Tensors, batch_size: int = 4096) -> torch.Tensor:
-    """Model outputs for all rows of `inputs`, batched, in eval mode."""
+    """Model outputs for all rows of `inputs`, batched, in eval mode, on the model's device."""
     was_training = model.training
     model.eval()
     n = _as_tuple(inputs)[0].shape[0]
     outs = [forward(model, _rows(inputs, s, min(s + batch_size, n))) for s in range(0, n, batch_size)]
     model.train(was_training)
     return torch.cat(outs)
+
+
+def _fit_rows(data: TensorData, rows: int | None, seed: int) -> TensorData | None:
+    """The training rows train/accuracy are measured on: all of them, or a fixed seeded subset of `rows`."""
+    if rows == 0:
+        return None
+    if rows is None or len(data) <= rows:
+        return data
+    chosen = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:rows].sort().values
+    return data.subset(chosen)
 
 
 def train(
@@ -202,21 +243,28 @@ def train(
     callbacks: Iterable[Callback] = (),
     metrics: dict[str, Callable] | None = None,
     seed: int = 0,
-    device: torch.device | str | None = None,
     max_grad_norm: float | None = None,
+    train_eval_rows: int | None = TRAIN_EVAL_ROWS,
     progress: bool | str = True,
 ) -> History:
     """Train `model` on `train_data` for `epochs` and return its History.
 
-    Minibatches are shuffled every epoch (seeded by `seed`) and taken by index slicing of tensors that live on
-    the model's device. `eval_data` maps split names ("val", "test") to data evaluated after every epoch.
-    `penalty(model)` is added to each batch loss (L1/L2 regularisers), `augment(x, generator)` transforms
-    each training batch, `scheduler.step()` runs once per epoch, and callbacks may stop training early.
+    Training runs on the MODEL's device (build the model there: `twdl.AnimalNet(device=dev)`); the data are
+    moved to it once, whatever device they were loaded on. Minibatches are shuffled every epoch (seeded by
+    `seed`) and taken by index slicing. After every epoch the model is measured in eval mode, without
+    augmentation: on the training rows (`train_loss`, `train_accuracy`; a fixed seeded subset of
+    `train_eval_rows` rows when there are more, None for all, 0 to skip) and on each split of `eval_data`
+    ("val", "test"). The mean batch loss of the epoch is kept as `running_loss`. `penalty(model)` is added to
+    each batch loss (L1/L2 regularisers), `augment(x, generator)` transforms each training batch,
+    `scheduler.step()` runs once per epoch, and callbacks may stop training early.
     """
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    model.to(device)
+    device = model_device(model)
+    if train_data.device != device and device.type == "cpu":
+        warnings.warn(f"the model is on the CPU but the data on {train_data.device}: training runs on the CPU. "
+                      "Build the model on the notebook's device (e.g. `twdl.AnimalNet(device=dev)`).", stacklevel=2)
     train_data = train_data.to(device)
     eval_data = {name: d.to(device) for name, d in (eval_data or {}).items()}
+    fit_data = _fit_rows(train_data, train_eval_rows, seed)
     metrics = {"accuracy": accuracy} if metrics is None else metrics
     if optimizer is None:
         from .optim import make_optimizer  # optim builds on this module; imported here to avoid a cycle
@@ -226,6 +274,7 @@ def train(
     generator = torch.Generator(device="cpu").manual_seed(seed)
     history = History()
     n = len(train_data)
+    started = start_device_run(device)
     for cb in callbacks:
         cb.on_train_begin(model)
     label = progress if isinstance(progress, str) else "train"
@@ -237,13 +286,13 @@ def train(
         # One gather per epoch puts the rows in this epoch's shuffled order; each batch is then a slice (a view),
         # which saves an index copy per tensor per step (the same batches as indexing by order[first:last]).
         epoch_inputs, epoch_targets = _take(train_data.inputs, order), _take(train_data.targets, order)
-        loss_sum, metric_sums = torch.zeros((), device=device), dict.fromkeys(metrics, 0.0)
+        loss_sum = torch.zeros((), device=device)
         for first in range(0, n, batch_size):
             last = min(first + batch_size, n)
             inputs, targets = _rows(epoch_inputs, first, last), _rows(epoch_targets, first, last)
             if augment is not None:
                 inputs = augment(inputs, generator)
-            outputs = forward(model, inputs)
+            outputs = _call(model, inputs)
             loss = loss_fn(outputs, targets)
             total = loss + penalty(model) if penalty is not None else loss
             optimizer.zero_grad(set_to_none=True)
@@ -254,17 +303,13 @@ def train(
             for cb in callbacks:
                 cb.on_batch_end(model)
             loss_sum += loss.detach() * (last - first)
-            with torch.no_grad():
-                for name, fn in metrics.items():
-                    metric_sums[name] += fn(outputs, targets)
         row: dict[str, float] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
-                                 "train_loss": loss_sum.item() / n}
-        for name, value in metric_sums.items():
-            row[f"train_{name}"] = float(value) / n * (100.0 if name == "accuracy" else 1.0)
+                                 "running_loss": loss_sum.item() / n}
         if scheduler is not None:
             scheduler.step()
         row["seconds"] = time.perf_counter() - start
-        for split, data in eval_data.items():
+        splits = ({"train": fit_data} if fit_data is not None else {}) | eval_data
+        for split, data in splits.items():
             for key, value in evaluate(model, data, loss_fn, metrics=metrics).items():
                 row[f"{split}_{key}"] = value
         stop = False
@@ -277,15 +322,28 @@ def train(
             break
     for cb in callbacks:
         cb.on_train_end(model, history)
+    log_device_run(label, device, started)  # only when TWDL_DEVICE_LOG is set (scripts/gpu_check.py)
     return history
 
 
 class ParameterNorm(Callback):
-    """Adds `param_norm` (the Frobenius norm over all parameters) to every epoch's row."""
+    """Adds `param_norm` (the Frobenius norm of the weights the forward pass uses; pruned ones count as 0)."""
 
     def on_epoch_end(self, model: nn.Module, row: dict[str, float], history: History) -> None:
-        with torch.no_grad():
-            row["param_norm"] = torch.sqrt(sum((p.detach() ** 2).sum() for p in model.parameters())).item()
+        row["param_norm"] = frobenius_norm(model)
+
+
+class BatchCounter(Callback):
+    """Adds `batches` (optimizer steps taken this epoch) to each row: shows the batch size really used."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_batch_end(self, model: nn.Module) -> None:
+        self.count += 1
+
+    def on_epoch_end(self, model: nn.Module, row: dict[str, float], history: History) -> None:
+        row["batches"], self.count = self.count, 0
 
 
 class EarlyStopping(Callback):

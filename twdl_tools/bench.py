@@ -79,9 +79,19 @@ def result_rows(result: dict) -> list[dict]:
 
 
 def load_results(folder: Path) -> dict[str, dict]:
-    """Every saved result in `folder` (bench/results), by script name, in the report's order."""
+    """Every saved benchmark table in `folder` (bench/results), by script name, in the report's order.
+
+    `gpu.json` (written by scripts/gpu_check.py, `make gpu-check`) is not a table: its section is `gpu.md`.
+    """
     found = {path.stem: json.loads(path.read_text()) for path in sorted(Path(folder).glob("*.json"))}
+    found = {name: result for name, result in found.items() if isinstance(result, dict) and "rows" in result}
     return {name: found[name] for name in [n for n in ORDER if n in found] + sorted(set(found) - set(ORDER))}
+
+
+def benchmarks_page(folder: Path) -> str:
+    """docs/benchmarks.md: the tables of every saved result in `folder`, then the GPU section (gpu.md) if any."""
+    gpu = Path(folder) / "gpu.md"
+    return render(load_results(folder)) + ("\n" + gpu.read_text() if gpu.is_file() else "")
 
 
 def render(results: dict[str, dict]) -> str:
@@ -193,7 +203,7 @@ def bench_main(args: argparse.Namespace) -> int:
                   "device": _device(), "load": [load_start, os.getloadavg()[0]], "machine": machine,
                   "rows": json.loads(pd.DataFrame(table)[columns].to_json(orient="records", double_precision=15))}
         atomic_write(results_dir / f"{script.stem}.json", json.dumps(result, indent=1))
-    atomic_write(Path(args.out), render(load_results(results_dir)))
+    atomic_write(Path(args.out), benchmarks_page(results_dir))
     print(f"wrote {args.out}")
     from .figures import render_files
 

@@ -48,11 +48,12 @@ def _repository_url() -> str:
 def colab_setup_source() -> str:
     """The exact source of every notebook's colab-setup cell (installs the helpers on Colab only)."""
     return (
-        "# Colab only: install the course helpers (Colab's own torch is kept). Elsewhere this does nothing.\n"
+        "# Colab only: install the course helpers (keeping Colab's torch). Elsewhere: nothing.\n"
         "import subprocess, sys\n"
         'if "google.colab" in sys.modules:\n'
-        '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", '
-        f'"twdl-helpers @ git+{_repository_url()}"], check=True)'
+        '    helpers = ("twdl-helpers @ git+"\n'
+        f'               "{_repository_url()}")\n'
+        '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", helpers], check=True)'
     )
 
 

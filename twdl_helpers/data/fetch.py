@@ -26,9 +26,6 @@ from .verify import remember_download, sha256_of, verify_file
 __all__ = ["RemoteFile", "DataFiles", "Found", "SOURCES", "resolve", "locate", "download", "check_source", "banner",
            "quarantine", "local_candidates"]
 
-__all__ = ["RemoteFile", "DataNotFoundError", "SOURCES", "check_source", "local_candidates", "download", "locate",
-           "banner"]
-
 SOURCES = ("auto", "full", "sample")
 
 

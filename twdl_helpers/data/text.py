@@ -7,7 +7,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..files import atomic_write, cache_dir
+from ..files import atomic_write, cache_dir, display_path
 from .errors import DataFileError, DataNotFoundError
 from .fetch import DataFiles, RemoteFile, banner, resolve
 from .samples import bundled_files
@@ -176,7 +176,7 @@ def load_text(path: str | Path, held_out_fraction: float = 0.1, limit: int | Non
                             fix="put some text in it (UTF-8 .txt), or pass another file or folder.")
     train, held = split_text(text, held_out_fraction)
     corpus = TextCorpus(_limit(train, limit), _limit(held, limit), "real",
-                        f"your text from {path} ({len(files)} file(s), {len(text):,} characters), "
+                        f"your text from {display_path(path)} ({len(files)} file(s), {len(text):,} characters), "
                         f"last {held_out_fraction:.0%} held out")
     banner("Your text", "real", corpus.description)
     return corpus

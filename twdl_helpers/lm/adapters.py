@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 
 __all__ = ["ParameterCount", "find_target_modules", "lora_config", "add_lora", "add_qlora", "count_parameters",
-           "save_adapter", "load_adapter", "merge_adapter", "is_4bit_linear", "count_4bit_layers"]
+           "save_adapter", "load_adapter", "merge_adapter", "is_4bit_linear", "count_4bit_layers", "transformer_blocks",
+           "unfreeze_last_blocks", "folder_megabytes"]
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def count_parameters(model: torch.nn.Module) -> ParameterCount:
 
 
 def save_adapter(peft_model: torch.nn.Module, folder: str | Path) -> Path:
-    """Save only the adapter weights and config (a few hundred KB) to `folder`."""
+    """Save only the adapter weights and config to `folder` (its size: `folder_megabytes(folder)`)."""
     folder = Path(folder)
     peft_model.save_pretrained(folder)
     return folder
@@ -138,3 +139,29 @@ def load_adapter(base_model: torch.nn.Module, folder: str | Path, trainable: boo
 def merge_adapter(peft_model: torch.nn.Module) -> torch.nn.Module:
     """Fold the adapters into the base weights (W + B A * alpha / r) and return a plain model for inference."""
     return peft_model.merge_and_unload()
+
+
+def transformer_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
+    """The model's stack of transformer blocks: the ModuleList of same-type modules holding the most parameters
+    (OPT: model.decoder.layers, GPT-2: transformer.h, Llama: model.layers)."""
+    stacks = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m) > 0
+              and len({type(block) for block in m}) == 1]
+    if not stacks:
+        raise ValueError(f"found no stack of transformer blocks in {type(model).__name__}")
+    return max(stacks, key=lambda m: sum(p.numel() for p in m.parameters()))
+
+
+def unfreeze_last_blocks(model: torch.nn.Module, k: int) -> torch.nn.Module:
+    """Partial fine-tuning: freeze every weight, then make the last `k` transformer blocks trainable (in place)."""
+    blocks = transformer_blocks(model)
+    if not 1 <= k <= len(blocks):
+        raise ValueError(f"k must be between 1 and the model's {len(blocks)} blocks, got {k}")
+    model.requires_grad_(False)
+    for block in blocks[len(blocks) - k:]:
+        block.requires_grad_(True)
+    return model
+
+
+def folder_megabytes(folder: str | Path) -> float:
+    """Size of the files in `folder` (e.g. a saved adapter), in MB."""
+    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file()) / 2**20

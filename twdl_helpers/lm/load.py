@@ -6,11 +6,23 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["BUNDLED_MODEL", "GALACTICA", "resolve_model", "load_tokenizer", "load_model", "nf4_config",
-           "load_model_4bit", "autocast_dtype", "model_weight_megabytes"]
+from .precision import choose_precision
+
+__all__ = ["BUNDLED_MODEL", "GALACTICA", "GALACTICA_125M_CONFIG", "resolve_model", "load_tokenizer", "load_model",
+           "nf4_config", "load_model_4bit", "model_weight_megabytes", "save_random_model"]
 
 BUNDLED_MODEL = Path(__file__).resolve().parent / "small_opt"
 GALACTICA = "facebook/galactica-125m"
+# facebook/galactica-125m's config.json values (OPT architecture), written out so that its memory and speed can be
+# measured offline on RANDOM weights of the same shapes (they do not depend on the weights' values). Not re-checked
+# against the hub file in this offline project: compare with
+# https://huggingface.co/facebook/galactica-125m/blob/main/config.json
+GALACTICA_125M_CONFIG = dict(
+    vocab_size=50000, hidden_size=768, num_hidden_layers=12, ffn_dim=3072, num_attention_heads=12,
+    max_position_embeddings=2048, word_embed_proj_dim=768, do_layer_norm_before=True, activation_function="gelu",
+    dropout=0.1, attention_dropout=0.1, enable_bias=True, layer_norm_elementwise_affine=True, learnable_pos_emb=True,
+    scale_embedding=False,
+    pad_token_id=1, bos_token_id=0, eos_token_id=2, tie_word_embeddings=True)
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -59,14 +71,6 @@ def load_tokenizer(name: str | Path | None = None):
     return tokenizer
 
 
-def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
-    """bf16 where the hardware runs it natively (CUDA with bf16 support), else None (fp32 training) (D24)."""
-    device = torch.device(device)
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return None
-
-
 def load_model(name: str | Path | None = None, device: torch.device | str = "cpu",
                dtype: torch.dtype = torch.float32):
     """A causal LM in `dtype` (fp32 by default, so adapters and the optimiser stay fp32: D24) on `device`."""
@@ -94,8 +98,8 @@ def load_model_4bit(name: str | Path | None = None, device: torch.device | str =
     from transformers import AutoModelForCausalLM
 
     device = torch.device(device)
-    if compute_dtype is None:  # bf16 compute where supported, fp16 on older GPUs, fp32 on CPU
-        compute_dtype = autocast_dtype(device) or (torch.float16 if device.type == "cuda" else torch.float32)
+    if compute_dtype is None:  # bf16 where the GPU has it natively, fp16 on older GPUs (a T4), fp32 on CPU
+        compute_dtype = choose_precision(device).compute_dtype
     ref = resolve_model(name)
     try:
         model = AutoModelForCausalLM.from_pretrained(
@@ -109,3 +113,13 @@ def load_model_4bit(name: str | Path | None = None, device: torch.device | str =
 def model_weight_megabytes(model: torch.nn.Module) -> float:
     """Memory held by the model's parameters and buffers, in MB (4-bit weights counted at their packed size)."""
     return model.get_memory_footprint() / 2**20
+
+
+def save_random_model(config: dict, folder: str | Path, seed: int = 0) -> Path:
+    """Save an OPT causal LM with `config` (e.g. GALACTICA_125M_CONFIG) and random weights to `folder`."""
+    from transformers import OPTConfig, OPTForCausalLM
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        OPTForCausalLM(OPTConfig(**config)).save_pretrained(folder)
+    return Path(folder)

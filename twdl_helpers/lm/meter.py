@@ -1,22 +1,36 @@
-"""Measure wall time, tokens per second and peak memory of a block of code (CUDA allocator or CPU RSS)."""
+"""Measure one run alone: wall time, tokens per second, and its memory (peak, and increase over what was
+already held), on the CUDA allocator or, on a CPU, the process's resident memory."""
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["ResourceMeter"]
+__all__ = ["ResourceMeter", "free_memory"]
+
+
+def free_memory(device: torch.device | str = "cpu") -> None:
+    """Collect unreachable objects and, on CUDA, return cached blocks, so a measurement starts from what is held."""
+    gc.collect()
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
 
 
 @dataclass
 class ResourceMeter:
-    """`with ResourceMeter(device) as m: ...; m.tokens = n` then read m.seconds, m.tokens_per_second, m.peak_memory_mb.
+    """`with ResourceMeter(device) as m: ...; m.tokens = n` then read m.seconds, m.tokens_per_second,
+    m.peak_memory_mb and m.memory_increase_mb.
 
-    CUDA: peak = torch.cuda.max_memory_allocated during the block (tensors only), labelled "CUDA peak allocated".
-    CPU: peak = the process's resident set size sampled every `interval` s during the block, labelled
-    "CPU peak RSS (whole process)": it includes Python, libraries and everything else already in memory.
+    Entering frees garbage and emptied caches and resets the peak, so the block is measured alone; anything the
+    caller still holds (an earlier model) stays in `start_memory_mb` and in the peak, never in the increase.
+    CUDA: memory = torch.cuda.memory_allocated / max_memory_allocated (tensors only), "CUDA allocated".
+    CPU: memory = the process's resident set size sampled every `interval` s, "CPU RSS (whole process)": it
+    includes Python, libraries and everything else already in memory.
     """
 
     device: torch.device | str = "cpu"
@@ -37,6 +51,11 @@ class ResourceMeter:
         """Tokens processed per wall-clock second (0 when no tokens were reported)."""
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def memory_increase_mb(self) -> float:
+        """Peak minus the memory held when the block started: what the block itself needed at most."""
+        return max(0.0, self.peak_memory_mb - self.start_memory_mb)
+
     def _rss_mb(self) -> float:
         import psutil
 
@@ -47,14 +66,14 @@ class ResourceMeter:
             self.peak_memory_mb = max(self.peak_memory_mb, self._rss_mb())
 
     def __enter__(self) -> "ResourceMeter":
+        free_memory(self.device)
         if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             self.start_memory_mb = torch.cuda.memory_allocated(self.device) / 2**20
-            self.memory_label = "CUDA peak allocated (MB)"
+            self.memory_label = "CUDA allocated (MB)"
         else:
             self.start_memory_mb = self.peak_memory_mb = self._rss_mb()
-            self.memory_label = "CPU peak RSS, whole process (MB)"
+            self.memory_label = "CPU RSS, whole process (MB)"
             self._stop.clear()
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
@@ -72,8 +91,3 @@ class ResourceMeter:
             if self._thread is not None:
                 self._thread.join()
             self.peak_memory_mb = max(self.peak_memory_mb, self._rss_mb())
-
-    def as_dict(self) -> dict[str, float | str]:
-        """The measurements as a plain dict (for tables and records)."""
-        return {"seconds": self.seconds, "tokens": self.tokens, "tokens_per_second": self.tokens_per_second,
-                "peak_memory_mb": self.peak_memory_mb, "memory": self.memory_label}

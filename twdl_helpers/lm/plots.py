@@ -1,22 +1,23 @@
-"""Figures for Module 4: method comparison bars, sweep curves, training losses."""
+"""Figures for Module 4: method comparison bars and sweep curves."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
-__all__ = ["plot_method_comparison", "plot_sweep", "plot_losses"]
+__all__ = ["plot_method_comparison", "plot_sweep"]
 
 
 def plot_method_comparison(table: pd.DataFrame, before: float | None = None,
                            columns: tuple[str, ...] = ("perplexity", "tokens_per_second", "base_weight_memory_mb",
-                                                       "peak_memory_mb", "trainable_params")) -> plt.Figure:
-    """One bar chart per measure, one bar per method (rows of `compare_methods`' table)."""
+                                                       "memory_increase_mb", "trainable_params")) -> plt.Figure:
+    """One bar chart per measure, one bar per method (a table of `finetune` rows indexed by method)."""
+    measure = str(table["memory_measure"].iloc[0]) if "memory_measure" in table else "memory (MB)"
     labels = {"perplexity": "held-out perplexity", "tokens_per_second": "training tokens / s",
               "base_weight_memory_mb": "model weights (MB)", "trainable_params": "trainable parameters",
-              "peak_memory_mb": str(table["memory_measure"].iloc[0]) if "memory_measure" in table else "peak memory"}
+              "peak_memory_mb": f"peak, {measure}", "memory_increase_mb": f"increase during the run, {measure}"}
     fig, axes = plt.subplots(1, len(columns), figsize=(3.3 * len(columns), 3.2), squeeze=False)
     for ax, col in zip(axes[0], columns):
-        ax.bar(table.index.astype(str), table[col], color=["C0", "C1", "C2", "C3"][: len(table)])
+        ax.bar(table.index.astype(str), table[col], color=[f"C{i}" for i in range(len(table))])
         if col == "perplexity" and before is not None:
             ax.axhline(before, color="k", ls="--", lw=1, label="before")
             ax.legend(fontsize="small")
@@ -40,18 +41,5 @@ def plot_sweep(table: pd.DataFrame, before: float | None = None) -> plt.Figure:
         ax.set_xlabel(name)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("held-out perplexity")
-    fig.tight_layout()
-    return fig
-
-
-def plot_losses(losses: dict[str, list[float]]) -> plt.Figure:
-    """Training loss per logged step, one line per run."""
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    for label, values in losses.items():
-        ax.plot(range(1, len(values) + 1), values, label=label)
-    ax.set_xlabel("logged step")
-    ax.set_ylabel("training loss")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
     fig.tight_layout()
     return fig

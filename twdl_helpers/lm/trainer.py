@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
 
 from .blocks import BlockDataset, Blocks
-from .load import autocast_dtype
 from .meter import ResourceMeter
+from .precision import choose_precision, paged_optimizer_support
 
 __all__ = ["TrainResult", "train_lm", "adapter_l2_norm"]
 
@@ -23,6 +24,7 @@ class TrainResult:
     meter: ResourceMeter
     settings: dict = field(default_factory=dict)
     steady_tokens_per_second: float = 0.0  # after the first step (which pays one-time start-up costs)
+    seconds: float = 0.0  # wall time of the training alone
 
     @property
     def final_loss(self) -> float:
@@ -83,23 +85,35 @@ def _trainer_class(adapter_l2: float):
 def train_lm(model: torch.nn.Module, blocks: Blocks, steps: int, batch_size: int = 8, learning_rate: float = 2e-4,
              weight_decay: float = 0.0, adapter_l2: float = 0.0, warmup_steps: int = 0, max_grad_norm: float = 1.0,
              seed: int = 0, device: torch.device | str = "cpu", output_dir: str | None = None,
-             log_every: int = 1, progress: bool = True) -> TrainResult:
+             log_every: int = 1, progress: bool = True, precision: str = "auto", optimizer: str = "adamw_torch",
+             meter: ResourceMeter | None = None) -> TrainResult:
     """Train for exactly `steps` optimiser steps (a budget, not epochs: D28) and meter time, tokens and memory.
 
-    bf16 mixed precision is used only where the hardware supports it (CUDA with bf16); otherwise fp32. Trainable
-    weights stay fp32 either way, so no fp16 gradient unscaling error can occur (D24).
+    `precision` ("auto", "bf16", "fp16", "fp32") goes through `choose_precision`: bf16 only where the GPU has it
+    natively, fp16 with the Trainer's gradient scaler otherwise, fp32 on a CPU. Trainable weights must be fp32
+    (the helpers keep adapters fp32), so fp16 never meets "Attempting to unscale FP16 gradients" (D24).
+    `optimizer` is a Trainer `optim` name, e.g. "paged_adamw_32bit" (bitsandbytes, CUDA only). Pass an entered
+    `meter` to measure more than the training (e.g. loading too); otherwise training alone is measured.
     """
     from transformers import TrainingArguments, default_data_collator
 
     device = torch.device(device)
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
-    bf16 = autocast_dtype(device) is torch.bfloat16
+    if optimizer.startswith("paged_"):
+        ok, why = paged_optimizer_support(device)
+        if not ok:
+            raise ValueError(f"optimizer={optimizer!r} cannot run here: {why}")
+    wrong = sorted({str(p.dtype) for p in model.parameters() if p.requires_grad and p.dtype != torch.float32})
+    if wrong:
+        raise ValueError(f"trainable weights must be fp32 for mixed precision (D24), found {wrong}; "
+                         "load the model in fp32 (load_model) or add adapters with add_lora/add_qlora")
+    mixed = choose_precision(device, precision)
     with tempfile.TemporaryDirectory() as tmp:
         args = TrainingArguments(
             output_dir=output_dir or tmp, max_steps=steps, per_device_train_batch_size=batch_size,
             learning_rate=learning_rate, weight_decay=weight_decay, warmup_steps=warmup_steps,
-            lr_scheduler_type="linear", max_grad_norm=max_grad_norm, bf16=bf16, fp16=False,
+            lr_scheduler_type="linear", max_grad_norm=max_grad_norm, **mixed.trainer_flags, optim=optimizer,
             eval_strategy="no", save_strategy="no", logging_steps=log_every, report_to="none", seed=seed,
             data_seed=seed, use_cpu=device.type == "cpu", dataloader_pin_memory=device.type == "cuda",
             disable_tqdm=True, remove_unused_columns=False)
@@ -112,12 +126,18 @@ def train_lm(model: torch.nn.Module, blocks: Blocks, steps: int, batch_size: int
         marks: dict[str, float] = {}
         for callback in _callbacks(progress, marks):
             trainer.add_callback(callback)
-        with ResourceMeter(device) as meter:
+        own = meter is None
+        meter = ResourceMeter(device) if own else meter
+        start = time.perf_counter()
+        with meter if own else nullcontext():
             trainer.train()
-        meter.tokens = steps * batch_size * blocks.block_size
-    losses = [float(e["loss"]) for e in trainer.state.log_history if "loss" in e]
+        seconds = time.perf_counter() - start
+        tokens = steps * batch_size * blocks.block_size
+        meter.tokens += tokens
+        losses = [float(e["loss"]) for e in trainer.state.log_history if "loss" in e]
+        del trainer  # the Trainer holds the model and optimiser state: let them go with the caller's model
     settings = dict(steps=steps, batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
-                    adapter_l2=adapter_l2, bf16=bf16, block_size=blocks.block_size)
+                    adapter_l2=adapter_l2, precision=mixed.name, optimizer=optimizer, block_size=blocks.block_size)
     steady = ((steps - 1) * batch_size * blocks.block_size / (marks["end"] - marks["first"])
-              if steps > 1 and marks.get("end", 0) > marks.get("first", 0) else meter.tokens_per_second)
-    return TrainResult(steps, losses, meter, settings, steady)
+              if steps > 1 and marks.get("end", 0) > marks.get("first", 0) else tokens / seconds)
+    return TrainResult(steps, losses, meter, settings, steady, seconds)

@@ -1,4 +1,5 @@
-"""Module 4 experiments: LoRA / QLoRA / full fine-tuning runs, a hyperparameter sweep, regularisers, `adapt`."""
+"""Module 4 experiments: LoRA / QLoRA / last-blocks / full fine-tuning runs, each measured alone; a
+hyperparameter sweep, regularisers, and `adapt` for the homework."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -7,16 +8,19 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..common import set_seed
-from .adapters import add_lora, add_qlora, count_4bit_layers, count_parameters
+from ..common import log_device_run, set_seed, start_device_run
+from .adapters import add_lora, add_qlora, count_4bit_layers, count_parameters, unfreeze_last_blocks
 from .blocks import Blocks, make_blocks
 from .load import load_model, load_model_4bit, load_tokenizer, model_weight_megabytes
+from .meter import ResourceMeter, free_memory
 from .perplexity import perplexity
 from .trainer import train_lm
 
-__all__ = ["RunSettings", "finetune", "compare_methods", "sweep", "compare_regularisers", "adapt", "METHODS"]
+__all__ = ["RunSettings", "RunOutcome", "finetune", "sweep", "compare_regularizers", "adapt", "METHODS"]
 
-METHODS = ("lora", "qlora", "full")
+# lora / qlora: adapters on a frozen fp32 / 4-bit base; last_blocks: only the last `unfreeze_blocks` transformer
+# blocks train; full: every weight trains.
+METHODS = ("lora", "qlora", "last_blocks", "full")
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,9 @@ class RunSettings:
     weight_decay: float = 0.0
     adapter_l2: float = 0.0
     scope: str = "attention"
+    unfreeze_blocks: int = 2
+    precision: str = "auto"  # "auto" (bf16 only where native, else fp16 on a GPU; fp32 on a CPU), "bf16", "fp16", "fp32"
+    optimizer: str = "adamw_torch"  # a Trainer `optim` name, e.g. "paged_adamw_32bit" (bitsandbytes, CUDA)
     seed: int = 0
 
     def with_(self, **changes) -> "RunSettings":
@@ -41,56 +48,74 @@ class RunSettings:
 
 @dataclass
 class RunOutcome:
-    """One run's table row and the trained model (kept for generation, saving and merging)."""
+    """One run's table row, its training losses, and the trained model if it was kept (`keep_model=True`)."""
 
     row: dict
-    model: torch.nn.Module = field(repr=False)
+    model: torch.nn.Module | None = field(default=None, repr=False)
     losses: list[float] = field(default_factory=list, repr=False)
+
+    def release(self) -> None:
+        """Drop the kept model and free its memory, so that the next measured run does not count it."""
+        device = self.row.get("device", "cpu")
+        self.model = None
+        free_memory(device)
 
 
 def _prepare(method: str, model_name: str | None, s: RunSettings, device: torch.device):
     """The model ready to train, and its base weights' memory (MB) measured before any adapter is added."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    base = load_model_4bit(model_name, device) if method == "qlora" else load_model(model_name, device)
+    if method == "qlora":
+        from .precision import choose_precision
+
+        base = load_model_4bit(model_name, device, choose_precision(device, s.precision).compute_dtype)
+    else:
+        base = load_model(model_name, device)
     base_mb = model_weight_megabytes(base)
     if method == "lora":
         return add_lora(base, s.r, s.alpha, s.dropout, s.scope), base_mb
     if method == "qlora":
         return add_qlora(base, s.r, s.alpha, s.dropout, s.scope), base_mb
+    if method == "last_blocks":
+        return unfreeze_last_blocks(base, s.unfreeze_blocks), base_mb
     base.requires_grad_(True)
     return base, base_mb
 
 
 def finetune(method: str, model_name: str | None, train: Blocks, held_out: Blocks, settings: RunSettings = RunSettings(),
-             device: torch.device | str = "cpu", eval_batch_size: int = 16, progress: bool = True) -> RunOutcome:
-    """Load a fresh model, fine-tune it by `method` ("lora", "qlora" or "full") for the step budget, and measure it."""
+             device: torch.device | str = "cpu", eval_batch_size: int = 16, progress: bool = True,
+             keep_model: bool = False) -> RunOutcome:
+    """Load a fresh model, fine-tune it by `method` (see METHODS) for the step budget, and measure it ALONE.
+
+    The meter starts before the model is loaded (garbage collected, caches emptied, peak reset) and stops after
+    training: `peak_memory_mb` is the run's peak with whatever the caller still holds, `memory_increase_mb` what
+    this run added. Unless `keep_model`, the model is freed before returning, so the next run does not count it;
+    a kept model is freed with `outcome.release()`.
+    """
     device = torch.device(device)
     set_seed(settings.seed)
-    model, base_mb = _prepare(method, model_name, settings, device)
-    params = count_parameters(model)
-    result = train_lm(model, train, settings.steps, settings.batch_size, settings.learning_rate,
-                      settings.weight_decay, settings.adapter_l2, seed=settings.seed, device=device, progress=progress,
-                      log_every=max(1, settings.steps // 20))
-    m = result.meter
+    started = start_device_run(device)
+    with ResourceMeter(device) as meter:
+        model, base_mb = _prepare(method, model_name, settings, device)
+        params = count_parameters(model)
+        result = train_lm(model, train, settings.steps, settings.batch_size, settings.learning_rate,
+                          settings.weight_decay, settings.adapter_l2, seed=settings.seed, device=device,
+                          progress=progress, log_every=max(1, settings.steps // 20), precision=settings.precision,
+                          optimizer=settings.optimizer, meter=meter)
     row = {"method": method, "perplexity": perplexity(model, held_out, eval_batch_size), "steps": settings.steps,
            "trainable_params": params.trainable, "total_params": params.total, "trainable_percent": params.percent,
-           "base_weight_memory_mb": base_mb, "peak_memory_mb": m.peak_memory_mb,
-           "memory_increase_mb": m.peak_memory_mb - m.start_memory_mb, "memory_measure": m.memory_label,
-           "tokens_per_second": result.steady_tokens_per_second, "seconds": m.seconds, "final_train_loss": result.final_loss,
-           "4bit_layers": count_4bit_layers(model) if method == "qlora" else 0}
-    return RunOutcome(row, model, result.losses)
-
-
-def compare_methods(model_name: str | None, train: Blocks, held_out: Blocks, settings: RunSettings = RunSettings(),
-                    methods: tuple[str, ...] = METHODS, device: torch.device | str = "cpu",
-                    full_learning_rate: float | None = None) -> tuple[pd.DataFrame, dict[str, RunOutcome]]:
-    """Run each method with the same data, budget and seed; one table row per method."""
-    runs = {}
-    for method in methods:
-        s = settings.with_(learning_rate=full_learning_rate) if method == "full" and full_learning_rate else settings
-        runs[method] = finetune(method, model_name, train, held_out, s, device)
-    return pd.DataFrame([r.row for r in runs.values()]).set_index("method"), runs
+           "base_weight_memory_mb": base_mb, "peak_memory_mb": meter.peak_memory_mb,
+           "memory_before_mb": meter.start_memory_mb, "memory_increase_mb": meter.memory_increase_mb,
+           "memory_measure": meter.memory_label, "tokens_per_second": result.steady_tokens_per_second,
+           "seconds": result.seconds, "final_train_loss": result.final_loss, "precision": result.settings["precision"],
+           "optimizer": settings.optimizer, "4bit_layers": count_4bit_layers(model) if method == "qlora" else 0,
+           "device": str(device)}
+    log_device_run(f"{method} ({row['precision']})", device, started, meter.peak_memory_mb)
+    outcome = RunOutcome(row, model if keep_model else None, result.losses)
+    del model, result
+    if not keep_model:
+        free_memory(device)
+    return outcome
 
 
 def sweep(model_name: str | None, train: Blocks, held_out: Blocks, grid: dict[str, list],
@@ -104,11 +129,10 @@ def sweep(model_name: str | None, train: Blocks, held_out: Blocks, grid: dict[st
         outcome = finetune(method, model_name, train, held_out, settings.with_(**{name: value}), device, progress=False)
         rows.append({"setting": name, "value": value, "perplexity": outcome.row["perplexity"],
                      "seconds": outcome.row["seconds"], "trainable_params": outcome.row["trainable_params"]})
-        del outcome
     return pd.DataFrame(rows)
 
 
-def compare_regularisers(model_name: str | None, train: Blocks, held_out: Blocks, settings: RunSettings = RunSettings(),
+def compare_regularizers(model_name: str | None, train: Blocks, held_out: Blocks, settings: RunSettings = RunSettings(),
                          weight_decay: float = 0.1, dropout: float = 0.2, adapter_l2: float = 1e-3,
                          device: torch.device | str = "cpu") -> pd.DataFrame:
     """Held-out perplexity with no regulariser, weight decay, more LoRA dropout, or an L2 penalty on adapter weights."""
@@ -118,9 +142,9 @@ def compare_regularisers(model_name: str | None, train: Blocks, held_out: Blocks
     rows = []
     for label, s in variants.items():
         out = finetune("lora", model_name, train, held_out, s, device, progress=False)
-        rows.append({"regulariser": label, "perplexity": out.row["perplexity"],
+        rows.append({"regularizer": label, "perplexity": out.row["perplexity"],
                      "final_train_loss": out.row["final_train_loss"], "seconds": out.row["seconds"]})
-    return pd.DataFrame(rows).set_index("regulariser")
+    return pd.DataFrame(rows).set_index("regularizer")
 
 
 def adapt(model_name: str | None, text_path: str | Path, method: str = "lora", settings: RunSettings = RunSettings(),
@@ -140,7 +164,7 @@ def adapt(model_name: str | None, text_path: str | Path, method: str = "lora", s
     before = perplexity(load_model(model_name, device), held)  # measured before any adaptation (D25)
     outcome = finetune(method, model_name, train, held, settings, device, progress=False)
     after = outcome.row["perplexity"]
-    row = {"text": str(text_path), "model": str(model_name or "bundled"), **outcome.row,
+    row = {"text": Path(text_path).name, "model": str(model_name or "bundled"), **outcome.row,
            "perplexity_before": before, "change_percent": 100.0 * (after - before) / before}
     return {"perplexity_before": before, "perplexity_after": after, "row": row, "model": outcome.model,
             "held_blocks": held, "built_from": {"text": str(text_path), "block_size": block_size,

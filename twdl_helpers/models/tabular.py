@@ -1,4 +1,8 @@
-"""Module 1's tabular networks: baseline MLP with embeddings, Wide & Deep, Deep & Cross, and the warm-up net."""
+"""Module 1's tabular networks: baseline MLP with embeddings, Wide & Deep, Deep & Cross, and the warm-up net.
+
+Each takes `seed` (initial weights drawn from it, the caller's random stream untouched; None: the current stream)
+and `device` (the model is built there).
+"""
 from __future__ import annotations
 
 import math
@@ -8,10 +12,13 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..common import seeded
+
+Device = torch.device | str | None
 
 __all__ = [
     "embedding_width", "TabularInput", "mlp_stack", "BaselineNet", "WideDeepNet", "CrossLayer", "DeepCrossNet",
-    "WarmupNet", "SoftmaxBeforeLoss", 
+    "WarmupNet", "SoftmaxBeforeLoss",
 ]
 
 
@@ -49,11 +56,15 @@ class BaselineNet(nn.Module):
     """Numeric features + embeddings -> hidden layers -> linear output (logits)."""
 
     def __init__(self, n_numeric: int, cardinalities: Sequence[int], n_classes: int = 7,
-                 hidden: Sequence[int] = (32, 32), dropout: float = 0.1, embedding_dims: Sequence[int] | None = None):
+                 hidden: Sequence[int] = (32, 32), dropout: float = 0.1, embedding_dims: Sequence[int] | None = None,
+                 seed: int | None = None, device: Device = None):
         super().__init__()
-        self.inputs = TabularInput(n_numeric, cardinalities, embedding_dims)
-        self.deep = mlp_stack(self.inputs.out_features, hidden, dropout)
-        self.output = nn.Linear(hidden[-1] if hidden else self.inputs.out_features, n_classes)
+        with seeded(seed):
+            self.inputs = TabularInput(n_numeric, cardinalities, embedding_dims)
+            self.deep = mlp_stack(self.inputs.out_features, hidden, dropout)
+            self.output = nn.Linear(hidden[-1] if hidden else self.inputs.out_features, n_classes)
+        if device is not None:
+            self.to(device)
 
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
         return self.output(self.deep(self.inputs(numeric, categorical)))
@@ -69,18 +80,23 @@ class WideDeepNet(nn.Module):
 
     def __init__(self, n_numeric: int, cardinalities: Sequence[int], n_classes: int = 7,
                  hidden: Sequence[int] = (32, 32), dropout: float = 0.1,
-                 embedding_dims: Sequence[int] | None = None, crossed: bool = True):
+                 embedding_dims: Sequence[int] | None = None, crossed: bool = True, seed: int | None = None,
+                 device: Device = None):
         super().__init__()
-        self.wide_inputs = TabularInput(n_numeric, cardinalities, embedding_dims)
-        self.deep_inputs = TabularInput(n_numeric, cardinalities, embedding_dims)
-        self.deep = mlp_stack(self.deep_inputs.out_features, hidden, dropout)
-        self.output = nn.Linear(self.wide_inputs.out_features + hidden[-1], n_classes)
         self.pairs = list(combinations(range(len(cardinalities)), 2)) if crossed else []
         self.cardinalities = list(cardinalities)
-        # a linear layer on a one-hot cross-product feature is exactly a lookup of one weight row per combination
-        self.crossed = nn.ModuleList(nn.Embedding(cardinalities[i] * cardinalities[j], n_classes) for i, j in self.pairs)
+        with seeded(seed):
+            self.wide_inputs = TabularInput(n_numeric, cardinalities, embedding_dims)
+            self.deep_inputs = TabularInput(n_numeric, cardinalities, embedding_dims)
+            self.deep = mlp_stack(self.deep_inputs.out_features, hidden, dropout)
+            self.output = nn.Linear(self.wide_inputs.out_features + hidden[-1], n_classes)
+            # a linear layer on a one-hot cross-product feature is exactly a lookup of one weight row per combination
+            self.crossed = nn.ModuleList(nn.Embedding(cardinalities[i] * cardinalities[j], n_classes)
+                                         for i, j in self.pairs)
         for table in self.crossed:
             nn.init.zeros_(table.weight)
+        if device is not None:
+            self.to(device)
 
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
         wide = self.wide_inputs(numeric, categorical)
@@ -107,14 +123,18 @@ class DeepCrossNet(nn.Module):
 
     def __init__(self, n_numeric: int, cardinalities: Sequence[int], n_classes: int = 7,
                  hidden: Sequence[int] = (32, 32), dropout: float = 0.1,
-                 embedding_dims: Sequence[int] | None = None, n_cross: int | None = None):
+                 embedding_dims: Sequence[int] | None = None, n_cross: int | None = None, seed: int | None = None,
+                 device: Device = None):
         super().__init__()
-        self.inputs = TabularInput(n_numeric, cardinalities, embedding_dims)
-        dim = self.inputs.out_features
-        self.cross = nn.ModuleList(CrossLayer(dim) for _ in range(len(hidden) if n_cross is None else n_cross))
-        self.cross_norm = nn.BatchNorm1d(dim)
-        self.deep = mlp_stack(dim, hidden, dropout)
-        self.output = nn.Linear(dim + hidden[-1], n_classes)
+        with seeded(seed):
+            self.inputs = TabularInput(n_numeric, cardinalities, embedding_dims)
+            dim = self.inputs.out_features
+            self.cross = nn.ModuleList(CrossLayer(dim) for _ in range(len(hidden) if n_cross is None else n_cross))
+            self.cross_norm = nn.BatchNorm1d(dim)
+            self.deep = mlp_stack(dim, hidden, dropout)
+            self.output = nn.Linear(dim + hidden[-1], n_classes)
+        if device is not None:
+            self.to(device)
 
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
         x0 = self.inputs(numeric, categorical)
@@ -127,10 +147,13 @@ class DeepCrossNet(nn.Module):
 class WarmupNet(nn.Module):
     """The warm-up network: in_features -> hidden (ReLU) -> 1 logit (the sigmoid lives in the loss)."""
 
-    def __init__(self, in_features: int, hidden: int = 200):
+    def __init__(self, in_features: int, hidden: int = 200, seed: int | None = None, device: Device = None):
         super().__init__()
-        self.hidden = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU())
-        self.output = nn.Linear(hidden, 1)
+        with seeded(seed):
+            self.hidden = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU())
+            self.output = nn.Linear(hidden, 1)
+        if device is not None:
+            self.to(device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output(self.hidden(x))

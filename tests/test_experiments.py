@@ -1,0 +1,80 @@
+"""Regularisation experiments as data: one runner over seeds, one summary, one selection, the lambda grid."""
+import pytest
+import torch
+
+import twdl_helpers as twdl
+
+
+def faces(n=24, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return twdl.TensorData(torch.randn(n, 3, 32, 32, generator=g), torch.randint(0, 3, (n,), generator=g))
+
+
+def test_run_experiments_trains_each_experiment_per_seed_and_measures_the_final_model():
+    train, val = faces(), faces(12, 1)
+    experiments = {"plain": twdl.Experiment(twdl.SmallAnimalNet, lr=0.01, epochs=2),
+                   "early": twdl.Experiment(twdl.SmallAnimalNet, lr=0.01, epochs=6, patience=1),
+                   "batch 4": twdl.Experiment(twdl.SmallAnimalNet, lr=0.01, epochs=1, batch_size=4)}
+    results = twdl.run_experiments(experiments, train, val, seeds=[0, 1], batch_size=8, progress=False)
+    assert list(results) == list(experiments) and all(len(runs) == 2 for runs in results.values())
+    assert [r.seed for r in results["plain"]] == [0, 1]
+    plain = results["plain"][0]
+    assert len(plain.history) == 2 and plain.history.last["batches"] == 3  # 24 rows / batch 8
+    assert results["batch 4"][0].history.last["batches"] == 6
+    assert plain.val == twdl.evaluate(plain.model, val) and plain.train == twdl.evaluate(plain.model, train)
+    early = results["early"][0]
+    assert early.best_epoch is not None
+    # the final measurements are the RESTORED model's, not the last epoch's
+    assert early.val["loss"] == pytest.approx(early.history.best("val_loss", "min")["val_loss"], rel=1e-5)
+    table = twdl.summarize_runs(results)
+    assert list(table.index) == list(experiments)
+    assert table.loc["plain", "val_accuracy"] == pytest.approx(sum(r.val["accuracy"] for r in results["plain"]) / 2)
+    assert table.loc["plain", "gap"] == pytest.approx(table.loc["plain", "train_accuracy"] - table.loc["plain", "val_accuracy"])
+    assert set(twdl.histories(results)) == set(experiments)
+
+
+def test_select_best_takes_the_best_mean_then_its_best_seed():
+    def run(name, seed, acc):
+        return twdl.Run(name, seed, None, twdl.History(), {"accuracy": 0.0}, {"accuracy": acc})
+
+    results = {"a": [run("a", 0, 90.0), run("a", 1, 10.0)], "b": [run("b", 0, 60.0), run("b", 1, 70.0)]}
+    best = twdl.select_best(results)  # a has the best single run, b the best mean
+    assert (best.name, best.seed) == ("b", 1)
+    with pytest.raises(ValueError, match="no runs"):
+        twdl.select_best({})
+
+
+def test_compare_regularizers_uses_the_same_runner_and_tests_one_model():
+    train, val = faces(), faces(12, 1)
+    table = twdl.compare_regularizers(twdl.SmallAnimalNet, train, val, ["l1", "weight_decay", "augmentation"],
+                                      epochs=2, batch_size=8, seeds=[0, 1], test_data=val)
+    assert list(table.index) == ["none", "l1", "weight_decay", "augmentation"]
+    assert {"train_accuracy", "val_accuracy", "val_accuracy_std", "param_norm", "test_accuracy"} <= set(table.columns)
+    assert table["test_accuracy"].notna().sum() == 1
+    models = table.attrs["models"]  # one trained model per seed and technique, giving the table's mean
+    assert [len(models[t]) for t in table.index] == [2, 2, 2, 2]
+    mean = sum(twdl.evaluate(m, val)["accuracy"] for m in models["l1"]) / 2
+    assert mean == pytest.approx(table.loc["l1", "val_accuracy"])
+    with pytest.raises(ValueError, match="technique"):
+        twdl.compare_regularizers(twdl.SmallAnimalNet, train, val, ["magic"], epochs=1)
+
+
+def test_technique_weight_decay_is_twice_lambda_and_augmentation_is_the_course_setting():
+    wd = twdl.technique_experiment("weight_decay", twdl.SmallAnimalNet, epochs=1, lr=0.1, lam=0.03)
+    assert wd.weight_decay == pytest.approx(0.06) and wd.penalty is None
+    aug = twdl.technique_experiment("augmentation", twdl.SmallAnimalNet, epochs=1, lr=0.1).augment
+    assert aug.hflip == aug.vflip == twdl.AUGMENT_PROBABILITY == 0.1
+
+
+def test_lambda_grid_rows_best_lambda_and_log_plot():
+    train, val = faces(), faces(12, 1)
+    base = twdl.Experiment(twdl.SmallAnimalNet, lr=0.01, epochs=1)
+    table = twdl.lambda_grid(base, train, val, [1e-3, 1e-1], kinds=("l2", "l1"), batch_size=8)
+    assert list(zip(table["kind"], table["lambda"])) == [("l2", 1e-3), ("l2", 1e-1), ("l1", 1e-3), ("l1", 1e-1)]
+    for kind, part in table.groupby("kind"):
+        assert table.attrs["best"][kind] == part.loc[part["val_accuracy"].idxmax(), "lambda"]
+    assert 0 <= table.attrs["unregularized"] <= 100
+    fig = twdl.plot_lambda_grid(table)
+    assert fig.axes[0].get_xscale() == "log"
+    with pytest.raises(ValueError, match="positive"):
+        twdl.lambda_grid(base, train, val, [0.0])

@@ -1,0 +1,101 @@
+"""Module 4's runs: each measured alone (earlier models freed), partial fine-tuning of the last blocks, the
+mixed-precision decision (bf16 only where native, fp16 + scaler otherwise) and paged optimisers' availability."""
+import gc
+import weakref
+
+import pytest
+import torch
+from transformers import OPTConfig, OPTForCausalLM
+
+from twdl_helpers import lm
+from twdl_helpers.lm import tuning
+
+
+def tiny_opt_folder(tmp_path, layers=3, hidden=64):
+    torch.manual_seed(0)
+    OPTForCausalLM(OPTConfig(vocab_size=64, hidden_size=hidden, num_hidden_layers=layers, ffn_dim=2 * hidden,
+                             num_attention_heads=2, max_position_embeddings=32,
+                             word_embed_proj_dim=hidden)).save_pretrained(tmp_path / "base")
+    return tmp_path / "base"
+
+
+def blocks(n=8):
+    return lm.Blocks(torch.randint(4, 64, (n, 16), generator=torch.Generator().manual_seed(0)), 0)
+
+
+def test_a_second_measured_run_does_not_hold_the_first_runs_model(tmp_path, monkeypatch):
+    folder, made = tiny_opt_folder(tmp_path), []
+    prepare = tuning._prepare
+
+    def spy(*args, **kwargs):
+        model, megabytes = prepare(*args, **kwargs)
+        made.append(weakref.ref(model))
+        alive.append(sum(ref() is not None for ref in made[:-1]))  # earlier models alive while this one is measured
+        return model, megabytes
+
+    alive: list[int] = []
+    monkeypatch.setattr(tuning, "_prepare", spy)
+    settings = lm.RunSettings(steps=1, batch_size=2, learning_rate=1e-3)
+    first = lm.finetune("lora", folder, blocks(), blocks(2), settings, progress=False)
+    assert first.model is None and made[0]() is None  # not kept: freed before returning
+    kept = lm.finetune("full", folder, blocks(), blocks(2), settings, progress=False, keep_model=True)
+    assert kept.model is not None
+    kept.release()
+    gc.collect()
+    lm.finetune("qlora", folder, blocks(), blocks(2), settings, progress=False)
+    assert alive == [0, 0, 0]
+    row = kept.row
+    assert row["memory_increase_mb"] == pytest.approx(max(0.0, row["peak_memory_mb"] - row["memory_before_mb"]))
+
+
+def test_last_blocks_trains_only_the_last_k_transformer_blocks(tmp_path):
+    model = lm.load_model(tiny_opt_folder(tmp_path))
+    assert lm.transformer_blocks(model) is model.model.decoder.layers
+    lm.unfreeze_last_blocks(model, 2)
+    trainable = {n.split(".layers.")[1].split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"1", "2"}
+    with pytest.raises(ValueError, match="between 1 and"):
+        lm.unfreeze_last_blocks(model, 4)
+    row = lm.finetune("last_blocks", tmp_path / "base", blocks(), blocks(2), lm.RunSettings(steps=1, unfreeze_blocks=1),
+                      progress=False).row
+    lora_row = lm.finetune("lora", tmp_path / "base", blocks(), blocks(2), lm.RunSettings(steps=1), progress=False).row
+    full_row = lm.finetune("full", tmp_path / "base", blocks(), blocks(2), lm.RunSettings(steps=1), progress=False).row
+    assert lora_row["trainable_params"] < full_row["trainable_params"]
+    assert 0 < row["trainable_params"] < full_row["trainable_params"]
+
+
+@pytest.mark.parametrize("native, requested, expected", [
+    (True, "auto", "bf16"), (False, "auto", "fp16"), (False, "fp16", "fp16"), (True, "fp16", "fp16"),
+    (True, "bf16", "bf16"), (True, "fp32", "fp32"), (False, "fp32", "fp32")])
+def test_precision_is_bf16_only_where_native_else_fp16_with_a_scaler(native, requested, expected):
+    p = lm.choose_precision("cuda", requested, native_bf16=native)
+    assert p.name == expected
+    assert p.trainer_flags == {"bf16": expected == "bf16", "fp16": expected == "fp16"}
+    assert p.compute_dtype == {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[expected]
+
+
+def test_precision_refuses_emulated_bf16_and_mixed_precision_on_a_cpu():
+    with pytest.raises(ValueError, match="no native bf16"):
+        lm.choose_precision("cuda", "bf16", native_bf16=False)
+    assert lm.choose_precision("cpu").name == "fp32" and lm.choose_precision("cpu").autocast is None
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        lm.choose_precision("cpu", "fp16")
+    with pytest.raises(ValueError, match="one of"):
+        lm.choose_precision("cuda", "int8")
+
+
+def test_fp16_path_keeps_trainable_weights_fp32_and_refuses_fp16_trainable_weights(tmp_path):
+    folder = tiny_opt_folder(tmp_path)
+    base = lm.load_model_4bit(folder, "cpu", compute_dtype=torch.float16)  # the T4 QLoRA setting
+    wrapped = lm.add_qlora(base, r=2, alpha=4)
+    assert all(p.dtype == torch.float32 for p in wrapped.parameters() if p.requires_grad)
+    half = lm.load_model(folder, dtype=torch.float16)
+    with pytest.raises(ValueError, match="must be fp32"):
+        lm.train_lm(half, blocks(), steps=1, progress=False)
+
+
+def test_paged_optimizers_are_refused_off_cuda_with_the_reason():
+    ok, why = lm.paged_optimizer_support("cpu")
+    assert not ok and "nothing to page" in why
+    with pytest.raises(ValueError, match="cannot run here"):
+        lm.train_lm(torch.nn.Linear(2, 2), blocks(), steps=1, optimizer="paged_adamw_32bit", progress=False)

@@ -1,0 +1,225 @@
+"""Regularisation experiments as data: each is a model, its optimiser settings and what regularises it; one helper
+runs them over seeds, one table summarises them, and one function picks the model to test."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Callable, Sequence
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+from torch import nn
+
+from .augment import BatchAugment, course_augmentation
+from .optim import make_optimizer
+from .regularization import ProximalL1, count_exact_zeros, elastic_penalty, l1_penalty, l2_penalty
+from .training import BatchCounter, EarlyStopping, History, LossFn, ModelsByRun, ParameterNorm, TensorData
+from .training import classification_loss
+from .training import evaluate, train
+from .weights import frobenius_norm
+
+__all__ = [
+    "Experiment", "Run", "run_experiments", "summarize_runs", "select_best", "histories", "TECHNIQUES",
+    "technique_experiment", "compare_regularizers", "lambda_grid", "plot_lambda_grid",
+]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One regularisation run as data. `model` is called as `model(seed=s, device=device)`; SGD with `lr`,
+    `momentum` and `weight_decay`; optional `penalty(model)` added to the loss, `proximal_l1` (soft-thresholding
+    after each step), `augment`, early stopping with `patience`; `batch_size`, `train_data` and `loss_fn`
+    override the shared ones."""
+
+    model: Callable[..., nn.Module]
+    lr: float
+    epochs: int
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    penalty: Callable[[nn.Module], torch.Tensor] | None = None
+    proximal_l1: float = 0.0
+    augment: BatchAugment | None = None
+    patience: int | None = None
+    batch_size: int | None = None
+    train_data: TensorData | None = field(default=None, repr=False)
+    loss_fn: LossFn | None = None
+
+    def with_(self, **changes) -> "Experiment":
+        """A copy with some settings changed."""
+        return replace(self, **changes)
+
+
+@dataclass
+class Run:
+    """One trained model: its experiment name, seed, history, and its final train/validation measurements
+    (taken after training, so after early stopping restored the best weights)."""
+
+    name: str
+    seed: int
+    model: nn.Module = field(repr=False)
+    history: History = field(repr=False)
+    train: dict[str, float]
+    val: dict[str, float]
+    best_epoch: int | None = None
+
+
+def run_experiments(
+    experiments: dict[str, Experiment], train_data: TensorData, val_data: TensorData, *,
+    seeds: Sequence[int] = (0,), batch_size: int = 64, device: torch.device | str | None = None,
+    progress: bool = True,
+) -> dict[str, list[Run]]:
+    """Train every experiment once per seed (same data, epochs and seeds unless the experiment overrides them).
+
+    Models are built on `device`; each run records its History (train loss/accuracy in eval mode each epoch,
+    validation, parameter norm, steps per epoch) and the final model's train and validation loss/accuracy.
+    """
+    results: dict[str, list[Run]] = {}
+    for name, exp in experiments.items():
+        data = exp.train_data if exp.train_data is not None else train_data
+        results[name] = []
+        for seed in seeds:
+            model = exp.model(seed=seed, device=device)
+            optimizer = make_optimizer("sgd", model.parameters(), exp.lr, momentum=exp.momentum,
+                                       weight_decay=exp.weight_decay)
+            callbacks: list = [ParameterNorm(), BatchCounter()]
+            if exp.proximal_l1 > 0:
+                callbacks.append(ProximalL1(exp.proximal_l1, optimizer))
+            stopper = EarlyStopping("val_loss", patience=exp.patience) if exp.patience else None
+            callbacks += [stopper] if stopper else []
+            loss_fn = exp.loss_fn or classification_loss
+            history = train(model, data, epochs=exp.epochs, batch_size=exp.batch_size or batch_size,
+                            optimizer=optimizer, loss_fn=loss_fn, eval_data={"val": val_data},
+                            penalty=exp.penalty, augment=exp.augment, callbacks=callbacks, seed=seed,
+                            progress=f"{name} (seed {seed})" if progress else False)
+            results[name].append(Run(name, seed, model, history, evaluate(model, data, loss_fn),
+                                     evaluate(model, val_data), stopper.best_epoch if stopper else None))
+    return results
+
+
+def summarize_runs(results: dict[str, list[Run]]) -> pd.DataFrame:
+    """One row per experiment: final train / validation accuracy (mean and std over seeds), the train-validation
+    gap, the parameter norm, the share of weights that are exactly zero, and the number of seeds."""
+    rows = []
+    for name, runs in results.items():
+        val = torch.tensor([r.val["accuracy"] for r in runs])
+        fit = torch.tensor([r.train["accuracy"] for r in runs])
+        rows.append({"experiment": name, "train_accuracy": fit.mean().item(), "val_accuracy": val.mean().item(),
+                     "val_accuracy_std": val.std().item() if len(runs) > 1 else 0.0,
+                     "gap": (fit - val).mean().item(),
+                     "param_norm": sum(frobenius_norm(r.model) for r in runs) / len(runs),
+                     "exact_zero_percent": sum(count_exact_zeros(r.model)["percent"] for r in runs) / len(runs),
+                     "seeds": len(runs)})
+    return pd.DataFrame(rows).set_index("experiment")
+
+
+def select_best(results: dict[str, list[Run]]) -> Run:
+    """The run to test: the experiment with the best mean validation accuracy, then its best seed."""
+    if not results or not any(results.values()):
+        raise ValueError("no runs to choose from: run_experiments(...) returned nothing")
+    name = max((n for n in results if results[n]),
+               key=lambda n: sum(r.val["accuracy"] for r in results[n]) / len(results[n]))
+    return max(results[name], key=lambda r: r.val["accuracy"])
+
+
+def histories(results: dict[str, list[Run]], seed_index: int = 0) -> dict[str, History]:
+    """{experiment: History} of one seed's runs, for `plot_histories`."""
+    return {name: runs[seed_index].history for name, runs in results.items() if len(runs) > seed_index}
+
+
+TECHNIQUES = ("none", "l1", "proximal_l1", "l2", "elastic", "weight_decay", "augmentation", "early_stopping")
+
+
+def technique_experiment(technique: str, model_fn: Callable[..., nn.Module], *, epochs: int, lr: float,
+                         momentum: float = 0.9, lam: float = 1e-3, patience: int = 20,
+                         augment: BatchAugment | None = None) -> Experiment:
+    """The Experiment for ONE named technique (see TECHNIQUES); everything else is the unregularised run.
+
+    "weight_decay" uses SGD's weight_decay = 2 * lam (the same update as l2 with lam); "augmentation" uses
+    `augment` or the course's augmentation (`course_augmentation()`).
+    """
+    if technique not in TECHNIQUES:
+        raise ValueError(f"technique must be one of {TECHNIQUES}, got {technique!r}")
+    base = Experiment(model_fn, lr, epochs, momentum)
+    return {
+        "none": base,
+        "l1": base.with_(penalty=l1_penalty(lam)),
+        "proximal_l1": base.with_(proximal_l1=lam),
+        "l2": base.with_(penalty=l2_penalty(lam)),
+        "elastic": base.with_(penalty=elastic_penalty(lam, lam)),
+        "weight_decay": base.with_(weight_decay=2 * lam),
+        "augmentation": base.with_(augment=augment or course_augmentation()),
+        "early_stopping": base.with_(patience=patience),
+    }[technique]
+
+
+def compare_regularizers(
+    model_fn: Callable[..., nn.Module], train_data: TensorData, val_data: TensorData,
+    techniques: Sequence[str] = ("l2", "augmentation", "early_stopping"), *, epochs: int = 30,
+    batch_size: int = 64, lr: float = 5e-3, momentum: float = 0.9, seeds: Sequence[int] = (0,),
+    lam: float = 1e-3, patience: int = 20, test_data: TensorData | None = None,
+    device: torch.device | str | None = None, progress: bool = False,
+) -> pd.DataFrame:
+    """Train the unregularised model and each technique on the same data, epochs and seeds; one row per technique.
+
+    Columns as `summarize_runs`; with `test_data`, the run `select_best` picks is evaluated on it, once
+    (`test_accuracy`, filled in that technique's row only). The trained models (one per seed) are in
+    `table.attrs["models"][technique]`.
+    """
+    names = ["none", *[t for t in techniques if t != "none"]]
+    experiments = {t: technique_experiment(t, model_fn, epochs=epochs, lr=lr, momentum=momentum, lam=lam,
+                                           patience=patience) for t in names}
+    results = run_experiments(experiments, train_data, val_data, seeds=seeds, batch_size=batch_size,
+                              device=device, progress=progress)
+    table = summarize_runs(results).rename_axis("technique")
+    if test_data is not None:
+        best = select_best(results)
+        table["test_accuracy"] = float("nan")
+        table.loc[best.name, "test_accuracy"] = evaluate(best.model, test_data)["accuracy"]
+    table.attrs["models"] = ModelsByRun({name: [r.model for r in runs] for name, runs in results.items()})
+    return table
+
+
+def lambda_grid(
+    base: Experiment, train_data: TensorData, val_data: TensorData, lambdas: Sequence[float], *,
+    kinds: Sequence[str] = ("l2", "l1"), seeds: Sequence[int] = (0,), batch_size: int = 64,
+    device: torch.device | str | None = None, progress: bool = False,
+) -> pd.DataFrame:
+    """Choose lambda by grid search: `base` with each penalty kind ("l1", "l2", "proximal_l1") at each lambda.
+
+    Returns one row per (kind, lambda) with the mean/std validation accuracy over seeds, the train accuracy and
+    the parameter norm; `table.attrs["best"]` maps each kind to its lambda with the best validation accuracy
+    and `table.attrs["unregularized"]` holds the unregularised run's validation accuracy.
+    """
+    make = {"l1": lambda lam: base.with_(penalty=l1_penalty(lam)), "l2": lambda lam: base.with_(penalty=l2_penalty(lam)),
+            "proximal_l1": lambda lam: base.with_(proximal_l1=lam)}
+    unknown = sorted(set(kinds) - set(make))
+    if unknown:
+        raise ValueError(f"unknown penalty kind(s) {unknown}; choose from {sorted(make)}")
+    if any(lam <= 0 for lam in lambdas):
+        raise ValueError(f"lambdas must be positive (the plot's x axis is logarithmic), got {list(lambdas)}")
+    experiments = {"none": base.with_(penalty=None, proximal_l1=0.0)}
+    experiments |= {f"{kind} {lam:g}": make[kind](lam) for kind in kinds for lam in lambdas}
+    summary = summarize_runs(run_experiments(experiments, train_data, val_data, seeds=seeds, batch_size=batch_size,
+                                             device=device, progress=progress))
+    rows = [{"kind": kind, "lambda": lam, **summary.loc[f"{kind} {lam:g}"].to_dict()}
+            for kind in kinds for lam in lambdas]
+    table = pd.DataFrame(rows)
+    table.attrs["best"] = {kind: float(part.loc[part["val_accuracy"].idxmax(), "lambda"])
+                           for kind, part in table.groupby("kind", sort=False)}
+    table.attrs["unregularized"] = float(summary.loc["none", "val_accuracy"])
+    return table
+
+
+def plot_lambda_grid(table: pd.DataFrame) -> plt.Figure:
+    """Validation accuracy against lambda (log axis), one line per penalty kind, the unregularised run dashed."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for kind, part in table.groupby("kind", sort=False):
+        ax.errorbar(part["lambda"], part["val_accuracy"], yerr=part["val_accuracy_std"], marker="o", capsize=3,
+                    label=f"{kind} (best lambda {table.attrs.get('best', {}).get(kind, float('nan')):g})")
+    if "unregularized" in table.attrs:
+        ax.axhline(table.attrs["unregularized"], color="grey", ls="--", label="no penalty")
+    ax.set(xscale="log", xlabel="lambda (log scale)", ylabel="validation accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
