@@ -40,56 +40,99 @@ def _test_score(model, data):
     return ((outputs.squeeze(1) - data.test.labels) ** 2).mean().sqrt().item()
 
 
-@twdl.question_check("q1", hint="build hw_model with twdl.BaselineNet, twdl.WideDeepNet or twdl.DeepCrossNet")
+@twdl.question_check(
+    "q1",
+    hint="build hw_model with twdl.BaselineNet, twdl.WideDeepNet or twdl.DeepCrossNet",
+)
 def one_of_the_three_models(hw_model):
     """`hw_model` is a BaselineNet, WideDeepNet or DeepCrossNet"""
     kind = type(hw_model).__name__
-    assert kind in ("BaselineNet", "WideDeepNet", "DeepCrossNet"), f"hw_model is a {kind}"
+    assert kind in (
+        "BaselineNet",
+        "WideDeepNet",
+        "DeepCrossNet",
+    ), f"hw_model is a {kind}"
 
 
-@twdl.question_check("q1", required=True, hint="give the model n_classes=hw_data.n_classes and no softmax")
+@twdl.question_check(
+    "q1",
+    required=True,
+    hint="give the model n_classes=hw_data.n_classes and no softmax",
+)
 def outputs_are_logits_of_the_right_shape(hw_model, hw_data):
-    """in eval mode, `hw_model` maps the test rows to one logit per class (one value for regression)"""
+    """in eval mode, `hw_model` maps the test rows to one logit per class (one value for
+    regression)"""
     outputs = twdl.predict(hw_model, hw_data.test.inputs)
-    assert tuple(outputs.shape) == (len(hw_data.test), hw_data.n_classes), f"outputs of shape {tuple(outputs.shape)}"
+    assert tuple(outputs.shape) == (
+        len(hw_data.test),
+        hw_data.n_classes,
+    ), f"outputs of shape {tuple(outputs.shape)}"
     if hw_data.task == "classification":
-        sums_to_one = (outputs.min() >= 0) and bool(((outputs.sum(1) - 1).abs() < 1e-4).all())
-        assert not sums_to_one, "the outputs are probabilities: return logits (no softmax), the loss applies it"
+        sums_to_one = (outputs.min() >= 0) and bool(
+            ((outputs.sum(1) - 1).abs() < 1e-4).all()
+        )
+        assert not sums_to_one, (
+            "the outputs are probabilities: return logits (no softmax), the loss"
+            " applies it"
+        )
 
 
-@twdl.question_check("q1", required=True, hint="twdl.record('m1.homework.dataset_test_score', hw_history.last[...])")
+@twdl.question_check(
+    "q1",
+    required=True,
+    hint="twdl.record('m1.homework.dataset_test_score', hw_history.last[...])",
+)
 def recorded_score_is_the_models(hw_model, hw_data, records):
-    """the recorded m1.homework.dataset_test_score is what `hw_model` scores on hw_data.test"""
+    """the recorded m1.homework.dataset_test_score is what `hw_model` scores on
+    hw_data.test"""
     name = "m1.homework.dataset_test_score"
     assert name in records, f"{name} was not recorded"
     measured = _test_score(hw_model, hw_data)
-    assert abs(records[name] - measured) < 0.01, f"recorded {records[name]:.4g}, the model scores {measured:.4g}"
+    assert (
+        abs(records[name] - measured) < 0.01
+    ), f"recorded {records[name]:.4g}, the model scores {measured:.4g}"
 
 
 @twdl.question_check("q1", hint="train longer, or check the learning rate")
 def beats_a_constant_guess(hw_model, hw_data):
-    """`hw_model` beats always guessing the most common class (or the training mean, for regression)"""
+    """`hw_model` beats always guessing the most common class (or the training mean, for
+    regression)"""
     labels = hw_data.test.labels
     if hw_data.task == "classification":
         guess = 100.0 * labels.eq(labels.mode().values).float().mean().item()
-        assert _test_score(hw_model, hw_data) > guess, f"accuracy not above the {guess:.1f} % of a constant guess"
+        assert (
+            _test_score(hw_model, hw_data) > guess
+        ), f"accuracy not above the {guess:.1f} % of a constant guess"
     else:
         guess = ((labels - hw_data.train.labels.mean()) ** 2).mean().sqrt().item()
-        assert _test_score(hw_model, hw_data) < guess, f"RMSE not below the {guess:.4g} of predicting the mean"
+        assert (
+            _test_score(hw_model, hw_data) < guess
+        ), f"RMSE not below the {guess:.4g} of predicting the mean"
 
 
 twdl.check("q1")
 
 
 # %% public checks (notebooks/01_feedforward.py cell 34; also in the student notebook)
-@twdl.question_check("q2", hint="pick a layer name from dict(hw_net.named_modules()), other than 'output'")
+@twdl.question_check(
+    "q2",
+    hint="pick a layer name from dict(hw_net.named_modules()), other than 'output'",
+)
 def features_of_another_layer(hw_net, hw_layer, hw_features, shown):
-    """`hw_features` has one row per shown test row, from a named layer of `hw_net` other than `output`"""
-    assert hw_layer in dict(hw_net.named_modules()) and hw_layer not in ("", "output"), f"layer {hw_layer!r}"
-    assert hw_features.ndim == 2 and len(hw_features) == len(shown), f"features of shape {tuple(hw_features.shape)}"
+    """`hw_features` has one row per shown test row, from a named layer of `hw_net`
+    other than `output`"""
+    assert hw_layer in dict(hw_net.named_modules()) and hw_layer not in (
+        "",
+        "output",
+    ), f"layer {hw_layer!r}"
+    assert hw_features.ndim == 2 and len(hw_features) == len(
+        shown
+    ), f"features of shape {tuple(hw_features.shape)}"
 
 
-@twdl.question_check("q2", hint="hw_figure = twdl.plot_projections(hw_features, shown.labels, ...)")
+@twdl.question_check(
+    "q2", hint="hw_figure = twdl.plot_projections(hw_features, shown.labels, ...)"
+)
 def three_projections(hw_figure):
     """`hw_figure` shows the PCA, t-SNE and UMAP projections"""
     titles = " ".join(ax.get_title() for ax in hw_figure.axes)
@@ -97,9 +140,14 @@ def three_projections(hw_figure):
     assert not missing, f"no panel titled {missing}"
 
 
-@twdl.question_check("q2", required=True, hint="PCA(n_components=2).fit(features).explained_variance_ratio_.sum()")
+@twdl.question_check(
+    "q2",
+    required=True,
+    hint="PCA(n_components=2).fit(features).explained_variance_ratio_.sum()",
+)
 def recorded_variance_is_the_features(hw_features, records):
-    """the recorded m1.homework.first_hidden_pca2_variance is the first two components' share of `hw_features`"""
+    """the recorded m1.homework.first_hidden_pca2_variance is the first two components'
+    share of `hw_features`"""
     import torch
 
     name = "m1.homework.first_hidden_pca2_variance"
@@ -107,7 +155,9 @@ def recorded_variance_is_the_features(hw_features, records):
     x = hw_features.double().cpu()
     variances = torch.linalg.svdvals(x - x.mean(0)) ** 2
     share = (variances[:2].sum() / variances.sum()).item()
-    assert abs(records[name] - share) < 1e-4, f"recorded {records[name]:.4f}, the features give {share:.4f}"
+    assert (
+        abs(records[name] - share) < 1e-4
+    ), f"recorded {records[name]:.4f}, the features give {share:.4f}"
 
 
 twdl.check("q2")

@@ -27,33 +27,61 @@ QUESTIONS = [{'id': 'q1',
 
 
 # %% public checks (notebooks/02_optimization.py cell 35; also in the student notebook)
-@twdl.question_check("q1", hint="pass three optimiser names and bn_model_fn=... to twdl.compare_optimizers")
+@twdl.question_check(
+    "q1",
+    hint="pass three optimiser names and bn_model_fn=... to twdl.compare_optimizers",
+)
 def three_optimisers_and_a_batch_norm_run(table):
-    """`table` compares at least three optimisers without batch norm, and one run with it"""
+    """`table` compares at least three optimisers without batch norm, and one run with
+    it"""
     plain = set(table.loc[table["batch_norm"] == "no", "optimizer"])
-    assert len(plain) >= 3, f"optimisers without batch norm: {sorted(plain)}; compare at least three"
-    assert (table["batch_norm"] == "yes").any(), "no run with batch norm: pass bn_model_fn=... (e.g. twdl.BNDeepNet)"
+    assert (
+        len(plain) >= 3
+    ), f"optimisers without batch norm: {sorted(plain)}; compare at least three"
+    assert (
+        table["batch_norm"] == "yes"
+    ).any(), "no run with batch norm: pass bn_model_fn=... (e.g. twdl.BNDeepNet)"
 
 
-@twdl.question_check("q1", required=True, hint="keep the table that twdl.compare_optimizers returned, unchanged")
+@twdl.question_check(
+    "q1",
+    required=True,
+    hint="keep the table that twdl.compare_optimizers returned, unchanged",
+)
 def each_model_gives_its_test_accuracy(table, data):
-    """each run's trained model, evaluated on data.test, gives the test accuracy in `table`"""
+    """each run's trained model, evaluated on data.test, gives the test accuracy in
+    `table`"""
     models = table.attrs.get("models", {})
     for run, reported in zip(table["run"], table["test_accuracy"]):
-        assert run in models, f"no trained model for run {run!r} (table.attrs['models'])"
+        assert (
+            run in models
+        ), f"no trained model for run {run!r} (table.attrs['models'])"
         measured = twdl.evaluate(models[run], data.test)["accuracy"]
-        assert abs(measured - reported) < 0.01, f"{run}: the table says {reported:.2f} %, its model scores {measured:.2f} %"
+        assert (
+            abs(measured - reported) < 0.01
+        ), f"{run}: the table says {reported:.2f} %, its model scores {measured:.2f} %"
 
 
-@twdl.question_check("q1", hint="twdl.record(f'm2.homework.{key}.test_accuracy', ...) for each row, as in the hint")
+@twdl.question_check(
+    "q1",
+    hint=(
+        "twdl.record(f'm2.homework.{key}.test_accuracy', ...) for each row, as in the"
+        " hint"
+    ),
+)
 def each_run_is_recorded(table, records):
-    """each run's train and test accuracy is recorded as m2.homework.<optimizer>[_bn].<split>_accuracy"""
+    """each run's train and test accuracy is recorded as
+    m2.homework.<optimizer>[_bn].<split>_accuracy"""
     for row in table.itertuples():
         key = row.optimizer + ("_bn" if row.batch_norm == "yes" else "")
         for split in ("train", "test"):
-            name, value = f"m2.homework.{key}.{split}_accuracy", getattr(row, f"{split}_accuracy")
+            name, value = f"m2.homework.{key}.{split}_accuracy", getattr(
+                row, f"{split}_accuracy"
+            )
             assert name in records, f"{name} was not recorded"
-            assert abs(records[name] - value) < 1e-6, f"{name} is {records[name]}, the table says {value}"
+            assert (
+                abs(records[name] - value) < 1e-6
+            ), f"{name} is {records[name]}, the table says {value}"
 
 
 twdl.check("q1")
@@ -76,7 +104,7 @@ def models_score_their_accuracy_on_the_graders_digits(table, parameters):
     test, scores = _graders_test_digits(parameters), []
     for run, reported in zip(table["run"], table["test_accuracy"]):
         model = table.attrs["models"][run]
-        logits = twdl.predict(model, test.inputs.to(next(model.parameters()).device)).cpu()
+        logits = twdl.predict(model, test.inputs).cpu()  # moved to the model's device
         scores.append(100.0 * (logits.argmax(1) == test.labels).float().mean().item())
         assert abs(scores[-1] - reported) < 0.01, f"{run}: reported {reported:.2f} %, measured {scores[-1]:.2f} %"
     assert max(scores) > 30, f"the best run scores {max(scores):.1f} %, near chance (10 %): were the models trained?"

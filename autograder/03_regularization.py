@@ -29,35 +29,52 @@ QUESTIONS = [{'id': 'q1',
 
 # %% public checks (notebooks/03_regularization.py cell 51; also in the student notebook)
 def _mean_accuracy(models, data):
-    """Mean accuracy (%) of `models` on `data`, each evaluated on its own device."""
-    return sum(twdl.evaluate(m, data.to(next(m.parameters()).device))["accuracy"] for m in models) / len(models)
+    """Mean accuracy (%) of `models` on `data` (batches go to each model's device)."""
+    return sum(twdl.evaluate(m, data)["accuracy"] for m in models) / len(models)
 
 
-@twdl.question_check("q1", hint="pass three names from twdl.TECHNIQUES to twdl.compare_regularizers")
+@twdl.question_check(
+    "q1", hint="pass three names from twdl.TECHNIQUES to twdl.compare_regularizers"
+)
 def three_techniques_and_the_baseline(homework):
-    """`homework` has the unregularised baseline and at least three regularisation techniques"""
+    """`homework` has the unregularised baseline and at least three regularisation
+    techniques"""
     techniques = [t for t in homework.index if t != "none"]
     assert "none" in homework.index, "no unregularised baseline row ('none')"
     assert len(techniques) >= 3, f"techniques: {techniques}; compare at least three"
 
 
-@twdl.question_check("q1", required=True, hint="keep the table that twdl.compare_regularizers returned, unchanged")
+@twdl.question_check(
+    "q1",
+    required=True,
+    hint="keep the table that twdl.compare_regularizers returned, unchanged",
+)
 def models_give_their_val_accuracy(homework, faces):
-    """each technique's trained models, evaluated on faces.val, give the validation accuracy in `homework`"""
+    """each technique's trained models, evaluated on faces.val, give the validation
+    accuracy in `homework`"""
     models = homework.attrs.get("models", {})
     for technique, reported in homework["val_accuracy"].items():
-        assert models.get(technique), f"no trained models for {technique!r} (homework.attrs['models'])"
+        assert models.get(
+            technique
+        ), f"no trained models for {technique!r} (homework.attrs['models'])"
         measured = _mean_accuracy(models[technique], faces.val)
-        assert abs(measured - reported) < 0.01, f"{technique}: the table says {reported:.2f} %, its models {measured:.2f} %"
+        assert (
+            abs(measured - reported) < 0.01
+        ), f"{technique}: the table says {reported:.2f} %, its models {measured:.2f} %"
 
 
-@twdl.question_check("q1", hint="twdl.record(f'm3.homework.{technique}.val_accuracy', ...) for each row")
+@twdl.question_check(
+    "q1", hint="twdl.record(f'm3.homework.{technique}.val_accuracy', ...) for each row"
+)
 def each_technique_is_recorded(homework, records):
-    """each row's validation accuracy is recorded as m3.homework.<technique>.val_accuracy"""
+    """each row's validation accuracy is recorded as
+    m3.homework.<technique>.val_accuracy"""
     for technique, value in homework["val_accuracy"].items():
         name = f"m3.homework.{technique}.val_accuracy"
         assert name in records, f"{name} was not recorded"
-        assert abs(records[name] - value) < 1e-6, f"{name} is {records[name]}, the table says {value}"
+        assert (
+            abs(records[name] - value) < 1e-6
+        ), f"{name} is {records[name]}, the table says {value}"
 
 
 twdl.check("q1")

@@ -32,35 +32,57 @@ QUESTIONS = [{'id': 'q1',
 
 
 # %% public checks (notebooks/04_finetuning_lora.py cell 24; also in the student notebook)
-@twdl.question_check("q1", required=True, hint="result = lm.adapt(...) trains LoRA adapters on your text")
+@twdl.question_check(
+    "q1", required=True, hint="result = lm.adapt(...) trains LoRA adapters on your text"
+)
 def adapters_only_are_trained(result):
     """`result["model"]` carries LoRA adapters, and only they are trainable"""
     names = [n for n, p in result["model"].named_parameters() if p.requires_grad]
     assert names, "the model has no trainable parameters"
-    assert all("lora_" in n for n in names), f"trainable weights besides the adapters: {names[:3]}"
+    assert all(
+        "lora_" in n for n in names
+    ), f"trainable weights besides the adapters: {names[:3]}"
 
 
-@twdl.question_check("q1", required=True, hint="keep the dict lm.adapt returned, unchanged")
+@twdl.question_check(
+    "q1", required=True, hint="keep the dict lm.adapt returned, unchanged"
+)
 def after_is_the_adapted_models_perplexity(result):
-    """the adapted model, evaluated on the held-out blocks, gives `result["perplexity_after"]`"""
+    """the adapted model, evaluated on the held-out blocks, gives
+    `result["perplexity_after"]`"""
     measured = twdl.lm.perplexity(result["model"], result["held_blocks"].input_ids)
     reported = result["perplexity_after"]
-    assert abs(measured - reported) <= 1e-3 * reported, f"reported {reported:.4g}, the model gives {measured:.4g}"
+    assert (
+        abs(measured - reported) <= 1e-3 * reported
+    ), f"reported {reported:.4g}, the model gives {measured:.4g}"
 
 
 @twdl.question_check("q1")
 def perplexity_fell(result):
     """the perplexity after adaptation is below the perplexity before"""
     before, after = result["perplexity_before"], result["perplexity_after"]
-    assert after < before, f"after {after:.4g} is not below before {before:.4g}: more steps, or another rate?"
+    assert after < before, (
+        f"after {after:.4g} is not below before {before:.4g}: more steps, or another"
+        " rate?"
+    )
 
 
-@twdl.question_check("q1", hint="twdl.record('m4.homework.ppl_before', ...) and ('m4.homework.ppl_after', ...)")
+@twdl.question_check(
+    "q1",
+    hint=(
+        "twdl.record('m4.homework.ppl_before', ...) and ('m4.homework.ppl_after', ...)"
+    ),
+)
 def perplexities_are_recorded(result, records):
     """m4.homework.ppl_before and m4.homework.ppl_after are recorded from `result`"""
-    for name, key in (("m4.homework.ppl_before", "perplexity_before"), ("m4.homework.ppl_after", "perplexity_after")):
+    for name, key in (
+        ("m4.homework.ppl_before", "perplexity_before"),
+        ("m4.homework.ppl_after", "perplexity_after"),
+    ):
         assert name in records, f"{name} was not recorded"
-        assert abs(records[name] - result[key]) < 1e-9 * max(1.0, result[key]), f"{name} is not result[{key!r}]"
+        assert abs(records[name] - result[key]) < 1e-9 * max(
+            1.0, result[key]
+        ), f"{name} is not result[{key!r}]"
 
 
 twdl.check("q1")

@@ -48,13 +48,16 @@ profile = "smoke"  # @param ["smoke", "full"]
 device = "auto"  # @param ["auto", "cpu", "cuda", "mps"]
 # Seed for the split, the initial weights and the minibatch order.
 seed = 0  # @param {type:"integer"}
-# "auto": real Covertype if found (mirror, cache, download), else the bundled real sample; "sample": that sample.
+# "auto": real Covertype if found (mirror, cache, download), else the bundled real
+# sample; "full": real or fail; "sample": that sample.
 data_source = "auto"  # @param ["auto", "full", "sample"]
 # Folder for the figures this notebook saves.
 output_dir = "runs/01_feedforward"  # @param {type:"string"}
 # Training epochs for the three models (None: 3 in smoke, the course's 50 in full).
+# [int >= 1 or None]
 epochs = None
 # Run the optional "a sound change" cell (None: off in smoke, on in full).
+# [bool or None]
 run_improved = None
 # Homework: tick when done.
 completed = False  # @param {type:"boolean"}
@@ -386,13 +389,14 @@ twdl.record("m1.diabetes.predict_mean_rmse", math.sqrt(baseline_mse))
 # below (`twdl.check("q1")`) look at them.
 
 # %% tags=["homework"] question="q1" points=3 title="one of the three models on a dataset of your choice"
-# Hint: hw_data = twdl.tabular_tensors(df, numeric, categorical, target, task=...); hw_model = twdl.BaselineNet(...); hw_history = twdl.train(...)
+# Hint: hw_data = twdl.tabular_tensors(df, numeric, categorical, target, task=...);
+#   hw_model = twdl.BaselineNet(...); hw_history = twdl.train(...)
 ### BEGIN SOLUTION
 from sklearn.datasets import load_wine
 
 wine = load_wine(as_frame=True).frame
-hw_data = twdl.tabular_tensors(wine, [c for c in wine.columns if c != "target"], [], "target",
-                               seed=seed)
+numeric = [c for c in wine.columns if c != "target"]
+hw_data = twdl.tabular_tensors(wine, numeric, [], "target", seed=seed)
 hw_model = twdl.WideDeepNet(len(hw_data.numeric_names), [], n_classes=hw_data.n_classes,
                             crossed=False, seed=seed, device=dev)
 hw_history = twdl.train(hw_model, hw_data.train, epochs=P.pick(smoke=20, full=100),
@@ -410,42 +414,74 @@ def _test_score(model, data):
     return ((outputs.squeeze(1) - data.test.labels) ** 2).mean().sqrt().item()
 
 
-@twdl.question_check("q1", hint="build hw_model with twdl.BaselineNet, twdl.WideDeepNet or twdl.DeepCrossNet")
+@twdl.question_check(
+    "q1",
+    hint="build hw_model with twdl.BaselineNet, twdl.WideDeepNet or twdl.DeepCrossNet",
+)
 def one_of_the_three_models(hw_model):
     """`hw_model` is a BaselineNet, WideDeepNet or DeepCrossNet"""
     kind = type(hw_model).__name__
-    assert kind in ("BaselineNet", "WideDeepNet", "DeepCrossNet"), f"hw_model is a {kind}"
+    assert kind in (
+        "BaselineNet",
+        "WideDeepNet",
+        "DeepCrossNet",
+    ), f"hw_model is a {kind}"
 
 
-@twdl.question_check("q1", required=True, hint="give the model n_classes=hw_data.n_classes and no softmax")
+@twdl.question_check(
+    "q1",
+    required=True,
+    hint="give the model n_classes=hw_data.n_classes and no softmax",
+)
 def outputs_are_logits_of_the_right_shape(hw_model, hw_data):
-    """in eval mode, `hw_model` maps the test rows to one logit per class (one value for regression)"""
+    """in eval mode, `hw_model` maps the test rows to one logit per class (one value for
+    regression)"""
     outputs = twdl.predict(hw_model, hw_data.test.inputs)
-    assert tuple(outputs.shape) == (len(hw_data.test), hw_data.n_classes), f"outputs of shape {tuple(outputs.shape)}"
+    assert tuple(outputs.shape) == (
+        len(hw_data.test),
+        hw_data.n_classes,
+    ), f"outputs of shape {tuple(outputs.shape)}"
     if hw_data.task == "classification":
-        sums_to_one = (outputs.min() >= 0) and bool(((outputs.sum(1) - 1).abs() < 1e-4).all())
-        assert not sums_to_one, "the outputs are probabilities: return logits (no softmax), the loss applies it"
+        sums_to_one = (outputs.min() >= 0) and bool(
+            ((outputs.sum(1) - 1).abs() < 1e-4).all()
+        )
+        assert not sums_to_one, (
+            "the outputs are probabilities: return logits (no softmax), the loss"
+            " applies it"
+        )
 
 
-@twdl.question_check("q1", required=True, hint="twdl.record('m1.homework.dataset_test_score', hw_history.last[...])")
+@twdl.question_check(
+    "q1",
+    required=True,
+    hint="twdl.record('m1.homework.dataset_test_score', hw_history.last[...])",
+)
 def recorded_score_is_the_models(hw_model, hw_data, records):
-    """the recorded m1.homework.dataset_test_score is what `hw_model` scores on hw_data.test"""
+    """the recorded m1.homework.dataset_test_score is what `hw_model` scores on
+    hw_data.test"""
     name = "m1.homework.dataset_test_score"
     assert name in records, f"{name} was not recorded"
     measured = _test_score(hw_model, hw_data)
-    assert abs(records[name] - measured) < 0.01, f"recorded {records[name]:.4g}, the model scores {measured:.4g}"
+    assert (
+        abs(records[name] - measured) < 0.01
+    ), f"recorded {records[name]:.4g}, the model scores {measured:.4g}"
 
 
 @twdl.question_check("q1", hint="train longer, or check the learning rate")
 def beats_a_constant_guess(hw_model, hw_data):
-    """`hw_model` beats always guessing the most common class (or the training mean, for regression)"""
+    """`hw_model` beats always guessing the most common class (or the training mean, for
+    regression)"""
     labels = hw_data.test.labels
     if hw_data.task == "classification":
         guess = 100.0 * labels.eq(labels.mode().values).float().mean().item()
-        assert _test_score(hw_model, hw_data) > guess, f"accuracy not above the {guess:.1f} % of a constant guess"
+        assert (
+            _test_score(hw_model, hw_data) > guess
+        ), f"accuracy not above the {guess:.1f} % of a constant guess"
     else:
         guess = ((labels - hw_data.train.labels.mean()) ** 2).mean().sqrt().item()
-        assert _test_score(hw_model, hw_data) < guess, f"RMSE not below the {guess:.4g} of predicting the mean"
+        assert (
+            _test_score(hw_model, hw_data) < guess
+        ), f"RMSE not below the {guess:.4g} of predicting the mean"
 
 
 twdl.check("q1")
@@ -471,7 +507,8 @@ def test_rows_are_held_out(hw_data):
 # `hw_layer` (the layer's name), `hw_features` (its activations for `shown.inputs`) and `hw_figure`.
 
 # %% tags=["homework"] question="q2" points=2 title="another layer's features, projected"
-# Hint: hw_features = twdl.layer_activations(hw_net, shown.inputs, hw_layer); hw_figure = twdl.plot_projections(hw_features, shown.labels)
+# Hint: hw_features = twdl.layer_activations(hw_net, shown.inputs, hw_layer);
+#   hw_figure = twdl.plot_projections(hw_features, shown.labels)
 ### BEGIN SOLUTION
 from sklearn.decomposition import PCA
 
@@ -480,19 +517,31 @@ hw_features = twdl.layer_activations(hw_net, shown.inputs, hw_layer)
 hw_figure = twdl.plot_projections(hw_features, shown.labels, seed=seed,
                                   class_names=data.classes,
                                   title="baseline: first hidden layer of test rows")
-explained = PCA(n_components=2).fit(hw_features.cpu().numpy()).explained_variance_ratio_.sum()
+pca = PCA(n_components=2).fit(hw_features.cpu().numpy())
+explained = pca.explained_variance_ratio_.sum()
 twdl.record("m1.homework.first_hidden_pca2_variance", float(explained))
 ### END SOLUTION
 
 # %% tags=["checks"]
-@twdl.question_check("q2", hint="pick a layer name from dict(hw_net.named_modules()), other than 'output'")
+@twdl.question_check(
+    "q2",
+    hint="pick a layer name from dict(hw_net.named_modules()), other than 'output'",
+)
 def features_of_another_layer(hw_net, hw_layer, hw_features, shown):
-    """`hw_features` has one row per shown test row, from a named layer of `hw_net` other than `output`"""
-    assert hw_layer in dict(hw_net.named_modules()) and hw_layer not in ("", "output"), f"layer {hw_layer!r}"
-    assert hw_features.ndim == 2 and len(hw_features) == len(shown), f"features of shape {tuple(hw_features.shape)}"
+    """`hw_features` has one row per shown test row, from a named layer of `hw_net`
+    other than `output`"""
+    assert hw_layer in dict(hw_net.named_modules()) and hw_layer not in (
+        "",
+        "output",
+    ), f"layer {hw_layer!r}"
+    assert hw_features.ndim == 2 and len(hw_features) == len(
+        shown
+    ), f"features of shape {tuple(hw_features.shape)}"
 
 
-@twdl.question_check("q2", hint="hw_figure = twdl.plot_projections(hw_features, shown.labels, ...)")
+@twdl.question_check(
+    "q2", hint="hw_figure = twdl.plot_projections(hw_features, shown.labels, ...)"
+)
 def three_projections(hw_figure):
     """`hw_figure` shows the PCA, t-SNE and UMAP projections"""
     titles = " ".join(ax.get_title() for ax in hw_figure.axes)
@@ -500,9 +549,14 @@ def three_projections(hw_figure):
     assert not missing, f"no panel titled {missing}"
 
 
-@twdl.question_check("q2", required=True, hint="PCA(n_components=2).fit(features).explained_variance_ratio_.sum()")
+@twdl.question_check(
+    "q2",
+    required=True,
+    hint="PCA(n_components=2).fit(features).explained_variance_ratio_.sum()",
+)
 def recorded_variance_is_the_features(hw_features, records):
-    """the recorded m1.homework.first_hidden_pca2_variance is the first two components' share of `hw_features`"""
+    """the recorded m1.homework.first_hidden_pca2_variance is the first two components'
+    share of `hw_features`"""
     import torch
 
     name = "m1.homework.first_hidden_pca2_variance"
@@ -510,7 +564,9 @@ def recorded_variance_is_the_features(hw_features, records):
     x = hw_features.double().cpu()
     variances = torch.linalg.svdvals(x - x.mean(0)) ** 2
     share = (variances[:2].sum() / variances.sum()).item()
-    assert abs(records[name] - share) < 1e-4, f"recorded {records[name]:.4f}, the features give {share:.4f}"
+    assert (
+        abs(records[name] - share) < 1e-4
+    ), f"recorded {records[name]:.4f}, the features give {share:.4f}"
 
 
 twdl.check("q2")

@@ -46,14 +46,16 @@ profile = "smoke"  # @param ["smoke", "full"]
 device = "auto"  # @param ["auto", "cpu", "cuda", "mps"]
 # Seed for data subsets, weights and minibatch order (the original used 90108).
 seed = 0  # @param {type:"integer"}
-# "auto": the real files if found (mirror, cache, download), else the bundled real sample;
-# "full": real or fail; "sample": bundled.
+# "auto": the real files if found (mirror, cache, download), else the bundled real
+# sample; "full": real or fail; "sample": bundled.
 data_source = "auto"  # @param ["auto", "full", "sample"]
-# Which images: "afhq" (the course's Animal Faces), "cifar_animals" (CIFAR-10 cat/deer/dog), "auto" (AFHQ if complete, else CIFAR).
+# Which images: "afhq" (the course's Animal Faces), "cifar_animals" (CIFAR-10
+# cat/deer/dog), "auto" (AFHQ if complete, else CIFAR).
 dataset = "auto"  # @param ["auto", "afhq", "cifar_animals"]
 # Folder for figures.
 output_dir = "runs/03_regularization"  # @param {type:"string"}
 # Epochs of the longest runs (None: the profile's value; shorter runs scale with it).
+# [int >= 1 or None]
 epochs = None
 # Homework: tick when done.
 completed = False  # @param {type:"boolean"}
@@ -88,7 +90,8 @@ print(f"{E} epochs for the long runs, seeds {seeds}, batch {batch}")
 # %%
 faces = twdl.load_animal_faces(source=data_source, dataset=dataset,
                                n_train=P.pick(smoke=100, full=250),
-                               n_val=P.pick(smoke=500, full=1000), seed=seed, device=dev)
+                               n_val=P.pick(smoke=500, full=1000), seed=seed,
+                               device=dev)
 # the spec's 100-image subset, shared by all runs
 small = faces.train.subset(range(min(100, len(faces.train))))
 twdl.record("m3.data.source", faces.source)
@@ -451,7 +454,8 @@ twdl.compare_regularizers(twdl.AnimalNet, bundled.train, bundled.val,
                           seeds=seeds, device=dev)
 
 # %% tags=["homework"] question="q1" points=4 title="three regularisation techniques on one model"
-# Hint: homework = twdl.compare_regularizers(model_fn, faces.train, faces.val, [three of twdl.TECHNIQUES], ...); record each val accuracy.
+# Hint: homework = twdl.compare_regularizers(model_fn, faces.train, faces.val,
+#   [three of twdl.TECHNIQUES], ...); record each val accuracy.
 ### BEGIN SOLUTION
 homework = twdl.compare_regularizers(twdl.AnimalNet, faces.train, faces.val,
                                      ["l1", "weight_decay", "augmentation"],
@@ -467,35 +471,52 @@ display(homework)
 
 # %% tags=["checks"]
 def _mean_accuracy(models, data):
-    """Mean accuracy (%) of `models` on `data`, each evaluated on its own device."""
-    return sum(twdl.evaluate(m, data.to(next(m.parameters()).device))["accuracy"] for m in models) / len(models)
+    """Mean accuracy (%) of `models` on `data` (batches go to each model's device)."""
+    return sum(twdl.evaluate(m, data)["accuracy"] for m in models) / len(models)
 
 
-@twdl.question_check("q1", hint="pass three names from twdl.TECHNIQUES to twdl.compare_regularizers")
+@twdl.question_check(
+    "q1", hint="pass three names from twdl.TECHNIQUES to twdl.compare_regularizers"
+)
 def three_techniques_and_the_baseline(homework):
-    """`homework` has the unregularised baseline and at least three regularisation techniques"""
+    """`homework` has the unregularised baseline and at least three regularisation
+    techniques"""
     techniques = [t for t in homework.index if t != "none"]
     assert "none" in homework.index, "no unregularised baseline row ('none')"
     assert len(techniques) >= 3, f"techniques: {techniques}; compare at least three"
 
 
-@twdl.question_check("q1", required=True, hint="keep the table that twdl.compare_regularizers returned, unchanged")
+@twdl.question_check(
+    "q1",
+    required=True,
+    hint="keep the table that twdl.compare_regularizers returned, unchanged",
+)
 def models_give_their_val_accuracy(homework, faces):
-    """each technique's trained models, evaluated on faces.val, give the validation accuracy in `homework`"""
+    """each technique's trained models, evaluated on faces.val, give the validation
+    accuracy in `homework`"""
     models = homework.attrs.get("models", {})
     for technique, reported in homework["val_accuracy"].items():
-        assert models.get(technique), f"no trained models for {technique!r} (homework.attrs['models'])"
+        assert models.get(
+            technique
+        ), f"no trained models for {technique!r} (homework.attrs['models'])"
         measured = _mean_accuracy(models[technique], faces.val)
-        assert abs(measured - reported) < 0.01, f"{technique}: the table says {reported:.2f} %, its models {measured:.2f} %"
+        assert (
+            abs(measured - reported) < 0.01
+        ), f"{technique}: the table says {reported:.2f} %, its models {measured:.2f} %"
 
 
-@twdl.question_check("q1", hint="twdl.record(f'm3.homework.{technique}.val_accuracy', ...) for each row")
+@twdl.question_check(
+    "q1", hint="twdl.record(f'm3.homework.{technique}.val_accuracy', ...) for each row"
+)
 def each_technique_is_recorded(homework, records):
-    """each row's validation accuracy is recorded as m3.homework.<technique>.val_accuracy"""
+    """each row's validation accuracy is recorded as
+    m3.homework.<technique>.val_accuracy"""
     for technique, value in homework["val_accuracy"].items():
         name = f"m3.homework.{technique}.val_accuracy"
         assert name in records, f"{name} was not recorded"
-        assert abs(records[name] - value) < 1e-6, f"{name} is {records[name]}, the table says {value}"
+        assert (
+            abs(records[name] - value) < 1e-6
+        ), f"{name} is {records[name]}, the table says {value}"
 
 
 twdl.check("q1")

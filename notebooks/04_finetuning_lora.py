@@ -41,16 +41,18 @@ twdl.watch_parameters()  # the next cell's assignments are the declared paramete
 profile = "smoke"  # @param ["smoke", "full"]
 device = "auto"  # @param ["auto", "cpu", "cuda", "mps"]
 seed = 0  # @param {type:"integer"}
-# WikiText-2: "auto" (real files if found, else the bundled real excerpt), "full" (real or fail), "sample".
+# WikiText-2: "auto" (real files if found, else the bundled real excerpt),
+# "full" (real or fail), "sample" (the excerpt).
 data_source = "auto"  # @param ["auto", "full", "sample"]
 output_dir = "runs/04_finetuning_lora"  # @param {type:"string"}
 # A Hugging Face id or a local model folder; "": the profile's (bundled in smoke).
 model_name = ""  # @param {type:"string"}
-# Optimiser steps per fine-tuning run; None: the profile's budget.
+# Optimiser steps per fine-tuning run; None: the profile's budget. [int >= 1 or None]
 steps = None
 # Mixed precision on a GPU: "auto" = bf16 where native, else fp16 with gradient scaling.
 precision = "auto"  # @param ["auto", "bf16", "fp16", "fp32"]
 # Homework: your own .txt file or folder ("" uses a real WikiText excerpt in its place).
+# [existing path or one of ""]
 text_path = ""  # @param {type:"string"}
 completed = False  # @param {type:"boolean"}
 
@@ -261,7 +263,8 @@ if not text_path:  # a real WikiText excerpt (the held-out articles) stands in f
     text_path = twdl.atomic_write(f"{output_dir}/sample_text.txt", corpus.held_out)
 
 # %% tags=["homework"] question="q1" points=4 title="LoRA on your own text: perplexity before and after"
-# Hint: result = lm.adapt(model_ref, text_path, settings=settings, block_size=block_size, device=dev); record its perplexities.
+# Hint: result = lm.adapt(model_ref, text_path, settings=settings,
+#   block_size=block_size, device=dev); record its perplexities.
 ### BEGIN SOLUTION
 result = lm.adapt(model_ref, text_path, settings=settings, block_size=block_size,
                   max_blocks=200, device=dev)
@@ -271,35 +274,57 @@ print(pd.Series(result["row"]).to_string())
 ### END SOLUTION
 
 # %% tags=["checks"]
-@twdl.question_check("q1", required=True, hint="result = lm.adapt(...) trains LoRA adapters on your text")
+@twdl.question_check(
+    "q1", required=True, hint="result = lm.adapt(...) trains LoRA adapters on your text"
+)
 def adapters_only_are_trained(result):
     """`result["model"]` carries LoRA adapters, and only they are trainable"""
     names = [n for n, p in result["model"].named_parameters() if p.requires_grad]
     assert names, "the model has no trainable parameters"
-    assert all("lora_" in n for n in names), f"trainable weights besides the adapters: {names[:3]}"
+    assert all(
+        "lora_" in n for n in names
+    ), f"trainable weights besides the adapters: {names[:3]}"
 
 
-@twdl.question_check("q1", required=True, hint="keep the dict lm.adapt returned, unchanged")
+@twdl.question_check(
+    "q1", required=True, hint="keep the dict lm.adapt returned, unchanged"
+)
 def after_is_the_adapted_models_perplexity(result):
-    """the adapted model, evaluated on the held-out blocks, gives `result["perplexity_after"]`"""
+    """the adapted model, evaluated on the held-out blocks, gives
+    `result["perplexity_after"]`"""
     measured = twdl.lm.perplexity(result["model"], result["held_blocks"].input_ids)
     reported = result["perplexity_after"]
-    assert abs(measured - reported) <= 1e-3 * reported, f"reported {reported:.4g}, the model gives {measured:.4g}"
+    assert (
+        abs(measured - reported) <= 1e-3 * reported
+    ), f"reported {reported:.4g}, the model gives {measured:.4g}"
 
 
 @twdl.question_check("q1")
 def perplexity_fell(result):
     """the perplexity after adaptation is below the perplexity before"""
     before, after = result["perplexity_before"], result["perplexity_after"]
-    assert after < before, f"after {after:.4g} is not below before {before:.4g}: more steps, or another rate?"
+    assert after < before, (
+        f"after {after:.4g} is not below before {before:.4g}: more steps, or another"
+        " rate?"
+    )
 
 
-@twdl.question_check("q1", hint="twdl.record('m4.homework.ppl_before', ...) and ('m4.homework.ppl_after', ...)")
+@twdl.question_check(
+    "q1",
+    hint=(
+        "twdl.record('m4.homework.ppl_before', ...) and ('m4.homework.ppl_after', ...)"
+    ),
+)
 def perplexities_are_recorded(result, records):
     """m4.homework.ppl_before and m4.homework.ppl_after are recorded from `result`"""
-    for name, key in (("m4.homework.ppl_before", "perplexity_before"), ("m4.homework.ppl_after", "perplexity_after")):
+    for name, key in (
+        ("m4.homework.ppl_before", "perplexity_before"),
+        ("m4.homework.ppl_after", "perplexity_after"),
+    ):
         assert name in records, f"{name} was not recorded"
-        assert abs(records[name] - result[key]) < 1e-9 * max(1.0, result[key]), f"{name} is not result[{key!r}]"
+        assert abs(records[name] - result[key]) < 1e-9 * max(
+            1.0, result[key]
+        ), f"{name} is not result[{key!r}]"
 
 
 twdl.check("q1")

@@ -58,6 +58,12 @@ def test_student_source_replaces_block_with_hint_and_keeps_indentation():
     assert out == 'def f():\n    # Hint: add one.\n    raise NotImplementedError("Hint: add one.")\nz = 3'
 
 
+def test_a_hint_may_continue_on_the_comment_lines_below_it():
+    source = "# Hint: call twdl.train(model, data,\n#   epochs=3) and record it.\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION"
+    assert student_source(source) == ("# Hint: call twdl.train(model, data,\n#   epochs=3) and record it.\n"
+                                      'raise NotImplementedError("Hint: call twdl.train(model, data, epochs=3) and record it.")')
+
+
 @pytest.mark.parametrize("source, message", [
     ("### BEGIN SOLUTION\nx = 1\n### END SOLUTION", "no '# Hint: ...' line"),
     ("# Hint: h\n### BEGIN SOLUTION\nx = 1", "never closed"),

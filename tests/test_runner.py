@@ -123,3 +123,47 @@ def test_run_real_module_notebook_smoke(tmp_path):
     assert summary.loc[0, "status"] == "ok"
     metrics = json.loads((out / "01_feedforward.metrics.json").read_text())
     assert "m1.completed" in metrics and len(metrics) > 3
+
+
+# Bad values for every module notebook: each is refused before any kernel starts, naming the parameter, the
+# value and what is allowed (exit 2). (notebook, -p text, the problem the message must state)
+BAD_VALUES = [
+    *[(nb, text, problem) for nb in ("01", "02", "03", "04") for text, problem in [
+        ("profile=huge", "profile='huge' is not allowed: expected one of 'smoke', 'full'"),
+        ("device=tpu", "device='tpu' is not allowed: expected one of 'auto', 'cpu', 'cuda', 'mps'"),
+        ("seed=abc", "seed='abc' is not allowed: expected int"),
+        ("seed=None", "seed=None is not allowed: expected int"),
+        ("data_source=mirror", "data_source='mirror' is not allowed: expected one of 'auto', 'full', 'sample'"),
+        ("completed=1", "completed=1 is not allowed: expected bool"),
+        ("output_dir=None", "output_dir=None is not allowed: expected str"),
+        ("epoch=3", "unknown parameter(s) ['epoch']"),
+    ]],
+    *[(nb, text, problem) for nb in ("01", "02", "03") for text, problem in [
+        ("epochs=abc", "epochs='abc' is not allowed: expected int >= 1 or None"),
+        ("epochs=-3", "epochs=-3 is not allowed: expected int >= 1 or None"),
+        ("epochs=0", "epochs=0 is not allowed: expected int >= 1 or None"),
+        ("epochs=2.5", "epochs=2.5 is not allowed: expected int >= 1 or None"),
+    ]],
+    ("01", "run_improved=yes", "run_improved='yes' is not allowed: expected bool or None"),
+    ("03", "dataset=imagenet", "dataset='imagenet' is not allowed: expected one of 'auto', 'afhq', 'cifar_animals'"),
+    ("04", "steps=0", "steps=0 is not allowed: expected int >= 1 or None"),
+    ("04", "precision=fp8", "precision='fp8' is not allowed: expected one of 'auto', 'bf16', 'fp16', 'fp32'"),
+    ("04", "text_path=/no/such/file.txt", "text_path='/no/such/file.txt' is not allowed: expected existing path or "
+                                          "one of ''"),
+]
+
+
+@pytest.mark.parametrize("module, text, problem", BAD_VALUES)
+def test_every_module_refuses_bad_values_before_a_kernel_starts(module, text, problem, tmp_path, capsys):
+    assert twdl(["run", module, "-p", text, "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert problem in err and "Allowed parameters:" in err, err
+    assert not list(tmp_path.iterdir())  # refused before anything ran: no executed notebook, no summary
+
+
+@pytest.mark.parametrize("notebook", sorted((ROOT / "notebooks").glob("0[1-4]_*.ipynb")), ids=lambda p: p.stem)
+def test_every_module_parameter_declares_what_it_allows(notebook):
+    from twdl_helpers.params import notebook_parameters
+
+    untyped = [name for name, spec in notebook_parameters(notebook).items() if spec.rule == "any"]
+    assert not untyped, f"{notebook.name}: give {untyped} a spec (e.g. '# ... [int >= 1 or None]' above it)"

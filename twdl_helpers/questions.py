@@ -83,7 +83,7 @@ def question_check(question: str, *, points: float = 1.0, required: bool = False
     def register(function: Callable) -> Callable:
         doc = inspect.getdoc(function) or function.__name__.replace("_", " ")
         _REGISTRY.setdefault(question, {})[function.__name__] = Check(
-            question, function.__name__, doc.splitlines()[0], function, float(points), bool(required), hint,
+            question, function.__name__, " ".join(doc.split("\n\n")[0].split()), function, float(points), bool(required), hint,
             _SECTION["hidden"], float(time_limit))
         return function
 

@@ -83,6 +83,20 @@ def _canonical_source(text: str, notebook_path: str) -> str:
     return text[: headers[1]] + cell + text[headers[1]:]
 
 
+def _hint_above(lines: list[str]) -> str | None:
+    """The last `# Hint: ...` comment in `lines`, joined with the comment lines that continue it (wrapped hints)."""
+    for start in range(len(lines) - 1, -1, -1):
+        match = HINT.match(lines[start])
+        if match:
+            parts = [match.group(1)]
+            for line in lines[start + 1:]:
+                if not line.strip().startswith("#"):
+                    break
+                parts.append(line.strip().lstrip("#").strip())
+            return " ".join(p for p in parts if p)
+    return None
+
+
 def student_source(source: str, where: str = "") -> str:
     """Replace each `### BEGIN SOLUTION` .. `### END SOLUTION` block by `raise NotImplementedError(<hint>)`."""
     lines, out, i = source.split("\n"), [], 0
@@ -94,9 +108,9 @@ def student_source(source: str, where: str = "") -> str:
             out.append(line)
             i += 1
             continue
-        hint = next((m.group(1) for m in map(HINT.match, reversed(out)) if m), None)
+        hint = _hint_above(out)
         if hint is None:
-            raise ValueError(f"{where}: homework block has no '# Hint: ...' line above '{BEGIN}'; add one-line hint")
+            raise ValueError(f"{where}: homework block has no '# Hint: ...' line above '{BEGIN}'; add a hint")
         end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == END), None)
         if end is None:
             raise ValueError(f"{where}: '{BEGIN}' is never closed by '{END}'")
