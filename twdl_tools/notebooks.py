@@ -132,6 +132,8 @@ def finish_notebook(nb: Any) -> str:
         cell["id"] = f"cell-{index:03d}"
         cell.metadata.pop("execution", None)
         cell.metadata.pop("papermill", None)
+        if "tags" in cell.metadata and not cell.metadata["tags"]:
+            cell.metadata.pop("tags")  # papermill adds empty tag lists
     for key in ("jupytext", "papermill", "widgets"):
         nb.metadata.pop(key, None)
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
