@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -25,7 +26,9 @@ def reference_environment(root: Path) -> dict[str, str]:
     if configured_mirror(root) is None:
         raise FileNotFoundError("references must be made from the real data: set TWDL_DATA_MIRROR to the offline "
                                 "mirror, or `data-mirror` under [tool.twdl] in pyproject.toml")
-    return batch_environment(root, offline=True, cpu_only=True, figures=True)
+    # one CPU thread unless told otherwise: the course's nets are tiny, and the tests re-run them on one thread
+    threads = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    return batch_environment(root, offline=True, cpu_only=True, figures=True, extra=threads)
 
 
 def _check_smoke_defaults(nb: Any, name: str) -> None:
