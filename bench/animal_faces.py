@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import original_animal_faces as original  # noqa: E402

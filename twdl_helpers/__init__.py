@@ -6,12 +6,12 @@ demand: it loads transformers and peft). The course's tooling (the `twdl` comman
 is the separate `twdl_tools` package; nothing here imports it.
 """
 from .common import *  # noqa: F401,F403  (setup, seeds, devices, profiles)
-from .files import atomic_path, atomic_write, display_path
-from .params import ParameterError, validate_parameters, watch_parameters
+from .files import atomic_path, atomic_write, display_path  # noqa: F401
+from .params import ParameterError, validate_parameters, watch_parameters  # noqa: F401
 from .record import *  # noqa: F401,F403
 from .weights import *  # noqa: F401,F403
 from .training import *  # noqa: F401,F403  (the one training loop and its callbacks)
-from .questions import check, question_check
+from .questions import check, question_check  # noqa: F401
 from .data import *  # noqa: F401,F403  (one loader per dataset)
 from .models import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403

@@ -11,7 +11,6 @@ student notebooks (the shared executor runs those instead).
 from __future__ import annotations
 
 import fnmatch
-import json
 import math
 import os
 from dataclasses import dataclass
