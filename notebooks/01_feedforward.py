@@ -95,8 +95,9 @@ ax = counts.plot.barh(figsize=(7, 3), title=f"Rows per cover type ({data.source}
 ax.set_xlabel("rows"); twdl.save_figure(ax.figure, output_dir, "class_counts");
 
 # %% [markdown]
-# *Think:* two classes hold about 85 % of the rows. What accuracy does "always predict Lodgepole Pine"
-# get, and why is macro-F1 (the unweighted mean of per-class F1 scores) a useful second number here?
+# *Think:* two classes hold most of the rows (read their share off the chart). What accuracy does "always
+# predict Lodgepole Pine" get, and why is macro-F1 (the unweighted mean of per-class F1 scores) a useful
+# second number here?
 
 # %% [markdown]
 # ## 2. Fully connected layers, logits and the loss
