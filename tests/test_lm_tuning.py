@@ -99,3 +99,13 @@ def test_paged_optimizers_are_refused_off_cuda_with_the_reason():
     assert not ok and "nothing to page" in why
     with pytest.raises(ValueError, match="cannot run here"):
         lm.train_lm(torch.nn.Linear(2, 2), blocks(), steps=1, optimizer="paged_adamw_32bit", progress=False)
+
+
+def test_adapt_returns_the_adapted_model_for_the_checks(tmp_path):
+    text = tmp_path / "mine.txt"
+    text.write_text("The cat sat on the mat. The dog sat on the log.\n" * 60)
+    result = lm.adapt(None, text, settings=lm.RunSettings(steps=2, batch_size=2), block_size=16, max_blocks=8)
+    trainable = [n for n, p in result["model"].named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    measured = lm.perplexity(result["model"], result["held_blocks"].input_ids)
+    assert measured == pytest.approx(result["perplexity_after"], rel=1e-3)

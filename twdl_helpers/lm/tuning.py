@@ -162,7 +162,7 @@ def adapt(model_name: str | None, text_path: str | Path, method: str = "lora", s
     train = make_blocks(corpus.train, tokenizer, block_size, max_blocks)
     held = make_blocks(corpus.held_out, tokenizer, block_size, max_blocks)
     before = perplexity(load_model(model_name, device), held)  # measured before any adaptation (D25)
-    outcome = finetune(method, model_name, train, held, settings, device, progress=False)
+    outcome = finetune(method, model_name, train, held, settings, device, progress=False, keep_model=True)
     after = outcome.row["perplexity"]
     row = {"text": Path(text_path).name, "model": str(model_name or "bundled"), **outcome.row,
            "perplexity_before": before, "change_percent": 100.0 * (after - before) / before}
