@@ -77,12 +77,35 @@ def original_vs_helpers(quick: bool) -> list[dict]:
     ]
 
 
+def galactica_weight_memory() -> list[dict]:
+    """Base weight memory of galactica-125m's configuration (random weights): fp32 (LoRA) vs NF4 (QLoRA), and the
+    share of parameters in the embeddings, which bitsandbytes does not quantise (only nn.Linear layers)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="twdl-galactica-") as tmp:
+        folder = lm.save_random_model(lm.GALACTICA_125M_CONFIG, tmp)
+        fp32 = lm.load_model(folder, "cpu")
+        total = sum(p.numel() for p in fp32.parameters())
+        embedded = sum(m.weight.numel() for m in fp32.modules() if isinstance(m, torch.nn.Embedding))
+        fp32_mb = lm.model_weight_megabytes(fp32)
+        del fp32
+        nf4_mb = lm.model_weight_megabytes(lm.load_model_4bit(folder, "cpu"))
+    what = "galactica-125m's configuration, random weights, CPU"
+    rows = [row("galactica_weight_memory", f"QLoRA vs LoRA, {what}", "base weight memory (fp32 vs NF4 + double "
+                "quant)", "MB", fp32_mb, nf4_mb, "exact", False, 2.5),
+            row("galactica_embedding_share", f"{what}: parameters in embeddings (kept at full precision by "
+                "bitsandbytes, which quantises nn.Linear layers; the LM head is tied to them)", "share of all "
+                "parameters", "%", float("nan"), 100.0 * embedded / total, "exact")]
+    rows[0]["target"] = ">= 2.5x (4-bit <= 40 % of fp32)"
+    return rows
+
+
 def run(quick: bool = False) -> pd.DataFrame:
     """Median tokens/s and memory over repeated runs for full, LoRA and QLoRA fine-tuning; one table."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # comparable on a shared machine
     try:
-        return pd.DataFrame(_methods(quick) + original_vs_helpers(quick))
+        return pd.DataFrame(_methods(quick) + galactica_weight_memory() + original_vs_helpers(quick))
     finally:
         torch.set_num_threads(before)
 

@@ -143,7 +143,9 @@ WHY = {
     "covertype_speed": "the step_* rows of the same table (forward, backward, optimizer, dropout per step)",
     "mnist": "the step_64 / step_1024 rows: the time of one training step on a fixed batch, which both pipelines "
              "pay, against the original's time per step; the ratio cannot exceed theirs",
-    "lora": "the table's rows",
+    "lora": "on galactica-125m's configuration the embeddings (the galactica_embedding_share row) stay at full "
+            "precision, as bitsandbytes quantises only nn.Linear layers and peft's k-bit preparation keeps the rest "
+            "in fp32",
 }
 
 
