@@ -572,6 +572,20 @@ twdl.record("m3.best.technique", best.name)
 twdl.record("m3.best.test_accuracy", twdl.evaluate(best.model, faces.test)["accuracy"])
 summary.round(2)
 
+# %% [markdown]
+# Does a technique help, or is its lead smaller than the spread over seeds? Each technique is compared with the
+# run that differs from it by that technique alone; "helps" or "hurts" needs a change of more than two standard
+# errors of the difference (a rough rule with three seeds; one seed gives no spread at all).
+
+# %%
+effects = twdl.effect_over_seeds(summary, {
+    "l1": "unregularized", "proximal l1": "unregularized", "l2": "unregularized",
+    "elastic": "unregularized", "dropout": "no dropout (same width)",
+    "augmentation": "no augmentation"})
+for name, verdict in effects["verdict"].items():
+    twdl.record(f"m3.effect.{name.replace(' ', '_')}", verdict)
+effects.round(2)
+
 # %%
 twdl.record("m3.completed", completed)
 twdl.records_table("m3.")

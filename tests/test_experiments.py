@@ -1,4 +1,5 @@
 """Regularisation experiments as data: one runner over seeds, one summary, one selection, the lambda grid."""
+import pandas as pd
 import pytest
 import torch
 
@@ -78,3 +79,16 @@ def test_lambda_grid_rows_best_lambda_and_log_plot():
     assert fig.axes[0].get_xscale() == "log"
     with pytest.raises(ValueError, match="positive"):
         twdl.lambda_grid(base, train, val, [0.0])
+
+
+def test_effect_over_seeds_judges_a_change_against_the_spread_over_seeds():
+    summary = pd.DataFrame({"val_accuracy": [50.0, 56.0, 51.0, 52.0], "val_accuracy_std": [1.0, 1.0, 1.0, 0.0],
+                            "seeds": [3, 3, 3, 1]}, index=["base", "big", "small", "single"])
+    effects = twdl.effect_over_seeds(summary, {"big": "base", "small": "base", "single": "base"})
+    error = (2 * 1.0 / 3) ** 0.5  # sqrt(1/3 + 1/3)
+    assert effects.loc["big", "standard_error"] == pytest.approx(error)
+    assert effects.loc["big", "val_accuracy_change"] == pytest.approx(6.0)
+    assert effects["verdict"].to_dict() == {"big": "helps", "small": "within noise",
+                                           "single": "one seed: no spread to judge by"}
+    hurt = twdl.effect_over_seeds(summary, {"base": "big"})
+    assert hurt.loc["base", "verdict"] == "hurts"

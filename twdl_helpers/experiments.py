@@ -2,6 +2,7 @@
 runs them over seeds, one table summarises them, and one function picks the model to test."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
@@ -19,7 +20,8 @@ from .training import evaluate, train
 from .weights import frobenius_norm
 
 __all__ = [
-    "Experiment", "Run", "run_experiments", "summarize_runs", "select_best", "histories", "TECHNIQUES",
+    "Experiment", "Run", "run_experiments", "summarize_runs", "effect_over_seeds", "select_best", "histories",
+    "TECHNIQUES",
     "technique_experiment", "compare_regularizers", "lambda_grid", "plot_lambda_grid",
 ]
 
@@ -110,6 +112,28 @@ def summarize_runs(results: dict[str, list[Run]]) -> pd.DataFrame:
                      "exact_zero_percent": sum(count_exact_zeros(r.model)["percent"] for r in runs) / len(runs),
                      "seeds": len(runs)})
     return pd.DataFrame(rows).set_index("experiment")
+
+
+def effect_over_seeds(summary: pd.DataFrame, baselines: dict[str, str]) -> pd.DataFrame:
+    """Each technique's change in mean validation accuracy against its own baseline, with a verdict.
+
+    `summary` comes from `summarize_runs`; `baselines` maps a technique to the experiment it differs from by that
+    technique alone. The standard error of the difference of the two means is sqrt(s_t^2/n_t + s_b^2/n_b) over
+    seeds; the verdict is "helps" / "hurts" when the change exceeds two standard errors (a rough rule with few
+    seeds), "within noise" otherwise, and says when one seed leaves no spread to judge by.
+    """
+    rows = []
+    for technique, baseline in baselines.items():
+        t, b = summary.loc[technique], summary.loc[baseline]
+        change = float(t["val_accuracy"] - b["val_accuracy"])
+        error = math.sqrt(t["val_accuracy_std"] ** 2 / t["seeds"] + b["val_accuracy_std"] ** 2 / b["seeds"])
+        if min(t["seeds"], b["seeds"]) < 2:
+            verdict = "one seed: no spread to judge by"
+        else:
+            verdict = "helps" if change > 2 * error else "hurts" if change < -2 * error else "within noise"
+        rows.append({"technique": technique, "baseline": baseline, "val_accuracy_change": change,
+                     "standard_error": error, "verdict": verdict})
+    return pd.DataFrame(rows).set_index("technique")
 
 
 def select_best(results: dict[str, list[Run]]) -> Run:
