@@ -85,12 +85,8 @@ def outputs_are_logits_of_the_right_shape(hw_model, hw_data):
 def recorded_score_is_the_models(hw_model, hw_data, records):
     """the recorded m1.homework.dataset_test_score is what `hw_model` scores on
     hw_data.test"""
-    name = "m1.homework.dataset_test_score"
-    assert name in records, f"{name} was not recorded"
-    measured = _test_score(hw_model, hw_data)
-    assert (
-        abs(records[name] - measured) < 0.01
-    ), f"recorded {records[name]:.4g}, the model scores {measured:.4g}"
+    twdl.assert_recorded(records, "m1.homework.dataset_test_score",
+                         _test_score(hw_model, hw_data), 0.01, "the model scores")
 
 
 @twdl.question_check("q1", hint="train longer, or check the learning rate")
@@ -150,14 +146,11 @@ def recorded_variance_is_the_features(hw_features, records):
     share of `hw_features`"""
     import torch
 
-    name = "m1.homework.first_hidden_pca2_variance"
-    assert name in records, f"{name} was not recorded"
     x = hw_features.double().cpu()
     variances = torch.linalg.svdvals(x - x.mean(0)) ** 2
     share = (variances[:2].sum() / variances.sum()).item()
-    assert (
-        abs(records[name] - share) < 1e-4
-    ), f"recorded {records[name]:.4f}, the features give {share:.4f}"
+    twdl.assert_recorded(records, "m1.homework.first_hidden_pca2_variance", share, 1e-4,
+                         "the features give")
 
 
 twdl.check("q2")

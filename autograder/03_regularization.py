@@ -71,10 +71,7 @@ def each_technique_is_recorded(homework, records):
     m3.homework.<technique>.val_accuracy"""
     for technique, value in homework["val_accuracy"].items():
         name = f"m3.homework.{technique}.val_accuracy"
-        assert name in records, f"{name} was not recorded"
-        assert (
-            abs(records[name] - value) < 1e-6
-        ), f"{name} is {records[name]}, the table says {value}"
+        twdl.assert_recorded(records, name, value, 1e-6, "the table says")
 
 
 twdl.check("q1")

@@ -420,13 +420,9 @@ def each_run_is_recorded(table, records):
     for row in table.itertuples():
         key = row.optimizer + ("_bn" if row.batch_norm == "yes" else "")
         for split in ("train", "test"):
-            name, value = f"m2.homework.{key}.{split}_accuracy", getattr(
-                row, f"{split}_accuracy"
-            )
-            assert name in records, f"{name} was not recorded"
-            assert (
-                abs(records[name] - value) < 1e-6
-            ), f"{name} is {records[name]}, the table says {value}"
+            name = f"m2.homework.{key}.{split}_accuracy"
+            value = getattr(row, f"{split}_accuracy")
+            twdl.assert_recorded(records, name, value, 1e-6, "the table says")
 
 
 twdl.check("q1")

@@ -321,10 +321,8 @@ def perplexities_are_recorded(result, records):
         ("m4.homework.ppl_before", "perplexity_before"),
         ("m4.homework.ppl_after", "perplexity_after"),
     ):
-        assert name in records, f"{name} was not recorded"
-        assert abs(records[name] - result[key]) < 1e-9 * max(
-            1.0, result[key]
-        ), f"{name} is not result[{key!r}]"
+        twdl.assert_recorded(records, name, result[key], 1e-9 * max(1.0, result[key]),
+                             f"result[{key!r}] is")
 
 
 twdl.check("q1")

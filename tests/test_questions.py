@@ -131,3 +131,13 @@ def test_question_check_rejects_bad_declarations():
         question_check("")
     with pytest.raises(ValueError, match="points must be positive"):
         question_check("q1", points=0)
+
+
+def test_assert_recorded_needs_the_record_within_the_tolerance():
+    from twdl_helpers.questions import assert_recorded
+
+    assert_recorded({"m.x": 1.0}, "m.x", 1.0 + 5e-7, 1e-6)
+    with pytest.raises(AssertionError, match="m.y was not recorded"):
+        assert_recorded({"m.x": 1.0}, "m.y", 1.0, 1e-6)
+    with pytest.raises(AssertionError, match="m.x is 1, the table says 1.1"):
+        assert_recorded({"m.x": 1.0}, "m.x", 1.1, 1e-6, "the table says")

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 __all__ = ["Check", "CheckResult", "CheckTimeout", "question_check", "check", "run_checks", "registered_checks",
-           "hidden_section", "DEFAULT_TIME_LIMIT"]
+           "hidden_section", "assert_recorded", "DEFAULT_TIME_LIMIT"]
 
 DEFAULT_TIME_LIMIT = 30.0  # seconds one check may run before it fails
 PROVIDED = ("records", "parameters")  # parameter names a check receives from the checker, not the notebook
@@ -88,6 +88,13 @@ def question_check(question: str, *, points: float = 1.0, required: bool = False
         return function
 
     return register
+
+
+def assert_recorded(records: dict[str, Any], name: str, expected: float, tolerance: float,
+                    source: str = "expected") -> None:
+    """Fail a check unless `name` was recorded within `tolerance` of `expected` (recomputed by the check)."""
+    assert name in records, f"{name} was not recorded"
+    assert abs(records[name] - expected) < tolerance, f"{name} is {records[name]:.6g}, {source} {expected:.6g}"
 
 
 def registered_checks(question: str | None = None, *, hidden: bool | None = None) -> list[Check]:
