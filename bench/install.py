@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from twdl_tools.repo import batch_environment
+
 ROOT = Path(__file__).resolve().parents[1]
 JUPYTER = ["ipykernel", "nbclient"]  # what Colab and any Jupyter server already have
 # The notebook runner inside the runtime venv: nbclient only, no twdl_tools (it is not importable there).
@@ -75,11 +77,8 @@ def run_notebooks(venv: Path, work: Path) -> pd.DataFrame:
     for source in sorted((ROOT / "notebooks").glob("0*.ipynb")):
         copies.append(work / source.name)
         shutil.copy(source, copies[-1])
-    env = {**os.environ, "TWDL_BATCH": "1", "TWDL_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}", "MPLBACKEND": "Agg"}
-    mirror = env.get("TWDL_DATA_MIRROR") or str(ROOT.parent / "shared" / "datasets")
-    env["TWDL_DATA_MIRROR"] = mirror
+    env = batch_environment(ROOT, offline=True, figures=False, extra={
+        "OMP_NUM_THREADS": "1", "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"})
     done = subprocess.run([str(venv / "bin" / "python"), "-c", RUNNER, *map(str, copies)], cwd=work, env=env,
                           check=True, capture_output=True, text=True)
     return pd.DataFrame(json.loads(done.stdout.strip().splitlines()[-1]))
