@@ -184,3 +184,27 @@ def test_train_metrics_use_a_fixed_seeded_subset_when_the_training_set_is_large(
 def test_batch_counter_counts_the_steps_of_each_epoch():
     h = twdl.train(toy_model(), toy_data(100), epochs=2, batch_size=30, callbacks=[twdl.BatchCounter()], progress=False)
     assert h["batches"] == [4, 4]
+
+
+def test_dropout_runs_are_a_function_of_their_seed_alone():
+    """Dropout masks come from the run's seed, not from torch's global stream: same seed, same history."""
+    data = toy_data()
+
+    def run(seed):
+        model = torch.nn.Sequential(torch.nn.Linear(6, 32), torch.nn.ReLU(), torch.nn.Dropout(0.5),
+                                    torch.nn.Linear(32, 2))
+        torch.manual_seed(1234)  # the same weights every time
+        for layer in model:
+            if isinstance(layer, torch.nn.Linear):
+                layer.reset_parameters()
+        return twdl.train(model, data, epochs=2, batch_size=32, seed=seed, progress=False).rows
+
+    first = run(0)
+    torch.rand(100)  # the global stream moves on between the runs
+    again = run(0)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(again) == strip(first)
+    assert strip(run(1)) != strip(first)
+    state = torch.get_rng_state()
+    run(0)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's stream is left as it was

@@ -38,15 +38,19 @@ def set_seed(seed: int) -> torch.Generator:
 
 
 @contextmanager
-def seeded(seed: int | None) -> Iterator[None]:
-    """Run the block with torch's CPU random stream started at `seed`, then restore the caller's stream.
+def seeded(seed: int | None, device: torch.device | str | None = None) -> Iterator[None]:
+    """Run the block with torch's random stream started at `seed`, then restore the caller's stream.
 
-    Models use it to draw their initial weights from an explicit seed (None: the current stream, unchanged).
+    The CPU stream always, and the stream of `device` too when it is a CUDA device. Models draw their initial
+    weights in it; `train` draws its dropout masks in it (None: the current stream, unchanged).
     """
     if seed is None:
         yield
         return
-    with torch.random.fork_rng(devices=[]):
+    device = torch.device(device) if device is not None else None
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device is not None and device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
         yield
 

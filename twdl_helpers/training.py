@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .common import log_device_run, model_device, start_device_run
+from .common import log_device_run, model_device, seeded, start_device_run
 from .weights import frobenius_norm
 
 __all__ = [
@@ -279,47 +279,48 @@ def train(
         cb.on_train_begin(model)
     label = progress if isinstance(progress, str) else "train"
     bar = tqdm(range(1, epochs + 1), desc=label, disable=progress is False, leave=False)
-    for epoch in bar:
-        start = time.perf_counter()
-        model.train()
-        order = torch.randperm(n, generator=generator).to(device)
-        # One gather per epoch puts the rows in this epoch's shuffled order; each batch is then a slice (a view),
-        # which saves an index copy per tensor per step (the same batches as indexing by order[first:last]).
-        epoch_inputs, epoch_targets = _take(train_data.inputs, order), _take(train_data.targets, order)
-        loss_sum = torch.zeros((), device=device)
-        for first in range(0, n, batch_size):
-            last = min(first + batch_size, n)
-            inputs, targets = _rows(epoch_inputs, first, last), _rows(epoch_targets, first, last)
-            if augment is not None:
-                inputs = augment(inputs, generator)
-            outputs = _call(model, inputs)
-            loss = loss_fn(outputs, targets)
-            total = loss + penalty(model) if penalty is not None else loss
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            if max_grad_norm is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-            optimizer.step()
+    with seeded(seed, device):  # dropout masks (any random draw in the model) come from `seed` alone
+        for epoch in bar:
+            start = time.perf_counter()
+            model.train()
+            order = torch.randperm(n, generator=generator).to(device)
+            # One gather per epoch puts the rows in this epoch's shuffled order; each batch is then a slice (a view),
+            # which saves an index copy per tensor per step (the same batches as indexing by order[first:last]).
+            epoch_inputs, epoch_targets = _take(train_data.inputs, order), _take(train_data.targets, order)
+            loss_sum = torch.zeros((), device=device)
+            for first in range(0, n, batch_size):
+                last = min(first + batch_size, n)
+                inputs, targets = _rows(epoch_inputs, first, last), _rows(epoch_targets, first, last)
+                if augment is not None:
+                    inputs = augment(inputs, generator)
+                outputs = _call(model, inputs)
+                loss = loss_fn(outputs, targets)
+                total = loss + penalty(model) if penalty is not None else loss
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                if max_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+                optimizer.step()
+                for cb in callbacks:
+                    cb.on_batch_end(model)
+                loss_sum += loss.detach() * (last - first)
+            row: dict[str, float] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
+                                     "running_loss": loss_sum.item() / n}
+            if scheduler is not None:
+                scheduler.step()
+            row["seconds"] = time.perf_counter() - start
+            splits = ({"train": fit_data} if fit_data is not None else {}) | eval_data
+            for split, data in splits.items():
+                for key, value in evaluate(model, data, loss_fn, metrics=metrics).items():
+                    row[f"{split}_{key}"] = value
+            stop = False
             for cb in callbacks:
-                cb.on_batch_end(model)
-            loss_sum += loss.detach() * (last - first)
-        row: dict[str, float] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
-                                 "running_loss": loss_sum.item() / n}
-        if scheduler is not None:
-            scheduler.step()
-        row["seconds"] = time.perf_counter() - start
-        splits = ({"train": fit_data} if fit_data is not None else {}) | eval_data
-        for split, data in splits.items():
-            for key, value in evaluate(model, data, loss_fn, metrics=metrics).items():
-                row[f"{split}_{key}"] = value
-        stop = False
-        for cb in callbacks:
-            stop = bool(cb.on_epoch_end(model, row, history)) or stop
-        history.rows.append(row)
-        bar.set_postfix({k: round(v, 4) for k, v in row.items() if k.endswith(("loss", "accuracy"))}, refresh=False)
-        if stop:
-            history.stopped_early = True
-            break
+                stop = bool(cb.on_epoch_end(model, row, history)) or stop
+            history.rows.append(row)
+            bar.set_postfix({k: round(v, 4) for k, v in row.items() if k.endswith(("loss", "accuracy"))}, refresh=False)
+            if stop:
+                history.stopped_early = True
+                break
     for cb in callbacks:
         cb.on_train_end(model, history)
     log_device_run(label, device, started)  # only when TWDL_DEVICE_LOG is set (scripts/gpu_check.py)
