@@ -191,12 +191,9 @@ def test_dropout_runs_are_a_function_of_their_seed_alone():
     data = toy_data()
 
     def run(seed):
-        model = torch.nn.Sequential(torch.nn.Linear(6, 32), torch.nn.ReLU(), torch.nn.Dropout(0.5),
-                                    torch.nn.Linear(32, 2))
-        torch.manual_seed(1234)  # the same weights every time
-        for layer in model:
-            if isinstance(layer, torch.nn.Linear):
-                layer.reset_parameters()
+        with twdl.seeded(1234):  # the same weights every time, the global stream untouched
+            model = torch.nn.Sequential(torch.nn.Linear(6, 32), torch.nn.ReLU(), torch.nn.Dropout(0.5),
+                                        torch.nn.Linear(32, 2))
         return twdl.train(model, data, epochs=2, batch_size=32, seed=seed, progress=False).rows
 
     first = run(0)
