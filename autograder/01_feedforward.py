@@ -1,7 +1,7 @@
 """Grader-only checks of notebooks/01_feedforward.py, written by `twdl sync`: do not edit, never give to students.
 
-`twdl grade --module 01_feedforward` runs this whole file in each submission's kernel after the student's cells,
-with `twdl` bound to a fresh copy of the helpers, then every registered check (public and hidden).
+`twdl grade --module 01_feedforward` runs this whole file in its trusted scorer, never in a submission's kernel: the
+checks (public and hidden) take the objects it rebuilt from the submission's exported claims (EXPORTS).
 """
 MODULE = '01_feedforward'
 QUESTIONS = [{'id': 'q1',
@@ -29,6 +29,8 @@ QUESTIONS = [{'id': 'q1',
             "student's own\n"
             'figure, and says that t-SNE keeps neighbourhoods but not distances between clusters (so no), '
             'with a reason.'}]
+# The notebook objects the checks take: each submission's kernel exports these (and its records) as claims.
+EXPORTS = ['hw_data', 'hw_features', 'hw_figure', 'hw_layer', 'hw_model', 'hw_net']
 
 
 # %% public checks (notebooks/01_feedforward.py cell 30; also in the student notebook)
@@ -175,6 +177,14 @@ def test_rows_are_held_out(hw_data):
 
 
 # %% hidden checks (notebooks/01_feedforward.py cell 35)
+@twdl.grader_loads("shown")
+def _shown_test_rows(parameters):
+    """The test rows the notebook projects, drawn again by the grader from the data files."""
+    data = twdl.load_covertype(source=parameters["data_source"], seed=parameters["seed"])
+    n_points = 400 if parameters["profile"] == "smoke" else 3000
+    return data.test.subset(twdl.stratified_sample(data.test.labels, n_points, parameters["seed"]))
+
+
 @twdl.question_check("q2", required=True)
 def features_are_that_layers_activations(hw_net, hw_layer, hw_features, shown):
     """`hw_features` are what layer `hw_layer` of `hw_net` outputs for shown.inputs (recomputed by the grader)"""

@@ -1,7 +1,7 @@
 """Grader-only checks of notebooks/03_regularization.py, written by `twdl sync`: do not edit, never give to students.
 
-`twdl grade --module 03_regularization` runs this whole file in each submission's kernel after the student's cells,
-with `twdl` bound to a fresh copy of the helpers, then every registered check (public and hidden).
+`twdl grade --module 03_regularization` runs this whole file in its trusted scorer, never in a submission's kernel: the
+checks (public and hidden) take the objects it rebuilt from the submission's exported claims (EXPORTS).
 """
 MODULE = '03_regularization'
 QUESTIONS = [{'id': 'q1',
@@ -25,6 +25,8 @@ QUESTIONS = [{'id': 'q1',
             'images, differences of a few points are noise). 1 point: for each technique, compares train '
             'minus validation\n'
             "accuracy with the unregularised row, using the table's numbers."}]
+# The notebook objects the checks take: each submission's kernel exports these (and its records) as claims.
+EXPORTS = ['homework']
 
 
 # %% public checks (notebooks/03_regularization.py cell 51; also in the student notebook)
@@ -81,16 +83,33 @@ twdl.questions.hidden_section()  # the checks below are hidden: only the grader 
 
 
 # %% hidden checks (notebooks/03_regularization.py cell 52)
-@twdl.question_check("q1", required=True)
-def models_score_their_accuracy_on_the_graders_images(homework, parameters):
-    """on validation images the grader loads itself, each technique's models score the accuracy `homework` reports"""
+# images of train/ that no profile's notebook loads: no submission can see them
+WITHHELD = {"smoke": {"cifar_animals": 1500, "afhq": 1500}, "full": {"cifar_animals": 1500, "afhq": 1500}}
+
+
+@twdl.grader_loads("faces")
+def _graders_images(parameters):
+    """The notebook's own split, loaded again by the grader from the data files."""
     smoke = parameters["profile"] == "smoke"
-    val = twdl.load_animal_faces(source=parameters["data_source"], dataset=parameters["dataset"],
-                                 n_train=100 if smoke else 250, n_val=500 if smoke else 1000,
-                                 seed=parameters["seed"]).val  # the notebook's split, loaded afresh
+    return twdl.load_animal_faces(source=parameters["data_source"], dataset=parameters["dataset"],
+                                  n_train=100 if smoke else 250, n_val=500 if smoke else 1000,
+                                  seed=parameters["seed"])
+
+
+@twdl.question_check("q1", required=True)
+def models_hold_up_on_images_the_notebook_never_saw(homework, faces, withheld):
+    """on train/ images no submission can see, each technique's models score within noise of the validation
+    accuracy `homework` reports: models trained on the validation images collapse there"""
+    unseen = withheld.get(faces.dataset)
+    if unseen is None:  # the data were too few to keep any back
+        return
     for technique, reported in homework["val_accuracy"].items():
-        measured = _mean_accuracy(homework.attrs["models"][technique], val)
-        assert abs(measured - reported) < 0.01, f"{technique}: reported {reported:.2f} %, measured {measured:.2f} %"
+        measured = _mean_accuracy(homework.attrs["models"][technique], unseen)
+        p = min(max(min(measured, reported), 1.0), 99.0) / 100
+        noise = 100 * (p * (1 - p) * (1 / len(unseen) + 1 / len(faces.val))) ** 0.5
+        assert reported - measured <= max(8.0, 4 * noise), (
+            f"{technique}: {reported:.1f} % on the validation images but {measured:.1f} % on {len(unseen)} "
+            "unseen ones: were its models trained on the validation images?")
 
 
 @twdl.question_check("q1")

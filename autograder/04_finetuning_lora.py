@@ -1,7 +1,7 @@
 """Grader-only checks of notebooks/04_finetuning_lora.py, written by `twdl sync`: do not edit, never give to students.
 
-`twdl grade --module 04_finetuning_lora` runs this whole file in each submission's kernel after the student's cells,
-with `twdl` bound to a fresh copy of the helpers, then every registered check (public and hidden).
+`twdl grade --module 04_finetuning_lora` runs this whole file in its trusted scorer, never in a submission's kernel: the
+checks (public and hidden) take the objects it rebuilt from the submission's exported claims (EXPORTS).
 """
 MODULE = '04_finetuning_lora'
 QUESTIONS = [{'id': 'q1',
@@ -29,6 +29,8 @@ QUESTIONS = [{'id': 'q1',
             'moved perplexity most in their sweep and says whether a regulariser helped, aware that a short '
             'run with few\n'
             'steps rarely over-fits.'}]
+# The notebook objects the checks take: each submission's kernel exports these (and its records) as claims.
+EXPORTS = ['result']
 
 
 # %% public checks (notebooks/04_finetuning_lora.py cell 24; also in the student notebook)
@@ -92,17 +94,16 @@ twdl.questions.hidden_section()  # the checks below are hidden: only the grader 
 # %% hidden checks (notebooks/04_finetuning_lora.py cell 25)
 @twdl.question_check("q1", required=True, time_limit=120)
 def perplexities_hold_on_blocks_the_grader_rebuilds(result):
-    """from the text itself, the grader rebuilds the held-out blocks; a fresh base model and the adapted one give
-    the reported perplexities there"""
+    """from the held-out text itself, the grader rebuilds the held-out blocks; a fresh base model and the adapted
+    one give the reported perplexities there"""
     import torch
 
     built, model = result["built_from"], result["model"]
-    tokenizer = twdl.lm.load_tokenizer(result["row"]["model"])
-    corpus = twdl.load_text(built["text"], built["held_out_fraction"])
-    held = twdl.lm.make_blocks(corpus.held_out, tokenizer, built["block_size"], built["max_blocks"]).input_ids
+    base_name = model.base_model.model.config.name_or_path  # the grader's own copy of the base model
+    tokenizer = twdl.lm.load_tokenizer(base_name)
+    held = twdl.lm.make_blocks(built["held_out_text"], tokenizer, built["block_size"], built["max_blocks"]).input_ids
     assert torch.equal(held.cpu(), result["held_blocks"].input_ids.cpu()), "the held-out blocks are not the text's"
-    device = next(model.parameters()).device
-    base = twdl.lm.load_model(result["row"]["model"], device)
+    base = twdl.lm.load_model(base_name, next(model.parameters()).device)
     for label, net, reported in (("before", base, result["perplexity_before"]), ("after", model, result["perplexity_after"])):
         measured = twdl.lm.perplexity(net, held)
         assert abs(measured - reported) <= 1e-3 * reported, f"{label}: reported {reported:.4g}, measured {measured:.4g}"

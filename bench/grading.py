@@ -74,7 +74,7 @@ def rows_of(out: Path) -> list[dict]:
 def outputs_seconds(out: Path) -> float:
     """Seconds to write grades.csv, report.html, feedback/ and manual/ again from the stored rows."""
     from twdl_tools.grading.checkfile import load_check_file
-    from twdl_tools.grading.grader import write_outputs
+    from twdl_tools.grading import write_outputs
 
     check_file = load_check_file(ROOT / "autograder" / "02_optimization.py")
     rows = rows_of(out)

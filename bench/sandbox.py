@@ -12,7 +12,7 @@ import nbformat
 import pandas as pd
 from nbformat.v4 import new_code_cell, new_notebook
 
-from twdl_tools.grading.grader import grade_submission, plan_tasks
+from twdl_tools.grading import grade_submission, plan_tasks
 from twdl_tools.sandbox import Sandbox, sandbox_support
 
 TARGET_OVERHEAD_S = 1.0

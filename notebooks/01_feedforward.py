@@ -566,6 +566,14 @@ def recorded_variance_is_the_features(hw_features, records):
 twdl.check("q2")
 
 # %% tags=["hidden-checks"]
+@twdl.grader_loads("shown")
+def _shown_test_rows(parameters):
+    """The test rows the notebook projects, drawn again by the grader from the data files."""
+    data = twdl.load_covertype(source=parameters["data_source"], seed=parameters["seed"])
+    n_points = 400 if parameters["profile"] == "smoke" else 3000
+    return data.test.subset(twdl.stratified_sample(data.test.labels, n_points, parameters["seed"]))
+
+
 @twdl.question_check("q2", required=True)
 def features_are_that_layers_activations(hw_net, hw_layer, hw_features, shown):
     """`hw_features` are what layer `hw_layer` of `hw_net` outputs for shown.inputs (recomputed by the grader)"""

@@ -12,9 +12,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from twdl_tools.cli import main as twdl
 from twdl_tools.execute import ResourceLimits
-from twdl_tools.grading.grader import (
-    _safe_names, find_submissions, grade_all, grades_table, plan_tasks, student_name,
-)
+from twdl_tools.grading import grade_all, grades_table, plan_tasks
+from twdl_tools.grading.plan import find_submissions, safe_names, student_name
 from twdl_tools.grading.report import choose_histogram_metric, render_report
 from twdl_tools.sandbox import sandbox_support
 
@@ -34,7 +33,7 @@ def test_student_names_and_distinct_output_names(tmp_path):
     assert student_name("bob_01_feedforward.ipynb", "01_feedforward") == "bob"
     assert student_name("Feedforward-carol.ipynb", "01_feedforward") == "carol"
     assert student_name("dave.ipynb") == "dave"
-    assert _safe_names(["hw.ipynb", "hw.ipynb", "a b/hw.ipynb", "a_b/hw.ipynb", "HW.ipynb"]) == [
+    assert safe_names(["hw.ipynb", "hw.ipynb", "a b/hw.ipynb", "a_b/hw.ipynb", "HW.ipynb"]) == [
         "hw", "hw-2", "a_b__hw", "a_b__hw-2", "HW-3"]
     for folder in ("one", "two"):
         submission(tmp_path / folder / "hw.ipynb")

@@ -13,7 +13,8 @@ import nbformat
 import pytest
 
 from twdl_tools.grading.checkfile import load_check_file
-from twdl_tools.grading.grader import find_submissions, grade_all, plan_tasks
+from twdl_tools.grading import grade_all, plan_tasks
+from twdl_tools.grading.plan import find_submissions
 from twdl_tools.grading.scoring import finalize_row
 from twdl_tools.notebooks import sync
 from twdl_tools.references import execute_reference, reference_environment

@@ -18,11 +18,9 @@ def define(source: str) -> dict:
 @pytest.fixture(autouse=True)
 def empty_registry():
     """Each test registers its own checks."""
-    questions._REGISTRY.clear()
-    hidden_section(False)
+    questions.current_registry().clear()
     yield
-    questions._REGISTRY.clear()
-    hidden_section(False)
+    questions.current_registry().clear()
 
 
 def test_checks_receive_notebook_objects_by_name_and_explain_failures():
@@ -141,3 +139,42 @@ def test_assert_recorded_needs_the_record_within_the_tolerance():
         assert_recorded({"m.x": 1.0}, "m.y", 1.0, 1e-6)
     with pytest.raises(AssertionError, match="m.x is 1, the table says 1.1"):
         assert_recorded({"m.x": 1.0}, "m.x", 1.1, 1e-6, "the table says")
+
+
+def test_a_check_file_collects_into_its_own_registry_where_twdl_check_does_nothing(capsys):
+    @question_check("q1")
+    def notebooks_own(x):
+        pass
+
+    with questions.collecting() as registry:
+        define('''
+@question_check("q1")
+def graders(x):
+    assert x == 1
+''')
+        questions.grader_loads("data")(lambda parameters: [parameters["seed"]])
+        check("q1")  # a check file's own twdl.check(...) calls: nothing runs, nothing prints
+    assert capsys.readouterr().out == ""
+    assert [c.name for c in registry.select("q1")] == ["graders"] and list(registry.loaders) == ["data"]
+    assert [c.name for c in registered_checks("q1")] == ["notebooks_own"]  # the notebook's registry is untouched
+    results = run_checks({"x": 1}, "q1", registry=registry, hidden=None)
+    assert [(r.name, r.passed) for r in results] == [("graders", True)]
+
+
+def test_a_check_whose_argument_needs_a_ta_is_not_run_and_says_why():
+    ran = []
+
+    @question_check("q1")
+    def uses_the_model(model):
+        ran.append(model)
+
+    @question_check("q1")
+    def uses_the_records(records):
+        pass
+
+    why = lambda value: "a MyNet, which the grader cannot rebuild" if value == "custom" else ""  # noqa: E731
+    first, second = run_checks({"model": "custom"}, "q1", needs_ta=why)
+    assert not first.passed and first.needs_ta == "`model`: a MyNet, which the grader cannot rebuild" and not ran
+    assert second.passed and second.needs_ta == ""
+    with pytest.raises(ValueError, match="name of a notebook object"):
+        questions.grader_loads("records")

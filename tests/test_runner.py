@@ -11,8 +11,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from twdl_tools.cli import main as twdl
 from twdl_tools.execute import ResourceLimits, run_notebook
 from twdl_helpers.params import parse_parameter_values
-from twdl_tools.run import check_notebook_parameters as check_parameters
-from twdl_tools.run import resolve_notebooks
+from twdl_helpers.params import check_notebook_parameters as check_parameters
+from twdl_tools.repo import resolve_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}

@@ -21,7 +21,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 from twdl_tools import sandbox as sandbox_module
 from twdl_tools.cli import main as twdl
 from twdl_tools.execute import run_notebook
-from twdl_tools.grading.grader import find_submissions, grade_all, plan_tasks
+from twdl_tools.grading import grade_all, plan_tasks
+from twdl_tools.grading.plan import find_submissions
 from twdl_tools.repo import batch_environment
 from twdl_tools.sandbox import Sandbox, SandboxUnavailable, sandbox_environment, sandbox_support, use_sandbox
 

@@ -27,7 +27,7 @@ from typing import Any
 
 __all__ = [
     "ParameterError", "ParameterSpec", "parse_parameters", "parameter_problems", "parameter_message", "validate_parameters",
-    "watch_parameters", "parse_parameter_values", "notebook_parameters", "describe",
+    "watch_parameters", "declared_parameters", "check_notebook_parameters", "parse_parameter_values", "notebook_parameters", "describe",
 ]
 
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str, "path": str, "existing path": str, "list": list}
@@ -259,6 +259,11 @@ def watch_parameters() -> None:
     shell.events.register("post_run_cell", capture)
 
 
+def declared_parameters() -> dict[str, ParameterSpec]:
+    """The parameters this kernel's `parameters` cell declared (captured by `watch_parameters`); {} before it ran."""
+    return dict(_DECLARED or {})
+
+
 def validate_parameters(namespace: dict[str, Any], declared: dict[str, ParameterSpec] | None = None) -> SimpleNamespace:
     """Check the notebook's parameters against their declarations; return them, or raise one ParameterError.
 
@@ -304,3 +309,12 @@ def notebook_parameters(notebook: Any) -> dict[str, ParameterSpec] | None:
         if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
             return parse_parameters(cell.source)
     return None
+
+
+def check_notebook_parameters(notebook: Any, values: dict[str, Any]) -> list[str]:
+    """Problems of `values` for the parameters a notebook (a path) declares, one line each; [] when acceptable."""
+    declared = notebook_parameters(notebook)
+    if declared is None:
+        return [f"{getattr(notebook, 'name', 'the notebook')} has no cell tagged 'parameters', so -p {', '.join(values)} cannot be set"] if values else []
+    problems = parameter_problems(declared, values)
+    return [parameter_message(problems, declared)] if problems else []

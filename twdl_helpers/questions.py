@@ -1,10 +1,15 @@
 """Checks of the homework questions: `twdl.check("q1")` runs a question's public checks on the notebook's objects.
 
-A check is a function registered with `@twdl.question_check("q1")`. Its parameters name the notebook objects it
-inspects (`table`, `data`, ...), plus two provided ones: `records` (the values recorded so far) and `parameters`
-(the notebook's parameters). It passes when it returns without raising; `assert cond, "message"` explains a
-failure. The grader runs the same public checks, and hidden ones that never appear in a notebook, in the
-submission's kernel after the student's cells (`twdl grade`, see docs/grading.md).
+A check is a function registered with `@twdl.question_check("q1")`. Its parameters name the objects it inspects
+(`table`, `data`, ...), plus the provided ones: `records` (the values recorded), `parameters` (the notebook's
+parameters) and, in the grader only, `withheld` (data the notebook never saw). It passes when it returns without
+raising; `assert cond, "message"` explains a failure. The grader runs the same public checks, and hidden ones that
+never appear in a notebook, in a separate trusted process on the objects it rebuilt from the notebook's exported
+claims (`twdl grade`, see docs/grading.md); `@twdl.grader_loads("data")` names an object the grader loads itself
+instead of taking the notebook's.
+
+The registered checks live in a `CheckRegistry`: a notebook has one, and the grader collects each check file into
+a fresh one (`collecting()`), so no check of one submission survives into the next.
 """
 from __future__ import annotations
 
@@ -12,17 +17,18 @@ import inspect
 import signal
 import sys
 import threading
+import time
 import traceback
-from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterator
 
-__all__ = ["Check", "CheckResult", "CheckTimeout", "question_check", "check", "run_checks", "registered_checks",
-           "hidden_section", "assert_recorded", "DEFAULT_TIME_LIMIT"]
+__all__ = ["Check", "CheckResult", "CheckTimeout", "CheckRegistry", "question_check", "grader_loads", "check",
+           "run_checks", "registered_checks", "current_registry", "collecting", "hidden_section", "assert_recorded",
+           "DEFAULT_TIME_LIMIT", "PROVIDED"]
 
 DEFAULT_TIME_LIMIT = 30.0  # seconds one check may run before it fails
-PROVIDED = ("records", "parameters")  # parameter names a check receives from the checker, not the notebook
-_REGISTRY: dict[str, dict[str, "Check"]] = {}  # question -> check name -> Check (re-running a cell replaces)
-_SECTION = {"hidden": False}
+PROVIDED = ("records", "parameters", "withheld")  # names a check receives from the checker, never from the notebook
 
 
 class CheckTimeout(BaseException):
@@ -46,7 +52,7 @@ class Check:
 
 @dataclass
 class CheckResult:
-    """The outcome of one check: passed or not, and why."""
+    """The outcome of one check: passed or not and why, or `needs_ta` (why a person must judge it instead)."""
 
     question: str
     name: str
@@ -57,15 +63,60 @@ class CheckResult:
     points: float = 1.0
     required: bool = False
     hidden: bool = False
+    needs_ta: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return asdict(self)
 
 
+@dataclass
+class CheckRegistry:
+    """The checks registered in one place (a notebook, or one check file in the grader), and the grader's loaders."""
+
+    checks: dict[str, dict[str, Check]] = field(default_factory=dict)  # question -> name -> Check (re-running replaces)
+    loaders: dict[str, Callable[[dict[str, Any]], Any]] = field(default_factory=dict)  # object name -> loader
+    hidden: bool = False  # checks registered from now on are hidden
+
+    def clear(self) -> None:
+        """Forget every check and loader (and go back to public checks)."""
+        self.checks.clear()
+        self.loaders.clear()
+        self.hidden = False
+
+    def add(self, item: Check) -> None:
+        """Register (or replace) one check."""
+        self.checks.setdefault(item.question, {})[item.name] = item
+
+    def select(self, question: str | None = None, hidden: bool | None = None) -> list[Check]:
+        """The checks of `question` (all when None) in registration order, filtered by `hidden` unless None."""
+        questions = [question] if question is not None else list(self.checks)
+        return [c for q in questions for c in self.checks.get(q, {}).values() if hidden is None or c.hidden == hidden]
+
+
+_NOTEBOOK = CheckRegistry()
+_ACTIVE: list[CheckRegistry] = []  # registries being collected (the grader's), innermost last
+
+
+def current_registry() -> CheckRegistry:
+    """The registry that `question_check` registers into now: the one being collected, else the notebook's."""
+    return _ACTIVE[-1] if _ACTIVE else _NOTEBOOK
+
+
+@contextmanager
+def collecting() -> Iterator[CheckRegistry]:
+    """Register into a fresh registry while the block runs (the grader executes one check file in it)."""
+    registry = CheckRegistry()
+    _ACTIVE.append(registry)
+    try:
+        yield registry
+    finally:
+        _ACTIVE.remove(registry)
+
+
 def hidden_section(hidden: bool = True) -> None:
     """Mark the checks registered from now on as hidden (the grader's check files call this before hidden checks)."""
-    _SECTION["hidden"] = bool(hidden)
+    current_registry().hidden = bool(hidden)
 
 
 def question_check(question: str, *, points: float = 1.0, required: bool = False, hint: str = "",
@@ -82,9 +133,25 @@ def question_check(question: str, *, points: float = 1.0, required: bool = False
 
     def register(function: Callable) -> Callable:
         doc = inspect.getdoc(function) or function.__name__.replace("_", " ")
-        _REGISTRY.setdefault(question, {})[function.__name__] = Check(
-            question, function.__name__, " ".join(doc.split("\n\n")[0].split()), function, float(points), bool(required), hint,
-            _SECTION["hidden"], float(time_limit))
+        registry = current_registry()
+        registry.add(Check(question, function.__name__, " ".join(doc.split("\n\n")[0].split()), function,
+                           float(points), bool(required), hint, registry.hidden, float(time_limit)))
+        return function
+
+    return register
+
+
+def grader_loads(name: str) -> Callable[[Callable], Callable]:
+    """Decorator for hidden check cells: the grader builds object `name` itself with `function(parameters)`.
+
+    Checks that take `name` then receive the grader's object (e.g. the test digits loaded from the data files),
+    not the notebook's; the notebook is never asked to export it.
+    """
+    if not isinstance(name, str) or not name.isidentifier() or name in PROVIDED:
+        raise ValueError(f"grader_loads needs the name of a notebook object, e.g. grader_loads('data'); got {name!r}")
+
+    def register(function: Callable) -> Callable:
+        current_registry().loaders[name] = function
         return function
 
     return register
@@ -94,13 +161,14 @@ def assert_recorded(records: dict[str, Any], name: str, expected: float, toleran
                     source: str = "expected") -> None:
     """Fail a check unless `name` was recorded within `tolerance` of `expected` (recomputed by the check)."""
     assert name in records, f"{name} was not recorded"
-    assert abs(records[name] - expected) < tolerance, f"{name} is {records[name]:.6g}, {source} {expected:.6g}"
+    value = records[name]
+    assert isinstance(value, (int, float)) and not isinstance(value, bool), f"{name} is {value!r}, not a number"
+    assert abs(value - expected) < tolerance, f"{name} is {value:.6g}, {source} {expected:.6g}"
 
 
 def registered_checks(question: str | None = None, *, hidden: bool | None = None) -> list[Check]:
-    """The registered checks of `question` (all questions when None), in registration order; filter by `hidden`."""
-    questions = [question] if question is not None else list(_REGISTRY)
-    return [c for q in questions for c in _REGISTRY.get(q, {}).values() if hidden is None or c.hidden == hidden]
+    """The checks of `question` (all when None) in the current registry, in registration order; filter by `hidden`."""
+    return current_registry().select(question, hidden)
 
 
 def _call_with_limit(function: Callable, arguments: dict[str, Any], seconds: float | None) -> Any:
@@ -131,7 +199,8 @@ def _failure_message(err: BaseException, function: Callable) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def _run_one(item: Check, namespace: dict[str, Any], provided: dict[str, Any], seconds: float) -> CheckResult:
+def _run_one(item: Check, namespace: dict[str, Any], provided: dict[str, Any], seconds: float,
+             needs_ta: Callable[[Any], str] | None) -> CheckResult:
     result = CheckResult(item.question, item.name, item.description, False, "", item.hint, item.points,
                          item.required, item.hidden)
     arguments = {}
@@ -142,6 +211,12 @@ def _run_one(item: Check, namespace: dict[str, Any], provided: dict[str, Any], s
             arguments[name] = namespace[name]
         else:
             result.message = f"`{name}` is not defined: run the cells of question {item.question} first"
+            return result
+    for name, value in arguments.items():
+        reason = needs_ta(value) if needs_ta is not None and name not in provided else ""
+        if reason:
+            result.needs_ta = f"`{name}`: {reason}"
+            result.message = "not run: a TA must judge it (" + result.needs_ta + ")"
             return result
     try:
         outcome = _call_with_limit(item.function, arguments, seconds)
@@ -156,18 +231,19 @@ def _run_one(item: Check, namespace: dict[str, Any], provided: dict[str, Any], s
 
 
 def run_checks(namespace: dict[str, Any], question: str | None = None, *, records: dict[str, Any] | None = None,
-               parameters: dict[str, Any] | None = None, hidden: bool | None = False,
-               budget: float | None = None) -> list[CheckResult]:
+               parameters: dict[str, Any] | None = None, withheld: dict[str, Any] | None = None,
+               hidden: bool | None = False, budget: float | None = None, registry: CheckRegistry | None = None,
+               needs_ta: Callable[[Any], str] | None = None) -> list[CheckResult]:
     """Run the registered checks of `question` (all when None) against `namespace`; never raises.
 
     `hidden=None` runs public and hidden checks. `budget` (seconds) bounds all of them together: a check that
-    would start after it is spent fails without running.
+    would start after it is spent fails without running. `needs_ta(value)` returns why an argument cannot be judged
+    automatically (the grader's rebuilt claims: a model of a class it cannot rebuild); such a check is not run.
     """
-    import time
-
-    provided = {"records": dict(records or {}), "parameters": dict(parameters or {})}
+    registry = registry or current_registry()
+    provided = {"records": dict(records or {}), "parameters": dict(parameters or {}), "withheld": dict(withheld or {})}
     start, results = time.monotonic(), []
-    for item in registered_checks(question, hidden=hidden):
+    for item in registry.select(question, hidden):
         left = None if budget is None else budget - (time.monotonic() - start)
         if left is not None and left <= 0:
             results.append(CheckResult(item.question, item.name, item.description, False,
@@ -175,15 +251,8 @@ def run_checks(namespace: dict[str, Any], question: str | None = None, *, record
                                        item.required, item.hidden))
             continue
         seconds = item.time_limit if left is None else min(item.time_limit, left)
-        results.append(_run_one(item, namespace, provided, seconds))
+        results.append(_run_one(item, namespace, provided, seconds, needs_ta))
     return results
-
-
-def _notebook_parameters(namespace: dict[str, Any]) -> dict[str, Any]:
-    """The current values of the parameters the notebook declared (twdl.watch_parameters), else {}."""
-    from .params import _DECLARED
-
-    return {name: namespace[name] for name in (_DECLARED or {}) if name in namespace}
 
 
 def _report(question: str, results: list[CheckResult]) -> str:
@@ -199,15 +268,20 @@ def _report(question: str, results: list[CheckResult]) -> str:
 def check(question: str) -> None:
     """Run the public checks of `question` on this notebook's objects and print pass/fail with hints.
 
-    Call it in a notebook (`twdl.check("q1")`); the grader runs these checks again, with hidden ones.
+    Call it in a notebook (`twdl.check("q1")`); the grader runs these checks again, with hidden ones, on what it
+    rebuilds from your submitted notebook. While the grader collects a check file, this call does nothing.
     """
+    from .params import declared_parameters
     from .record import recorded
 
+    if _ACTIVE:
+        return
     namespace = sys._getframe(1).f_globals
     if not registered_checks(question, hidden=False):
-        known = ", ".join(sorted(_REGISTRY)) or "none yet"
+        known = ", ".join(sorted(current_registry().checks)) or "none yet"
         print(f"no public checks are registered for {question!r} (registered: {known}); "
               "run the cell that defines them first")
         return
-    results = run_checks(namespace, question, records=recorded(), parameters=_notebook_parameters(namespace))
+    parameters = {name: namespace[name] for name in declared_parameters() if name in namespace}
+    results = run_checks(namespace, question, records=recorded(), parameters=parameters)
     print(_report(question, results) + "\nThe grader runs these checks, and hidden ones, on your submitted notebook.")

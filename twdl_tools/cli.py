@@ -8,7 +8,7 @@ import sys
 # name -> (module with add_arguments(parser) and main(args) -> int, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("twdl_tools.run", "execute module notebooks with papermill (smoke or full profile)"),
-    "grade": ("twdl_tools.grading.grader", "execute and grade a folder of student notebooks"),
+    "grade": ("twdl_tools.grading.command", "execute and grade a folder of student notebooks"),
     "sync": ("twdl_tools.notebooks", "regenerate solution and student .ipynb from the .py sources"),
     "execute-references": ("twdl_tools.references", "re-execute the committed reference notebooks"),
     "book": ("twdl_tools.site", "build the Jupyter Book site offline"),

@@ -12,9 +12,11 @@ from pathlib import Path
 
 from twdl_helpers.files import BATCH_VARIABLE, OFFLINE_ENVIRONMENT, data_mirror
 
-__all__ = ["find_root", "settings", "configured_mirror", "batch_environment", "notebooks_dir"]
+__all__ = ["MODULE_PATTERN", "find_root", "settings", "configured_mirror", "batch_environment", "notebooks_dir",
+           "resolve_notebooks", "thread_env"]
 
 MARKER = "jupytext.toml"  # the repository root holds this file and notebooks/
+MODULE_PATTERN = "0[1-4]_*.ipynb"  # the module notebooks in notebooks/
 
 
 def find_root(start: str | Path | None = None) -> Path:
@@ -75,3 +77,35 @@ def batch_environment(root: Path | None = None, *, base: dict[str, str] | None =
         env["MPLBACKEND"] = "Agg"
     env.update(extra or {})
     return env
+
+
+def resolve_notebooks(selector: str, folder: str | Path | None = None) -> list[Path]:
+    """Map "all", a path, a stem ("01_feedforward"), a prefix ("01") or a name part ("feedforward") to notebooks."""
+    folder = Path(folder) if folder else notebooks_dir()
+    modules = sorted(folder.glob(MODULE_PATTERN))
+    if selector == "all":
+        if not modules:
+            raise FileNotFoundError(f"no module notebooks matching {MODULE_PATTERN} in {folder}; run `twdl sync` first")
+        return modules
+    path = Path(selector)
+    if path.suffix in (".ipynb", ".py") and path.exists():
+        notebook = path.with_suffix(".ipynb")
+        if not notebook.exists():
+            raise FileNotFoundError(f"{path} has no generated {notebook.name}; run `twdl sync` (or jupytext) first")
+        return [notebook]
+    candidates = sorted(folder.glob("*.ipynb"))
+    for rule in (lambda s: s == selector, lambda s: s.startswith(selector), lambda s: selector in s.split("_", 1)[-1]):
+        found = [nb for nb in candidates if rule(nb.stem)]
+        if len(found) == 1:
+            return found
+        if len(found) > 1:
+            raise ValueError(f"{selector!r} matches several notebooks ({', '.join(nb.stem for nb in found)}); be more precise")
+    names = ", ".join(nb.stem for nb in modules) or "none"
+    raise FileNotFoundError(f"no notebook matches {selector!r} in {folder}; module notebooks: {names}, or use 'all' or a path")
+
+
+def thread_env(jobs: int) -> dict[str, str]:
+    """Thread-count variables that share the CPU cores between `jobs` parallel kernels (unless already set)."""
+    threads = str(max(1, (os.cpu_count() or 1) // max(1, jobs)))
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+    return {name: os.environ.get(name, threads) for name in names}

@@ -11,59 +11,13 @@ from typing import Any
 
 from twdl_helpers.files import atomic_write
 from twdl_helpers.record import flat_records, record_columns
-from twdl_helpers.params import (
-    ParameterError, notebook_parameters, parameter_message, parameter_problems, parse_parameter_values,
-)
+from twdl_helpers.params import ParameterError, check_notebook_parameters, notebook_parameters, parse_parameter_values
 
 from .execute import ExecutionResult, run_notebook
-from .repo import batch_environment, find_root
+from .repo import batch_environment, find_root, resolve_notebooks, thread_env
 
-__all__ = ["MODULE_PATTERN", "resolve_notebooks", "check_notebook_parameters", "run_notebooks", "summary_table",
-           "thread_env", "add_arguments", "main"]
-
-MODULE_PATTERN = "0[1-4]_*.ipynb"
+__all__ = ["run_notebooks", "summary_table", "add_arguments", "main"]
 SUMMARY_COLUMNS = ["notebook", "status", "runtime_s", "error"]
-
-
-def resolve_notebooks(selector: str, folder: str | Path | None = None) -> list[Path]:
-    """Map "all", a path, a stem ("01_feedforward"), a prefix ("01") or a name part ("feedforward") to notebooks."""
-    folder = Path(folder) if folder else find_root() / "notebooks"
-    modules = sorted(folder.glob(MODULE_PATTERN))
-    if selector == "all":
-        if not modules:
-            raise FileNotFoundError(f"no module notebooks matching {MODULE_PATTERN} in {folder}; run `twdl sync` first")
-        return modules
-    path = Path(selector)
-    if path.suffix in (".ipynb", ".py") and path.exists():
-        notebook = path.with_suffix(".ipynb")
-        if not notebook.exists():
-            raise FileNotFoundError(f"{path} has no generated {notebook.name}; run `twdl sync` (or jupytext) first")
-        return [notebook]
-    candidates = sorted(folder.glob("*.ipynb"))
-    for rule in (lambda s: s == selector, lambda s: s.startswith(selector), lambda s: selector in s.split("_", 1)[-1]):
-        found = [nb for nb in candidates if rule(nb.stem)]
-        if len(found) == 1:
-            return found
-        if len(found) > 1:
-            raise ValueError(f"{selector!r} matches several notebooks ({', '.join(nb.stem for nb in found)}); be more precise")
-    names = ", ".join(nb.stem for nb in modules) or "none"
-    raise FileNotFoundError(f"no notebook matches {selector!r} in {folder}; module notebooks: {names}, or use 'all' or a path")
-
-
-def check_notebook_parameters(notebook: Path, values: dict[str, Any]) -> list[str]:
-    """Problems of `values` for `notebook`'s declared parameters (one line each); empty when they are acceptable."""
-    declared = notebook_parameters(notebook)
-    if declared is None:
-        return [f"{notebook.name} has no cell tagged 'parameters', so -p {', '.join(values)} cannot be set"] if values else []
-    problems = parameter_problems(declared, values)
-    return [parameter_message(problems, declared)] if problems else []
-
-
-def thread_env(jobs: int) -> dict[str, str]:
-    """Thread-count variables that share the CPU cores between `jobs` parallel kernels (unless already set)."""
-    threads = str(max(1, (os.cpu_count() or 1) // max(1, jobs)))
-    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
-    return {name: os.environ.get(name, threads) for name in names}
 
 
 def summary_table(results: dict[str, ExecutionResult]):

@@ -21,7 +21,7 @@ from .fetch import DataFiles, Found, RemoteFile, banner, resolve
 from .samples import bundled_files
 from .verify import file_sha256
 
-__all__ = ["AnimalFaces", "load_animal_faces", "decode_image_zip", "ANIMAL_CLASSES", "AFHQ_ZIP",
+__all__ = ["AnimalFaces", "load_animal_faces", "decode_image_zip", "decoded_image_zip", "normalize_images", "ZIP_MEMBER", "ANIMAL_CLASSES", "AFHQ_ZIP",
            "CIFAR_ANIMALS_ZIP", "ANIMAL_DATASETS", "LABEL_KINDS"]
 
 ANIMAL_CLASSES = ("cat", "dog", "wild")  # AFHQ's classes; the CIFAR substitute has cat, deer, dog
@@ -41,7 +41,7 @@ CIFAR_ANIMALS_ZIP = RemoteFile(
 )
 _TITLES = {"afhq": "AFHQ 32x32 (Animal Faces)", "cifar_animals": "CIFAR-10 cat/deer/dog (a real substitute for AFHQ, "
                                                                   "not AFHQ: whole animals in scenes, deer for 'wild')"}
-_ENTRY = re.compile(r"(?:^|/)(train|val|test)/([^/]+)/[^/]+\.(png|jpe?g)$", re.IGNORECASE)
+ZIP_MEMBER = re.compile(r"(?:^|/)(train|val|test)/([^/]+)/[^/]+\.(png|jpe?g)$", re.IGNORECASE)
 
 
 @dataclass
@@ -89,7 +89,8 @@ def shuffle_labels(labels: torch.Tensor, fraction: float, seed: int) -> torch.Te
     return out
 
 
-def _normalise(images: torch.Tensor) -> torch.Tensor:
+def normalize_images(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float32, each channel (x/255 - 0.5) / 0.5 (the course's normalisation)."""
     return (images.float() / 255.0 - 0.5) / 0.5
 
 
@@ -155,7 +156,7 @@ def decode_image_zip(zip_path: str | Path) -> Decoded:
     try:
         with zipfile.ZipFile(zip_path) as archive:
             for name in sorted(archive.namelist()):
-                match = _ENTRY.search(name)
+                match = ZIP_MEMBER.search(name)
                 if match:
                     found.setdefault(match.group(1).lower(), []).append((match.group(2), name))
             held_out = "val" if "val" in found else "test"
@@ -179,10 +180,10 @@ def decode_image_zip(zip_path: str | Path) -> Decoded:
     return result
 
 
-def _decoded(zip_path: Path) -> Decoded:
-    """`decode_image_zip`, decoded once and kept in the cache under the zip's sha256 (a changed zip is re-decoded)."""
+def decoded_image_zip(zip_path: Path, cache: Path | None = None) -> Decoded:
+    """`decode_image_zip`, decoded once and kept in `cache` (default: the data cache) under the zip's sha256."""
     key = file_sha256(zip_path)[:16]
-    target = cache_dir() / "decoded" / f"{zip_path.stem}.{key}.pt"
+    target = (cache or cache_dir()) / "decoded" / f"{zip_path.stem}.{key}.pt"
     if target.is_file():
         try:
             return torch.load(target, weights_only=True)
@@ -198,7 +199,7 @@ def _decoded(zip_path: Path) -> Decoded:
 
 
 def _read_zip(paths: dict[str, Path]) -> Decoded:
-    return _decoded(next(iter(paths.values())))
+    return decoded_image_zip(next(iter(paths.values())))
 
 
 AFHQ = DataFiles(_TITLES["afhq"], (AFHQ_ZIP,), _read_zip)
@@ -226,7 +227,7 @@ def _assemble(decoded: Decoded, n_train: int | None, n_val: int | None, n_test: 
     order = torch.randperm(images.shape[0], generator=generator)
     test_order = torch.arange(len(test_labels)) if n_test is None or n_test >= len(test_labels) else \
         torch.randperm(len(test_labels), generator=generator)[:n_test].sort().values
-    pick = lambda x, y, idx: TensorData(_normalise(x[idx]).to(device), y[idx].to(device))  # noqa: E731
+    pick = lambda x, y, idx: TensorData(normalize_images(x[idx]).to(device), y[idx].to(device))  # noqa: E731
     splits = {"train": pick(images, labels, order[:train_n]),
               "val": pick(images, labels, order[train_n:train_n + val_n]),
               "test": pick(test_images, test_labels, test_order)}

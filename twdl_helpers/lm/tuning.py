@@ -153,7 +153,8 @@ def adapt(model_name: str | None, text_path: str | Path, method: str = "lora", s
     """Homework: adapt `model_name` to your text file/folder; perplexity before and after, and a comparison row.
 
     Returns perplexity_before / perplexity_after, the row, the adapted model, the held-out blocks both
-    perplexities were measured on, and how they were built (text, block_size, max_blocks, held_out_fraction).
+    perplexities were measured on, and how they were built (text, block_size, max_blocks, held_out_fraction, and
+    held_out_text: the held-out part of the text itself, from which the grader rebuilds the blocks).
     """
     from ..data.text import load_text
 
@@ -168,4 +169,5 @@ def adapt(model_name: str | None, text_path: str | Path, method: str = "lora", s
            "perplexity_before": before, "change_percent": 100.0 * (after - before) / before}
     return {"perplexity_before": before, "perplexity_after": after, "row": row, "model": outcome.model,
             "held_blocks": held, "built_from": {"text": str(text_path), "block_size": block_size,
-                                                "max_blocks": max_blocks, "held_out_fraction": held_out_fraction}}
+                                                "max_blocks": max_blocks, "held_out_fraction": held_out_fraction,
+                                                "held_out_text": corpus.held_out}}

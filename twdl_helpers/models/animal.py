@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..common import seeded
+from .architecture import Rebuildable
 
 __all__ = ["AnimalNet", "BigAnimalNet", "AnimalNetDropout", "SmallAnimalNet", "ANIMAL_MODELS", "IMAGE_FEATURES"]
 
@@ -15,7 +16,7 @@ IMAGE_FEATURES = 3 * 32 * 32
 INITS = ("default", "xavier")
 
 
-class _SeededMLP(nn.Module):
+class _SeededMLP(Rebuildable, nn.Module):
     """Flatten, then the given layers; weights drawn from `seed` without touching the global random state."""
 
     def __init__(self, build: Callable[[], list[nn.Module]], seed: int, init: str,

@@ -12,13 +12,14 @@ import torch
 from torch import nn
 
 from ..common import seeded
+from .architecture import Rebuildable
 
 __all__ = ["FeedForward", "ShallowNet", "BNShallowNet", "DeepNet", "BNDeepNet", "ResidualBlock", "ResidualMLP"]
 
 Device = torch.device | str | None
 
 
-class FeedForward(nn.Sequential):
+class FeedForward(Rebuildable, nn.Sequential):
     """Flatten, then Linear [-> BatchNorm1d] -> ReLU per hidden width, [Dropout], Linear to the classes (logits)."""
 
     def __init__(self, widths: Sequence[int], batch_norm: bool = False, dropout: float = 0.0,
@@ -85,7 +86,7 @@ class ResidualBlock(nn.Module):
         return self.activation(self.body(x) + self.shortcut(x))
 
 
-class ResidualMLP(nn.Module):
+class ResidualMLP(Rebuildable, nn.Module):
     """Flatten, ResidualBlock(784 -> 128), ResidualBlock(128 -> 64), Linear(64 -> 10) logits."""
 
     def __init__(self, widths: Sequence[int] = (784, 128, 64), n_classes: int = 10, seed: int | None = None,

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..common import seeded
+from .architecture import Rebuildable
 
 Device = torch.device | str | None
 
@@ -52,7 +53,7 @@ def mlp_stack(in_features: int, hidden: Sequence[int], dropout: float) -> nn.Seq
     return nn.Sequential(*layers)
 
 
-class BaselineNet(nn.Module):
+class BaselineNet(Rebuildable, nn.Module):
     """Numeric features + embeddings -> hidden layers -> linear output (logits)."""
 
     def __init__(self, n_numeric: int, cardinalities: Sequence[int], n_classes: int = 7,
@@ -70,7 +71,7 @@ class BaselineNet(nn.Module):
         return self.output(self.deep(self.inputs(numeric, categorical)))
 
 
-class WideDeepNet(nn.Module):
+class WideDeepNet(Rebuildable, nn.Module):
     """Wide & Deep: a wide path (inputs straight to the output layer) beside a deep path, each with its own embeddings.
 
     With `crossed=True` the wide path also gets the cross-product of every pair of categorical columns (one weight
@@ -118,7 +119,7 @@ class CrossLayer(nn.Module):
         return x0 * self.linear(x) + x
 
 
-class DeepCrossNet(nn.Module):
+class DeepCrossNet(Rebuildable, nn.Module):
     """Deep & Cross: a cross network (then BatchNorm1d) beside a deep path on the same inputs, joined at the output."""
 
     def __init__(self, n_numeric: int, cardinalities: Sequence[int], n_classes: int = 7,
@@ -144,7 +145,7 @@ class DeepCrossNet(nn.Module):
         return self.output(torch.cat([self.cross_norm(x), self.deep(x0)], dim=1))
 
 
-class WarmupNet(nn.Module):
+class WarmupNet(Rebuildable, nn.Module):
     """The warm-up network: in_features -> hidden (ReLU) -> 1 logit (the sigmoid lives in the loss)."""
 
     def __init__(self, in_features: int, hidden: int = 200, seed: int | None = None, device: Device = None):

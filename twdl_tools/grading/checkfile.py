@@ -5,8 +5,11 @@ In `notebooks/0k_name.py` a question is declared on the cell that answers it: a 
 `# %% [markdown] question="q2" points=2` is a written answer graded by a TA (a `### BEGIN SOLUTION` ..
 `### END SOLUTION` block in it is the model answer or rubric: TAs see it, students' notebooks leave it out). Checks live in cells tagged
 `checks` (public: they stay in the student notebook, where `twdl.check("q1")` runs them) and `hidden-checks`
-(removed from both generated notebooks). `sync` writes `autograder/0k_name.py`: the questions as data, then
-every public and hidden check cell, the exact text the grader runs in each submission's kernel.
+(removed from both generated notebooks). `sync` writes `autograder/0k_name.py`: the questions as data, the
+export manifest (`EXPORTS`: the notebook objects the checks take, which each submission's kernel exports as
+claims), then every public and hidden check cell: the text the grader's trusted scorer runs on the rebuilt claims.
+A hidden cell may declare `WITHHELD = {"smoke": {"mnist": 2000}}`: data that profile's notebook never loads,
+kept from the sandbox for the checks (twdl_tools/grading/dataview.py).
 """
 from __future__ import annotations
 
@@ -20,12 +23,14 @@ from typing import Any
 
 __all__ = ["CHECKS_DIR", "PUBLIC_TAG", "HIDDEN_TAG", "Question", "CheckFile", "declared_questions",
            "check_file_text", "load_check_file", "check_file_path", "is_hidden_cell", "checked_questions",
-           "split_solution"]
+           "split_solution", "exported_names"]
 
 CHECKS_DIR = "autograder"  # grader-only: outside both packages and notebooks/, never given to students
 PUBLIC_TAG, HIDDEN_TAG = "checks", "hidden-checks"
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 DECORATOR = "question_check"
+LOADER = "grader_loads"
+PROVIDED = ("records", "parameters", "withheld")  # given by the checker (twdl_helpers.questions.PROVIDED)
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 
 
@@ -60,6 +65,8 @@ class CheckFile:
     source: str
     path: Path | None = None
     checks: dict[str, list[str]] = field(default_factory=dict)  # question -> check function names
+    exports: list[str] = field(default_factory=list)  # notebook objects the kernel exports (the checks' arguments)
+    withheld: dict[str, dict[str, int]] = field(default_factory=dict)  # profile -> dataset -> count kept out
 
     def digest(self) -> str:
         """SHA-256 of the file's text (part of the key that decides whether a submission is graded again)."""
@@ -117,16 +124,36 @@ def checked_questions(source: str, where: str = "") -> dict[str, list[str]]:
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         for deco in node.decorator_list:
-            if not isinstance(deco, ast.Call):
-                continue
-            name = deco.func.attr if isinstance(deco.func, ast.Attribute) else getattr(deco.func, "id", "")
-            if name != DECORATOR:
+            if _decorator_name(deco) != DECORATOR:
                 continue
             if not deco.args or not isinstance(deco.args[0], ast.Constant) or not isinstance(deco.args[0].value, str):
                 raise ValueError(f"{where}: {node.name}: write the question id as a string literal, "
                                  f"e.g. @twdl.question_check(\"q1\")")
             found.setdefault(deco.args[0].value, []).append(node.name)
     return found
+
+
+def _decorator_name(deco: ast.expr) -> str:
+    if not isinstance(deco, ast.Call):
+        return ""
+    return deco.func.attr if isinstance(deco.func, ast.Attribute) else getattr(deco.func, "id", "")
+
+
+def exported_names(sources: list[str]) -> list[str]:
+    """The notebook objects the checks in `sources` take: their arguments, minus what the checker provides and what
+    the grader loads itself (`@twdl.grader_loads("name")`), sorted."""
+    wanted, loaded = set(), set()
+    for source in sources:
+        for node in ast.walk(ast.parse(source)):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for deco in node.decorator_list:
+                name = _decorator_name(deco)
+                if name == DECORATOR:
+                    wanted.update(a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs])
+                elif name == LOADER and deco.args and isinstance(deco.args[0], ast.Constant):
+                    loaded.add(str(deco.args[0].value))
+    return sorted(wanted - loaded - set(PROVIDED))
 
 
 def declared_questions(nb: Any, where: str = "") -> list[Question]:
@@ -193,11 +220,13 @@ def check_file_text(stem: str, nb: Any, where: str = "") -> str | None:
     lines = [
         f'"""Grader-only checks of notebooks/{stem}.py, written by `twdl sync`: do not edit, never give to students.',
         "",
-        f"`twdl grade --module {stem}` runs this whole file in each submission's kernel after the student's cells,",
-        "with `twdl` bound to a fresh copy of the helpers, then every registered check (public and hidden).",
+        f"`twdl grade --module {stem}` runs this whole file in its trusted scorer, never in a submission's kernel: the",
+        "checks (public and hidden) take the objects it rebuilt from the submission's exported claims (EXPORTS).",
         '"""',
         f"MODULE = {stem!r}",
         "QUESTIONS = " + pprint.pformat([q.to_dict() for q in questions], width=110, sort_dicts=False),
+        "# The notebook objects the checks take: each submission's kernel exports these (and its records) as claims.",
+        "EXPORTS = " + pprint.pformat(exported_names([source for _, source in public + hidden]), width=110),
     ]
     for index, source in public:
         lines += ["", "", f"# %% public checks (notebooks/{stem}.py cell {index}; also in the student notebook)",
@@ -215,20 +244,30 @@ def check_file_path(root: str | Path, stem: str) -> Path:
 
 
 def load_check_file(path: str | Path) -> CheckFile:
-    """Read a check file: its QUESTIONS (as data, without running anything) and its source."""
+    """Read a check file: its QUESTIONS, EXPORTS and WITHHELD (as data, without running anything) and its source."""
     path = Path(path)
     try:
         source = path.read_text(encoding="utf-8")
     except OSError as err:
         raise FileNotFoundError(f"no check file {path}: run `twdl sync` (it writes one per notebook that declares "
                                 "questions)") from err
-    module, questions = path.stem, None
+    module, questions, exports, withheld = path.stem, None, None, {}
     for node in ast.parse(source).body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            if node.targets[0].id == "QUESTIONS":
+            name = node.targets[0].id
+            if name == "QUESTIONS":
                 questions = [Question(**item) for item in ast.literal_eval(node.value)]
-            elif node.targets[0].id == "MODULE":
+            elif name == "MODULE":
                 module = ast.literal_eval(node.value)
+            elif name == "EXPORTS":
+                exports = list(ast.literal_eval(node.value))
+            elif name == "WITHHELD":
+                withheld = ast.literal_eval(node.value)
     if questions is None:
         raise ValueError(f"{path} has no QUESTIONS list: it is not a check file written by `twdl sync`")
-    return CheckFile(module, questions, source, path, checked_questions(source, str(path)))
+    needed = exported_names([source])
+    if exports is None or sorted(exports) != needed:
+        raise ValueError(f"{path}: its EXPORTS {exports} are not the objects its checks take ({needed}): run `twdl sync`")
+    if not isinstance(withheld, dict):
+        raise ValueError(f"{path}: WITHHELD must be a dict profile -> dataset -> count")
+    return CheckFile(module, questions, source, path, checked_questions(source, str(path)), exports, withheld)

@@ -50,7 +50,8 @@ def _unmerged_edits(path: Path, records: list[dict[str, str]]) -> bool:
 
 
 def export_manual(rows: list[dict[str, Any]], check_file: CheckFile, out_dir: str | Path) -> list[Path]:
-    """Write manual/<q>.csv and manual/<q>.html for every written-answer question; return the paths.
+    """Write manual/<q>.csv and manual/<q>.html for every written-answer question, and for every auto-graded one
+    that some submission's checks left to a TA (its code and the reason); return the paths.
 
     A CSV holding scores a TA typed but has not merged yet is left as it is (with a warning), never overwritten.
     """
@@ -58,11 +59,14 @@ def export_manual(rows: list[dict[str, Any]], check_file: CheckFile, out_dir: st
 
     folder = Path(out_dir) / MANUAL_DIR
     written = []
-    for question in (q for q in check_file.questions if q.kind == "manual"):
+    for question in check_file.questions:
+        if question.kind != "manual" and not any((_entry(r, question.id) or {}).get("state") in ("needs_ta", "graded")
+                                                 for r in rows):
+            continue
         records = []
         for row in rows:
             entry = _entry(row, question.id)
-            if entry is None:
+            if entry is None or (question.kind != "manual" and entry.get("state") not in ("needs_ta", "graded")):
                 continue
             points = "" if entry.get("points") is None else f"{entry['points']:g}"
             records.append({"question": question.id, "student": row["student"], "submission": row["submission"],
@@ -128,8 +132,9 @@ def read_manual_csv(path: str | Path, check_file: CheckFile, submissions: set[st
             question = check_file.question(qid)
         except KeyError as err:
             raise ValueError(f"{path} line {line}: {err.args[0]}") from None
-        if question.kind != "manual":
-            raise ValueError(f"{path} line {line}: question {qid!r} is auto-graded; only written answers are merged")
+        if question.kind != "manual" and row.get("state") not in ("needs_ta", "graded"):
+            raise ValueError(f"{path} line {line}: question {qid!r} is auto-graded; only written answers and "
+                             "questions that need a TA are merged")
         if submission not in submissions:
             raise ValueError(f"{path} line {line}: no graded submission named {submission!r} in this output folder")
         try:

@@ -176,10 +176,12 @@ def _table_html(table, sortable: bool = True) -> str:
     return f"<table{css}><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>"
 
 
-def render_report(table, histogram_metric: str | None = None, title: str = "Grades", questions=None) -> str:
+def render_report(table, histogram_metric: str | None = None, title: str = "Grades", questions=None,
+                  copies: list[dict[str, Any]] | None = None) -> str:
     """The whole report as one self-contained HTML string (student content escaped, long texts cut).
 
-    `questions`: the per-question statistics (question_summary) shown above the per-module ones.
+    `questions`: the per-question statistics (question_summary) shown above the per-module ones; `copies`: groups of
+    submissions sharing trained weights or answers (copies.copy_groups), listed for the TA.
     """
     counts = table["status"].value_counts().to_dict() if len(table) else {}
     status_line = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ok", "error", "timeout", "invalid"))
@@ -194,6 +196,17 @@ def render_report(table, histogram_metric: str | None = None, title: str = "Grad
                   "written answers awaiting a TA; most common failure: the failing check shared by most submissions "
                   "below full marks. Each student's checks are in feedback/&lt;submission&gt;.html.</p>",
                   _table_html(questions)]
+    if copies is not None:
+        import pandas as pd
+
+        listed = pd.DataFrame([{"shared": g["shared"], "submissions": ", ".join(g["submissions"]),
+                                "count": len(g["submissions"])} for g in copies], columns=["shared", "submissions",
+                                                                                           "count"])
+        parts += ["<h2>Possible copies</h2>",
+                  "<p>Submissions whose exported trained weights are byte-identical, or whose answer cells are "
+                  "identical. A flag, not a penalty: the course is deterministic by seed, so the same code with the "
+                  "same seed trains the same weights.</p>",
+                  _table_html(listed) if len(listed) else "<p>None found.</p>"]
     summary = module_summary(table)
     parts += ["<h2>Per-module statistics</h2>",
               _table_html(summary) if len(summary) else "<p>No metric was recorded by any submission.</p>"]
@@ -209,7 +222,7 @@ def render_report(table, histogram_metric: str | None = None, title: str = "Grad
 
 
 def write_report(table, path: str | Path, histogram_metric: str | None = None, title: str = "Grades",
-                 questions=None) -> Path:
+                 questions=None, copies: list[dict[str, Any]] | None = None) -> Path:
     """Write render_report(...) to `path` atomically and return the path."""
-    atomic_write(path, render_report(table, histogram_metric, title, questions))
+    atomic_write(path, render_report(table, histogram_metric, title, questions, copies))
     return Path(path)

@@ -1,8 +1,10 @@
 """Points per question from one graded submission: check results, cells that raised, written answers.
 
-Auto-graded question: 0 when one of its cells raised or a `required` check failed; otherwise its points times
-the passed checks' share of the checks' weight. Written (manual) answer: 0 when blank (missing or unchanged),
-else pending until a TA's score is merged (`twdl grade --merge-manual`), keyed by a hash of the answer.
+Auto-graded question: 0 when one of its cells raised or a `required` check failed; waiting for a TA ("needs_ta")
+when a check could not judge an object the grader cannot rebuild (a model of the student's own class); otherwise
+its points times the passed checks' share of the checks' weight. Written (manual) answer: 0 when blank (missing
+or unchanged), else pending until a TA's score is merged (`twdl grade --merge-manual`), keyed by a hash of the
+answer (for a question that needs a TA: of its cells' code).
 """
 from __future__ import annotations
 
@@ -47,7 +49,8 @@ def cell_errors(nb: Any) -> dict[str, list[str]]:
     return found
 
 
-def _auto(question: Question, results: list[dict[str, Any]] | None, problem: str, errors: list[str]) -> dict[str, Any]:
+def _auto(question: Question, results: list[dict[str, Any]] | None, problem: str, errors: list[str],
+          code: str | None) -> dict[str, Any]:
     entry: dict[str, Any] = {"id": question.id, "kind": "auto", "max": question.points, "points": 0.0, "checks": []}
     if results is None:
         entry["summary"] = problem
@@ -61,11 +64,17 @@ def _auto(question: Question, results: list[dict[str, Any]] | None, problem: str
     if not checks:
         entry["summary"] = "no check of this question reported a result"
         return entry
-    failed_required = [c for c in checks if c.get("required") and not c.get("passed")]
+    failed_required = [c for c in checks if c.get("required") and not c.get("passed") and not c.get("needs_ta")]
+    waiting = [c["needs_ta"] for c in checks if c.get("needs_ta")]
     weight = sum(float(c.get("points", 1.0)) for c in checks if c["name"] != "cells_ran")
     earned = sum(float(c.get("points", 1.0)) for c in checks if c.get("passed") and c["name"] != "cells_ran")
     if failed_required:
         entry["summary"] = f"0: {failed_required[0]['description']}: {failed_required[0].get('message', '')}"
+    elif waiting:
+        reasons = "; ".join(dict.fromkeys(waiting))
+        text = f"Needs a TA: {reasons}\n\n{(code or '').strip()}"
+        entry.update(points=None, state="needs_ta", answer=text[:ANSWER_CHARS], digest=answer_digest(text),
+                     summary=f"needs a TA: {reasons}")
     else:
         entry["points"] = round(question.points * earned / weight, 2) if weight else 0.0
         failed = [c for c in checks if not c.get("passed")]
@@ -87,11 +96,11 @@ def _manual(question: Question, answer: str | None) -> dict[str, Any]:
 
 def score_questions(check_file: CheckFile, *, results: list[dict[str, Any]] | None, problem: str = "",
                     executed: Any = None, submitted: Any = None) -> list[dict[str, Any]]:
-    """One entry per question: id, kind, max, points (None while a written answer awaits a TA), checks, summary."""
+    """One entry per question: id, kind, max, points (None while it awaits a TA), checks, summary."""
     errors = cell_errors(executed) if executed is not None else {}
     answers = written_answers(submitted) if submitted is not None else {}
-    return [_auto(q, results, problem, errors.get(q.id, [])) if q.kind == "auto" else _manual(q, answers.get(q.id))
-            for q in check_file.questions]
+    return [_auto(q, results, problem, errors.get(q.id, []), answers.get(q.id)) if q.kind == "auto"
+            else _manual(q, answers.get(q.id)) for q in check_file.questions]
 
 
 def apply_manual(entries: list[dict[str, Any]], submission: str, scores: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -99,8 +108,8 @@ def apply_manual(entries: list[dict[str, Any]], submission: str, scores: dict[st
     merged = []
     for entry in entries:
         entry = dict(entry)
-        given = scores.get(entry["id"], {}).get(submission) if entry["kind"] == "manual" else None
-        if given is not None and entry.get("state") == "pending":
+        given = scores.get(entry["id"], {}).get(submission)
+        if given is not None and entry.get("state") in ("pending", "needs_ta"):
             if given.get("digest") == entry.get("digest"):
                 entry.update(points=float(given["points"]), state="graded",
                              summary=given.get("comment") or "graded by a TA", comment=given.get("comment", ""))

@@ -1,0 +1,256 @@
+"""`twdl grade SUBMISSIONS`: the command line. A grading walks one straight path, one room per step:
+
+plan (plan.py: the submissions, their tasks, the data view of dataview.py) -> execute (execution.py: every cell
+in the sandbox, then the export cell of export.py) -> export (export.py: the claims copied out) -> score
+(scorer.py: a trusted process runs the module's checks on the rebuilt claims; scoring.py: points) -> publish
+(publish.py: grades.csv, report.html, feedback/, manual/, canvas.csv). submission.py walks one submission,
+batch.py the class (local pool or Dask, skipping what was graded before), rows.py builds each row.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from twdl_helpers.files import atomic_write
+from twdl_helpers.params import (ParameterError, check_notebook_parameters, notebook_parameters,
+                                 parse_parameter_values)
+
+from ..execute import ResourceLimits
+from ..repo import batch_environment, resolve_notebooks, thread_env
+from ..sandbox import SANDBOX_MODES, Sandbox, SandboxUnavailable, sandbox_support, use_sandbox
+from .batch import grade_all
+from .checkfile import CHECKS_DIR, load_check_file
+from .dataview import build_view, withheld_for
+from .plan import GRADE_SUFFIX, check_file_for, find_submissions, plan_tasks
+from .publish import write_outputs
+from .rows import STATUSES
+
+__all__ = ["add_arguments", "main"]
+
+MANIFEST = "grading.json"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `twdl grade`."""
+    parser.add_argument("submissions", nargs="*",
+                        help="a folder of student notebooks (searched recursively) or .ipynb files; may be left out "
+                             "with --merge-manual to re-score the last grading in --out")
+    parser.add_argument("--module", default=None,
+                        help="the module the submissions answer: checks -p against it, names students, and scores "
+                             "its questions with its check file (autograder/<module>.py, written by `twdl sync`)")
+    parser.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                        help="inject a parameter into every submission (e.g. -p profile=smoke); repeatable")
+    parser.add_argument("--out", default="grades", help="output folder (default: grades)")
+    parser.add_argument("--jobs", type=int, default=2, help="submissions executed at the same time (default 2)")
+    parser.add_argument("--timeout", type=float, default=600, help="wall-clock seconds per submission (default 600)")
+    parser.add_argument("--memory-mb", type=int, default=8192,
+                        help="address-space limit per process in MB (RLIMIT_AS; torch alone maps ~3.5 GB; 0 = none)")
+    parser.add_argument("--cpu-seconds", type=int, default=None,
+                        help="CPU-time limit per process (RLIMIT_CPU; default timeout x threads + 60; 0 = none)")
+    parser.add_argument("--file-mb", type=int, default=512, help="largest file a submission may write (RLIMIT_FSIZE; 0 = none)")
+    parser.add_argument("--kernel", default=None, help="Jupyter kernel name (default: python3)")
+    parser.add_argument("--max-output-chars", type=int, default=100_000, help="longer text outputs are cut in the kept notebooks")
+    parser.add_argument("--histogram", default=None, help="metric shown as a histogram in report.html (default: total, "
+                                                          "else the most common numeric one)")
+    parser.add_argument("--force", action="store_true", help="grade again submissions already graded with the same settings")
+    parser.add_argument("--scheduler", default=None, help="address of a dask.distributed scheduler to run the tasks on")
+    parser.add_argument("--sandbox", choices=SANDBOX_MODES, default="auto",
+                        help="run each submission in a bubblewrap sandbox: auto (default: where supported), on (fail "
+                             "where it is not), off (as your user, with your files and network)")
+    parser.add_argument("--check-sandbox", action="store_true",
+                        help="run the sandbox's probes on this machine, report, and exit (0 when all pass)")
+    parser.add_argument("--checks", default=None, help="a check file to score with (default: the --module's own)")
+    parser.add_argument("--no-checks", action="store_true", help="execute and tabulate only: no questions, no scores")
+    parser.add_argument("--check-time", type=float, default=120,
+                        help="seconds all checks of one submission may take together (default 120; added to --timeout)")
+    parser.add_argument("--merge-manual", action="append", default=[], metavar="FILE",
+                        help="merge a TA's filled-in manual/<question>.csv into the scores; repeatable")
+    parser.add_argument("--canvas-assignment", default=None,
+                        help="column name of canvas.csv, Canvas's gradebook import (default: the module's name)")
+    parser.add_argument("--canvas-roster", default=None,
+                        help="a gradebook export from Canvas: copies each student's ID, SIS User ID and section")
+
+
+def _precheck(args: argparse.Namespace, values: dict[str, Any], submissions: list[tuple[Path, str]]) -> list[str]:
+    """Problems that concern every submission (a TA's typo): fail before any kernel starts."""
+    if not values:
+        return []
+    if args.module:
+        return [f"{nb.name}: {p}" for nb in resolve_notebooks(args.module) for p in check_notebook_parameters(nb, values)]
+    declared_sets = []
+    for path, _ in submissions:
+        try:
+            found = notebook_parameters(path)
+        except Exception:  # invalid submissions are reported per row later
+            continue
+        if found is not None:
+            declared_sets.append(set(found))
+    unknown = sorted(n for n in values if declared_sets and not any(n in d for d in declared_sets))
+    if unknown:
+        return [f"no submission declares parameter(s) {unknown} in its parameters cell"]
+    return []
+
+
+def _sandbox_precheck(args: argparse.Namespace, paths: list[str], env: dict[str, str]) -> str:
+    """Why the sandbox cannot grade here (--sandbox on without support, or a folder it would show); warn for off/auto."""
+    if args.sandbox == "off":
+        print("twdl grade: warning: --sandbox off: submissions run as your user and can read and change your files "
+              "(other submissions, grades, your home) and use your network; use it only for code you trust",
+              file=sys.stderr)
+        return ""
+    if args.scheduler:  # each Dask worker checks its own machine (a failure there becomes that submission's row)
+        return ""
+    try:
+        if not use_sandbox(args.sandbox):
+            print(f"twdl grade: warning: no sandbox: {sandbox_support().reason}; submissions run as your user "
+                  "(pass --sandbox on to refuse instead)", file=sys.stderr)
+            return ""
+        probe = Sandbox(Path(args.out).resolve() / "work", batch_environment(figures=False, extra=env),
+                        args.kernel or "python3")
+    except SandboxUnavailable as err:
+        return str(err)
+    for path in paths:
+        root = probe.exposes(path)
+        if root is not None:
+            return (f"{path} lies inside {root}, which the sandbox shows every submission (read-only); move it, or "
+                    "the data mirror/cache/environment, so that they do not overlap")
+    return ""
+
+
+def _data_view(check_file, values: dict[str, Any], module_notebook: Path | None, out: Path) -> dict[str, str]:
+    """The data view for the graded profile when the check file withholds data from it ({} otherwise)."""
+    if check_file is None or not check_file.withheld:
+        return {}
+    profile = values.get("profile")
+    if profile is None and module_notebook is not None:
+        declared = notebook_parameters(module_notebook) or {}
+        profile = declared["profile"].default if "profile" in declared else None
+    spec = withheld_for(check_file.withheld, profile)
+    if spec:
+        print(f"twdl grade: keeping data the {profile} profile never loads from the submissions: "
+              + ", ".join(f"{count:,} of {name}" for name, count in spec.items()), file=sys.stderr)
+    view = build_view(spec, out)
+    return {k: str(v) for k, v in asdict(view).items()} if view is not None else {}
+
+
+def _manifest(out: Path) -> dict[str, Any]:
+    try:
+        return json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _stored_rows(out: Path, names: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for name in names:
+        try:
+            rows.append(json.loads((out / "executed" / f"{name}{GRADE_SUFFIX}").read_text(encoding="utf-8"))["row"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return sorted(rows, key=lambda r: (r["file"], r["submission"]))
+
+
+def _rescore(args: argparse.Namespace, out: Path) -> int:
+    """`twdl grade --merge-manual FILE --out DIR` without submissions: merge, then rewrite DIR's outputs."""
+    from .manual import merge_manual
+
+    manifest = _manifest(out)
+    if not manifest.get("checks") or not manifest.get("submissions"):
+        print(f"twdl grade: {out} holds no scored grading ({MANIFEST} missing): grade the submissions with "
+              "--module first, or pass them again with --merge-manual", file=sys.stderr)
+        return 2
+    try:
+        check_file = load_check_file(args.checks or manifest["checks"])
+        rows = _stored_rows(out, manifest["submissions"])
+        merged = merge_manual(args.merge_manual, out, check_file, {r["submission"] for r in rows})
+    except (FileNotFoundError, ValueError) as err:
+        print(f"twdl grade: {err}", file=sys.stderr)
+        return 2
+    write_outputs(rows, out, check_file, title=manifest.get("title", "Grades"), histogram=args.histogram,
+                  canvas_assignment=args.canvas_assignment, canvas_roster=args.canvas_roster)
+    print(f"merged {merged} TA score(s); rewrote {out / 'grades.csv'}, {out / 'report.html'} and feedback/")
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run `twdl grade`; 0 when every submission was graded (whatever its status), 2 for bad arguments."""
+    from .manual import merge_manual
+
+    if args.check_sandbox:
+        from ..sandbox_check import check_sandbox
+
+        return check_sandbox()
+    out = Path(args.out)
+    if not args.submissions:
+        if args.merge_manual:
+            return _rescore(args, out)
+        print("twdl grade: name a folder of submissions (or .ipynb files), or pass --check-sandbox", file=sys.stderr)
+        return 2
+    try:
+        values = parse_parameter_values(args.parameter)
+        submissions = find_submissions(args.submissions, exclude=out)
+        problems = _precheck(args, values, submissions)
+        module_notebook = resolve_notebooks(args.module)[0] if args.module else None
+        checks = None if args.no_checks else (Path(args.checks) if args.checks else
+                                              check_file_for(module_notebook) if module_notebook else None)
+        check_file = load_check_file(checks) if checks else None
+    except (FileNotFoundError, ValueError, ParameterError) as err:
+        print(f"twdl grade: {err}", file=sys.stderr)
+        return 2
+    if problems:
+        print("\n".join(f"twdl grade: {p}" for p in problems), file=sys.stderr)
+        return 2
+    if not submissions:
+        print(f"twdl grade: no .ipynb files found in {' '.join(args.submissions)}", file=sys.stderr)
+        return 2
+    if module_notebook is not None and check_file is None and not args.no_checks:
+        print(f"twdl grade: {module_notebook.stem} declares no questions (no {CHECKS_DIR}/{module_notebook.stem}.py): "
+              "executing and tabulating only", file=sys.stderr)
+    env = {**thread_env(args.jobs), "TWDL_GRADING": "1"}
+    problem = _sandbox_precheck(args, [p for p in args.submissions] + [str(out)], env)
+    if problem:
+        print(f"twdl grade: {problem}", file=sys.stderr)
+        return 2
+    try:
+        view = _data_view(check_file, values, module_notebook, out)
+    except (ValueError, OSError) as err:
+        print(f"twdl grade: the data view could not be built: {err}", file=sys.stderr)
+        return 2
+    threads = int(env["OMP_NUM_THREADS"])
+    cpu = args.cpu_seconds if args.cpu_seconds is not None else (int(args.timeout * threads + 60) if args.timeout else 0)
+    limits = ResourceLimits(args.memory_mb or None, cpu or None, args.file_mb or None)
+    module = module_notebook.stem if module_notebook is not None else None
+    tasks = plan_tasks(submissions, out, values, module=module, timeout=args.timeout or None, limits=limits,
+                       kernel=args.kernel or "python3", env=env, max_output_chars=args.max_output_chars,
+                       sandbox=args.sandbox, checks=checks, check_budget=args.check_time, view=view)
+    rows = grade_all(tasks, jobs=args.jobs, force=args.force, scheduler=args.scheduler)
+    title = f"Grades: {module or ', '.join(args.submissions)}"
+    if check_file is not None:
+        atomic_write(out / MANIFEST, json.dumps({"title": title, "checks": str(Path(checks).resolve()),
+                                                 "submissions": [t.submission for t in tasks]}, indent=1))
+        if args.merge_manual:
+            try:
+                merged = merge_manual(args.merge_manual, out, check_file, {t.submission for t in tasks})
+            except (FileNotFoundError, ValueError) as err:
+                print(f"twdl grade: {err}", file=sys.stderr)
+                return 2
+            print(f"merged {merged} TA score(s)")
+    table = write_outputs(rows, out, check_file, title=title, histogram=args.histogram,
+                          canvas_assignment=args.canvas_assignment, canvas_roster=args.canvas_roster)
+    counts = table["status"].value_counts().to_dict()
+    print(f"graded {len(table)} submission(s): " + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES)
+          + f"; see {out / 'grades.csv'} and {out / 'report.html'}"
+          + (f", feedback/ and {out / 'manual'}/" if check_file is not None else ""))
+    unconfined = [row["file"] for row in rows if row.get("sandboxed") is False and row["status"] != "invalid"]
+    if args.sandbox != "off" and unconfined:
+        print(f"twdl grade: warning: {len(unconfined)} submission(s) ran without the sandbox (unsupported where they "
+              "ran; see `twdl grade --check-sandbox`)", file=sys.stderr)
+    for row in rows:
+        if row["status"] != "ok":
+            where = f" (cell {row['failing_cell']})" if row.get("failing_cell") is not None else ""
+            print(f"  {row['status']}: {row['file']}{where}: {row['error']}", file=sys.stderr)
+    return 0
