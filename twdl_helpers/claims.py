@@ -54,8 +54,8 @@ class ClaimError(ValueError):
 class ClaimLimits:
     """What the grader accepts in one submission's export."""
 
-    max_file_bytes: int = 512 * 2**20  # any single file
-    max_total_bytes: int = 1024 * 2**20  # all files together
+    max_file_bytes: int = 256 * 2**20  # any single file
+    max_total_bytes: int = 768 * 2**20  # all files together
     max_nodes: int = 200_000  # objects, list items and dict entries in claims.json
     max_depth: int = 40
     max_string: int = 8 * 2**20  # characters in one string

@@ -42,13 +42,16 @@ def feedback_html(row: dict[str, Any], check_file: CheckFile, title: str = "") -
         if not entry.get("checks"):
             parts.append(f"<p class=\"fail\">{e(entry.get('summary', ''))}</p>")
             continue
+        if entry.get("state") in ("needs_ta", "graded"):
+            parts.append(f"<p class=\"muted\">{e(entry.get('summary', ''))}</p>")
         rows = []
         for c in entry["checks"]:
             kind = "hidden" if c.get("hidden") else "public"
             extra = " (required)" if c.get("required") else ""
             note = e(c.get("message", "")) + (f"<br><span class=\"muted\">hint: {e(c['hint'])}</span>"
                                               if c.get("hint") and not c.get("passed") else "")
-            rows.append(f"<tr><td class=\"{'pass' if c.get('passed') else 'fail'}\">{'pass' if c.get('passed') else 'fail'}"
+            outcome = "TA" if c.get("needs_ta") else "pass" if c.get("passed") else "fail"
+            rows.append(f"<tr><td class=\"{'pass' if c.get('passed') else 'fail'}\">{outcome}"
                         f"</td><td>{e(c.get('description', ''))}<span class=\"muted\">{extra}</span></td>"
                         f"<td class=\"muted\">{kind}</td><td>{note}</td></tr>")
         parts.append("<table><thead><tr><th></th><th>check</th><th></th><th>message</th></tr></thead><tbody>"

@@ -61,7 +61,8 @@ def _walk(task: GradeTask) -> dict[str, Any]:
                           if t.strip() and UNTOUCHED not in t}}
     return make_row(task, result.status, result.error, cell=result.cell_index, runtime=result.runtime_s,
                     records=result.records, questions=questions, checks_s=round(float(answer.get("seconds") or 0), 3),
-                    sandboxed=result.sandboxed, copies=copies)
+                    sandboxed=result.sandboxed, copies=copies,
+                    scorer={"find_class_calls": answer.get("find_class_calls", 0), "problem": answer.get("problem", "")})
 
 
 def _score(task: GradeTask, check_file: CheckFile, prepared: Prepared, result: ExecutionResult,
