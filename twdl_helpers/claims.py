@@ -74,6 +74,11 @@ class Unrebuildable:
         where, kind, reason, _ = object.__getattribute__(self, "details")
         raise ClaimError(f"{where} ({kind}) could not be rebuilt by the grader: {reason}")
 
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__getattr__("")
+
+    __getitem__ = __iter__ = __len__ = __call__ = __float__ = __int__ = __bool__ = _refuse
+
     def __repr__(self) -> str:
         where, kind, reason, _ = object.__getattribute__(self, "details")
         return f"<not rebuilt: {where}, a {kind}: {reason}>"
