@@ -48,6 +48,17 @@ seen["capabilities"] = [l.split()[1] for l in open("/proc/self/status") if l.sta
 print(json.dumps(seen))
 """
 
+DATA_PROBE = r"""
+import json, os, sys
+t = json.load(sys.stdin)
+def attempt(path):
+    try:
+        return "ok: " + str(os.listdir(path) if os.path.isdir(path) else len(open(path, "rb").read()))
+    except Exception as err:
+        return type(err).__name__
+print(json.dumps({name: attempt(path) for name, path in t.items()}))
+"""
+
 KERNEL_PROBE = """import os
 ppid = os.getppid()
 for what in ("environ", "mem", "fd/0"):
@@ -153,6 +164,7 @@ def sandbox_probes(workspace: Path) -> list[tuple[str, bool, str]]:
          f"writing /tmp/{marker}: {seen['write_tmp']}; visible outside: {Path('/tmp', marker).exists()}"),
         ("capabilities: none", int(seen["capabilities"], 16) == 0, f"CapEff {seen['capabilities']}"),
     ]
+    probes += _data_view_probes(workspace, work, env)
     cells = [new_code_cell("x = 0", metadata={"tags": ["parameters"]}), new_code_cell(KERNEL_PROBE)]
     notebook = work / "probe.ipynb"
     write(new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
@@ -167,6 +179,37 @@ def sandbox_probes(workspace: Path) -> list[tuple[str, bool, str]]:
          result.status == "ok" and "READABLE" not in text and text.count("refused") == 3, " / ".join(text.split("\n"))),
     ]
     return probes
+
+
+def _data_view_probes(workspace: Path, work: Path, env: dict[str, str]) -> list[tuple[str, bool, str]]:
+    """With a data view (data the profile never loads kept back), the view is visible, the scorer's withheld data
+    and the real data mirror and cache are not."""
+    from twdl_helpers.files import cache_dir
+
+    view = workspace / "out" / ".twdl" / "views" / "probe"
+    for folder in ("mirror/mnist", "cache", "withheld"):
+        (view / folder).mkdir(parents=True)
+    (view / "mirror" / "mnist" / "visible.txt").write_text("the view")
+    (view / "withheld" / "mnist.safetensors").write_text("the scorer's data")
+    real = env.get("TWDL_DATA_MIRROR") or str(workspace / "real-mirror")
+    Path(real).mkdir(parents=True, exist_ok=True)
+    viewed = {**env, "TWDL_DATA_MIRROR": str(view / "mirror"), "TWDL_CACHE": str(view / "cache")}
+    box = Sandbox(work, viewed, "python3")
+    targets = {"view": str(view / "mirror" / "mnist" / "visible.txt"), "withheld": str(view / "withheld"),
+               "mirror": real, "cache": str(Path(env.get("TWDL_CACHE") or cache_dir()))}
+    ran = subprocess.run(box.command([sys.executable, "-c", DATA_PROBE]), input=json.dumps(targets),
+                         capture_output=True, text=True, env=box.environment(), cwd=work, timeout=60)
+    if ran.returncode != 0:
+        return [("data view: the sandbox starts with it", False, " ".join(ran.stderr.split())[-400:])]
+    seen = json.loads(ran.stdout)
+    return [
+        ("data view: the kernel reads its data view", seen["view"].startswith("ok"), f"reading it: {seen['view']}"),
+        ("data view: the scorer's withheld data are invisible", not seen["withheld"].startswith("ok"),
+         f"listing {targets['withheld']}: {seen['withheld']}"),
+        ("data view: the real data mirror and cache are invisible",
+         not seen["mirror"].startswith("ok") and not seen["cache"].startswith("ok"),
+         f"listing {real}: {seen['mirror']}; listing {targets['cache']}: {seen['cache']}"),
+    ]
 
 
 def _listed(text: str) -> list[str]:
