@@ -316,3 +316,15 @@ def test_hooks_in_the_kernel_never_see_the_graders_checks(graded):
     assert "export_claims" in seen  # the export cell ran under the hooks ...
     for name in ("model_holds_up_on_unseen_digits", "model_beats_chance", "mean_is_the_mean_test_label"):
         assert name not in seen  # ... but no check, public or hidden, ever entered the kernel
+
+
+def test_identical_trained_weights_are_listed_for_the_ta(graded):
+    root, _, _ = graded
+    from twdl_tools.grading.copies import copy_groups
+
+    rows = [json.loads(p.read_text())["row"] for p in (root / "out-batch" / "executed").glob("*.grade.json")]
+    untrained = {"hooks_see_the_graders_code", "patches_libraries", "reads_the_real_mirror", "rewrites_results"}
+    groups = [set(g["submissions"]) for g in copy_groups(rows) if g["shared"] == "identical trained weights"]
+    assert any(untrained <= group and "honest" not in group for group in groups), groups
+    report = (root / "out-batch" / "report.html").read_text()
+    assert "Possible copies" in report and "reads_the_real_mirror" in report.split("Possible copies")[1]

@@ -54,6 +54,24 @@ def test_reference_outputs_reproduce_within_tolerance(name):
 
 
 _GRADED: dict[str, tuple[dict, Path]] = {}
+# The homework not attempted: invented accuracies for untrained models, and a few lines that made every check pass
+# when the checks ran in the submission's own kernel. Graded in the trusted scorer, q1 scores 0.
+FORGERIES = {"02_optimization": '''import builtins
+import pandas as pd
+models = twdl.ModelsByRun(sgd=twdl.DeepNet(seed=1), momentum=twdl.DeepNet(seed=2), adam=twdl.DeepNet(seed=3),
+                          momentum_bn=twdl.BNDeepNet(seed=4))
+table = pd.DataFrame({"run": list(models), "optimizer": ["sgd", "momentum", "adam", "momentum"],
+                      "batch_norm": ["no", "no", "no", "yes"], "test_accuracy": [97.1, 97.9, 98.2, 98.4],
+                      "train_accuracy": [98.0, 98.9, 99.1, 99.3], "lr": [0.01, 0.01, 0.001, 0.01]})
+table.attrs["models"] = models
+for row in table.itertuples():
+    key = row.optimizer + ("_bn" if row.batch_norm == "yes" else "")
+    twdl.record(f"m2.homework.{key}.test_accuracy", row.test_accuracy)
+    twdl.record(f"m2.homework.{key}.train_accuracy", row.train_accuracy)
+builtins.abs = lambda x: 0  # every |measured - reported| looked like 0
+twdl.evaluate = lambda *args, **kwargs: {"accuracy": 98.0, "loss": 0.05}
+twdl.predict = lambda model, inputs, **kwargs: __import__("torch").eye(10)[:1].repeat(len(inputs), 1)
+'''}
 
 
 def graded(name: str, tmp_path_factory) -> tuple[dict, Path]:
@@ -64,6 +82,10 @@ def graded(name: str, tmp_path_factory) -> tuple[dict, Path]:
         for kind, path in (("solution", ROOT / "notebooks" / f"{name}.ipynb"),
                            ("student", ROOT / "notebooks" / "student" / f"{name}.ipynb")):
             (folder / "subs" / f"{kind}.ipynb").write_bytes(path.read_bytes())
+        if name in FORGERIES:
+            nb = nbformat.read(str(ROOT / "notebooks" / "student" / f"{name}.ipynb"), as_version=4)
+            next(c for c in nb.cells if c.metadata.get("question") == "q1").source = FORGERIES[name]
+            nbformat.write(nb, str(folder / "subs" / "forged.ipynb"))
         checks = ROOT / "autograder" / f"{name}.py"
         tasks = plan_tasks(find_submissions([folder / "subs"]), folder / "out", {"profile": "smoke"}, timeout=1800,
                            checks=checks)
@@ -88,6 +110,14 @@ def test_solution_scores_full_marks_and_the_student_version_nothing(name, tmp_pa
             assert entry["state"] == "pending", f"{name} {entry['id']}: {entry['summary']}"
     assert student["total"] == 0 and not student["manual_pending"], [e["summary"] for e in student["questions"]]
     assert all(e.get("state", "blank") == "blank" for e in student["questions"] if e["kind"] == "manual")
+
+
+@pytest.mark.parametrize("name", sorted(FORGERIES))
+def test_invented_results_with_patched_helpers_score_nothing(name, tmp_path_factory):
+    rows, _ = graded(name, tmp_path_factory)
+    q1 = rows["forged"]["questions"][0]
+    assert q1["points"] == 0, q1["summary"]
+    assert rows["forged"]["records"]["m2.homework.adam.test_accuracy"] == 98.2  # the claim stands in the table only
 
 
 @pytest.mark.parametrize("name", NAMES)
