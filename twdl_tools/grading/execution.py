@@ -13,7 +13,7 @@ from ..repo import batch_environment
 from .export import EXPORT_SECONDS, export_cell, new_export_folder
 from .plan import GradeTask
 
-__all__ = ["Prepared", "prepare", "execute"]
+__all__ = ["Prepared", "Executed", "prepare", "execute"]
 
 
 @dataclass
@@ -59,8 +59,19 @@ def prepare(task: GradeTask) -> Prepared | str:
     return Prepared(nb, local, {**{name: spec.default for name, spec in declared.items()}, **task.parameters})
 
 
-def execute(task: GradeTask, prepared: Prepared, exports: list[str] | None) -> tuple[ExecutionResult, str]:
-    """Run every cell (in the sandbox), then, when `exports` is given, the export cell; (result, export folder)."""
+@dataclass
+class Executed:
+    """One run: what the executor reported, the export folder's name in the work directory, the executed notebook."""
+
+    result: ExecutionResult
+    folder: str
+    notebook: Any  # None when no executed notebook could be read back
+
+
+def execute(task: GradeTask, prepared: Prepared, exports: list[str] | None) -> Executed:
+    """Run every cell (in the sandbox), then, when `exports` is given, the export cell."""
+    import nbformat
+
     folder = new_export_folder() if exports is not None else ""
     env = batch_environment(figures=False, extra={**task.env, **task.view_environment()})  # built where it runs
     after = [export_cell(exports, folder)] if exports is not None else []
@@ -69,4 +80,8 @@ def execute(task: GradeTask, prepared: Prepared, exports: list[str] | None) -> t
                           limits=task.limits, kernel=task.kernel, env=env, max_output_chars=task.max_output_chars,
                           scratch=Path(task.out_dir) / ".twdl" / "scratch", sandbox=task.sandbox, allow_errors=True,
                           after_cells=after)
-    return result, folder
+    try:
+        executed = nbformat.read(str(task.executed), as_version=4)
+    except Exception:  # no readable executed notebook: no cell errors to attribute
+        executed = None
+    return Executed(result, folder, executed)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from twdl_helpers.claims import ClaimError, ClaimLimits, read_regular_file
 
-__all__ = ["EXPORT_SECONDS", "new_export_folder", "export_cell", "collect_claims"]
+__all__ = ["EXPORT_SECONDS", "new_export_folder", "export_cell", "collect_claims", "why_not_exported"]
 
 EXPORT_SECONDS = 60.0  # added to a submission's time limit for the export cell
 
@@ -69,3 +69,15 @@ def collect_claims(workdir: Path, folder: str, destination: Path, limits: ClaimL
         shutil.rmtree(destination, ignore_errors=True)
         return f"the export was refused: {err}"
     return ""
+
+
+def why_not_exported(problem: str, status: str, error: str, appended: list[list[dict]]) -> str:
+    """The reason shown for every auto-graded question when the claims could not be collected (`problem`)."""
+    failed = [o for outputs in appended for o in outputs if o.get("output_type") == "error"]
+    if failed:
+        return f"the export cell failed: {failed[0].get('ename')}: {failed[0].get('evalue')}"
+    if status == "timeout":
+        return "the checks did not run: the notebook ran out of time"
+    if status == "error" and not appended:
+        return f"the checks did not run: {error or 'the kernel stopped first'}"
+    return problem

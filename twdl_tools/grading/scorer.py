@@ -19,9 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Scorer", "scorer_for_this_thread", "close_scorers", "SCORER_MODULE"]
+__all__ = ["Scorer", "scorer_for_this_thread", "close_scorers", "score_claims", "SCORER_MODULE", "SCORER_MARGIN"]
 
 SCORER_MODULE = "twdl_tools.grading.scorer"
+SCORER_MARGIN = 60.0  # seconds the scorer may take beyond the checks' budget (loading data, rebuilding models)
 _REFUSED = {"pickle.find_class": 0}
 
 
@@ -213,6 +214,17 @@ class Scorer:
             except (OSError, subprocess.TimeoutExpired):
                 pass
             self.proc = None
+
+
+def score_claims(task: Any, check_file: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+    """This thread's scorer's answer for one submission's collected claims (`task.claims`)."""
+    from pathlib import Path as _Path
+
+    job = {"export": str(task.claims), "checks": str(check_file.path), "checks_digest": check_file.digest(),
+           "parameters": parameters, "budget": task.check_budget, "environment": task.view_environment(),
+           "withheld": {"folder": task.view["withheld"]} if task.view else None,
+           "untrusted": [str(task.workdir), str(task.claims), str(_Path(task.source).parent)]}
+    return scorer_for_this_thread().score(job, timeout=task.check_budget + SCORER_MARGIN)
 
 
 _LOCAL = threading.local()

@@ -4,27 +4,22 @@ The same function runs in the local pool and on Dask workers; it never raises (a
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import traceback
-from pathlib import Path
 from typing import Any
 
 from twdl_helpers.files import atomic_write
 
-from ..execute import ExecutionResult
-from .checkfile import CheckFile, load_check_file
-from .copies import UNTOUCHED
+from .checkfile import load_check_file
+from .copies import copy_marks
 from .execution import Prepared, execute, prepare
-from .export import collect_claims
+from .export import collect_claims, why_not_exported
 from .plan import GradeTask
 from .rows import make_row
-from .scorer import scorer_for_this_thread
+from .scorer import score_claims
 from .scoring import score_questions, written_answers
 
-__all__ = ["grade_submission", "SCORER_MARGIN"]
-
-SCORER_MARGIN = 60.0  # seconds the scorer may take beyond the checks' budget (loading data, rebuilding models)
+__all__ = ["grade_submission"]
 
 
 def grade_submission(task: GradeTask) -> dict[str, Any]:
@@ -44,51 +39,22 @@ def grade_submission(task: GradeTask) -> dict[str, Any]:
 
 def _walk(task: GradeTask) -> dict[str, Any]:
     check_file = load_check_file(task.checks) if task.checks else None
-    prepared = prepare(task)
+    prepared = prepare(task)  # plan -> execute: a work directory, the notebook, its parameters
     if not isinstance(prepared, Prepared):
         questions = None if check_file is None else score_questions(check_file, results=None, problem=prepared)
         return make_row(task, "invalid", prepared, questions=questions)
-    result, folder = execute(task, prepared, check_file.exports if check_file is not None else None)
+    run = execute(task, prepared, check_file.exports if check_file is not None else None)
+    result = run.result
     if check_file is None:
         return make_row(task, result.status, result.error, cell=result.cell_index, runtime=result.runtime_s,
                         records=result.records, sandboxed=result.sandboxed)
-    answer = _score(task, check_file, prepared, result, folder)
+    problem = collect_claims(task.workdir, run.folder, task.claims)  # export: the claims out of the work directory
+    answer = ({"results": None, "problem": why_not_exported(problem, result.status, result.error, result.appended)}
+              if problem else score_claims(task, check_file, prepared.parameters))  # score, in the trusted process
     questions = score_questions(check_file, results=answer.get("results"), problem=answer.get("problem", ""),
-                                executed=_executed(task.executed), submitted=prepared.notebook)
-    copies = {"weights": sorted(v for k, v in (answer.get("fingerprints") or {}).items() if k.startswith("model-")),
-              "answers": {q: hashlib.sha256(t.strip().encode()).hexdigest()[:16]
-                          for q, t in written_answers(prepared.notebook).items()
-                          if t.strip() and UNTOUCHED not in t}}
+                                executed=run.notebook, submitted=prepared.notebook)
     return make_row(task, result.status, result.error, cell=result.cell_index, runtime=result.runtime_s,
                     records=result.records, questions=questions, checks_s=round(float(answer.get("seconds") or 0), 3),
-                    sandboxed=result.sandboxed, copies=copies,
+                    sandboxed=result.sandboxed,
+                    copies=copy_marks(answer.get("fingerprints") or {}, written_answers(prepared.notebook)),
                     scorer={"find_class_calls": answer.get("find_class_calls", 0), "problem": answer.get("problem", "")})
-
-
-def _score(task: GradeTask, check_file: CheckFile, prepared: Prepared, result: ExecutionResult,
-           folder: str) -> dict[str, Any]:
-    """The trusted scorer's answer for this submission's claims (or why there is none)."""
-    problem = collect_claims(task.workdir, folder, task.claims)
-    if problem:
-        failed = [o for outputs in result.appended for o in outputs if o.get("output_type") == "error"]
-        if failed:
-            problem = f"the export cell failed: {failed[0].get('ename')}: {failed[0].get('evalue')}"
-        elif result.status == "timeout":
-            problem = "the checks did not run: the notebook ran out of time"
-        elif result.status == "error" and not result.appended:
-            problem = f"the checks did not run: {result.error or 'the kernel stopped first'}"
-        return {"results": None, "problem": problem}
-    job = {"export": str(task.claims), "checks": str(check_file.path), "checks_digest": check_file.digest(),
-           "parameters": prepared.parameters, "budget": task.check_budget, "environment": task.view_environment(),
-           "withheld": {"folder": task.view["withheld"]} if task.view else None,
-           "untrusted": [str(task.workdir), str(task.claims), str(Path(task.source).parent)]}
-    return scorer_for_this_thread().score(job, timeout=task.check_budget + SCORER_MARGIN)
-
-
-def _executed(path: Path) -> Any:
-    import nbformat
-
-    try:
-        return nbformat.read(str(path), as_version=4)
-    except Exception:  # no readable executed notebook: no cell errors to attribute
-        return None
