@@ -365,3 +365,20 @@ def test_hidden_checks_live_only_in_the_grader_only_files():
         assert not leaks, f"hidden checks of {check_file.name} appear in {leaks}"
     packages = find_packages(str(ROOT), include=["twdl_helpers*", "twdl_tools*"])
     assert not [p for p in packages if "autograder" in p]  # the check files are not package data
+
+
+def test_dask_workers_score_with_their_own_scorers(toy, tmp_path):
+    from distributed import LocalCluster
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("right", "forged"):
+        (subs / f"{name}.ipynb").write_bytes((toy / "subs" / f"{name}.ipynb").read_bytes())
+    out = tmp_path / "out"
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        assert twdl(["grade", str(subs), "--module", str(toy / "notebooks" / "99_toy.py"), "--out", str(out),
+                     "--scheduler", cluster.scheduler_address, "--timeout", "300"]) == 0
+    grades = pd.read_csv(out / "grades.csv").set_index("submission")
+    for name in ("right", "forged"):
+        status, q1, q2, _, total = EXPECTED[name]
+        assert (grades.loc[name, "status"], grades.loc[name, "q1"], grades.loc[name, "q2"]) == (status, q1, q2)
