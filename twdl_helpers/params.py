@@ -27,7 +27,7 @@ from typing import Any
 
 __all__ = [
     "ParameterError", "ParameterSpec", "parse_parameters", "parameter_problems", "parameter_message", "validate_parameters",
-    "watch_parameters", "parse_parameter_values", "notebook_parameters", "describe",
+    "watch_parameters", "declared_parameters", "parse_parameter_values", "notebook_parameters", "describe",
 ]
 
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str, "path": str, "existing path": str, "list": list}
@@ -257,6 +257,11 @@ def watch_parameters() -> None:
         shell.events.unregister("post_run_cell", capture)
 
     shell.events.register("post_run_cell", capture)
+
+
+def declared_parameters() -> dict[str, ParameterSpec] | None:
+    """What `watch_parameters` captured from this kernel's parameters cell (name -> spec); None before that cell ran."""
+    return None if _DECLARED is None else dict(_DECLARED)
 
 
 def validate_parameters(namespace: dict[str, Any], declared: dict[str, ParameterSpec] | None = None) -> SimpleNamespace:

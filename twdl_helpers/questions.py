@@ -181,9 +181,9 @@ def run_checks(namespace: dict[str, Any], question: str | None = None, *, record
 
 def _notebook_parameters(namespace: dict[str, Any]) -> dict[str, Any]:
     """The current values of the parameters the notebook declared (twdl.watch_parameters), else {}."""
-    from .params import _DECLARED
+    from .params import declared_parameters
 
-    return {name: namespace[name] for name in (_DECLARED or {}) if name in namespace}
+    return {name: namespace[name] for name in (declared_parameters() or {}) if name in namespace}
 
 
 def _report(question: str, results: list[CheckResult]) -> str:
