@@ -17,7 +17,7 @@ from twdl_tools.grading.grader import find_submissions, grade_all, plan_tasks
 from twdl_tools.grading.scoring import finalize_row
 from twdl_tools.notebooks import sync
 from twdl_tools.references import execute_reference, reference_environment
-from twdl_helpers.record import read_records
+from twdl_helpers.records import read_records
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))

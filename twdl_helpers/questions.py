@@ -201,7 +201,7 @@ def check(question: str) -> None:
 
     Call it in a notebook (`twdl.check("q1")`); the grader runs these checks again, with hidden ones.
     """
-    from .record import recorded
+    from .records import recorded
 
     namespace = sys._getframe(1).f_globals
     if not registered_checks(question, hidden=False):

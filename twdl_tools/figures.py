@@ -46,7 +46,7 @@ class FigureSources:
     def value(self, source: str) -> float | str:
         """The value a source names (raises KeyError with what exists when it names nothing)."""
         if source.startswith("record:"):
-            from twdl_helpers.record import read_records
+            from twdl_helpers.records import read_records
 
             _, notebook, name = source.split(":", 2)
             records = read_records(self.notebooks_dir / f"{notebook}.ipynb")

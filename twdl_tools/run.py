@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from twdl_helpers.files import atomic_write
-from twdl_helpers.record import flat_records, record_columns
+from twdl_helpers.records import flat_records, record_columns
 from twdl_helpers.params import (
     ParameterError, notebook_parameters, parameter_message, parameter_problems, parse_parameter_values,
 )

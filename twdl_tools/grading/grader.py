@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from twdl_helpers.files import atomic_write
-from twdl_helpers.record import completed_modules, flat_records, record_columns
+from twdl_helpers.records import completed_modules, flat_records, record_columns
 from twdl_helpers.params import ParameterError, notebook_parameters, parse_parameter_values
 
 from ..execute import ExecutionResult, ResourceLimits, one_line, run_notebook

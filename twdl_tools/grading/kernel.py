@@ -46,7 +46,7 @@ def _fresh_helpers():
 
 try:
     _twdl = _fresh_helpers()
-    _live = sys.modules.get("twdl_helpers.record")
+    _live = sys.modules.get("twdl_helpers.records")
     _records = dict(getattr(_live, "_RECORDS", None) or {})
     _namespace = {"__builtins__": builtins, "__name__": "__twdl_checks__", "twdl": _twdl}
     _lines = _payload["source"].splitlines(True)
