@@ -83,7 +83,7 @@ def test_twdl_bench_saves_keyed_rows_with_small_values_intact(tmp_path, monkeypa
         "    return pd.DataFrame([{'key': 'lr', 'comparison': 'c', 'measure': 'm', 'unit': 'lr', 'original': 1e-11,\n"
         "                          'helpers': 0.5, 'ratio': float('nan'), 'target': '', 'met': None, 'runs': 1}])\n")
     monkeypatch.setattr("twdl_tools.bench.batch_environment", lambda *a, **k: {})  # leave os.environ alone
-    monkeypatch.setattr("twdl_tools.figures.render_files", lambda *a, **k: ([], []))  # not the real docs
+    monkeypatch.setattr("twdl_tools.bench.render_files", lambda *a, **k: ([], []))  # not the real docs
     args = argparse.Namespace(names=["demo"], quick=False, bench_dir=str(folder), out=str(tmp_path / "b.md"),
                               render=False)
     assert bench_main(args) == 0

@@ -14,6 +14,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .common import log_device_run, model_device, seeded, start_device_run
+from .optim import make_optimizer
 from .weights import frobenius_norm
 
 __all__ = [
@@ -267,8 +268,6 @@ def train(
     fit_data = _fit_rows(train_data, train_eval_rows, seed)
     metrics = {"accuracy": accuracy} if metrics is None else metrics
     if optimizer is None:
-        from .optim import make_optimizer  # optim builds on this module; imported here to avoid a cycle
-
         optimizer = make_optimizer("adam", model.parameters(), lr)
     callbacks = list(callbacks)
     generator = torch.Generator(device="cpu").manual_seed(seed)
