@@ -16,7 +16,7 @@ from .meter import ResourceMeter, free_memory
 from .perplexity import perplexity
 from .trainer import train_lm
 
-__all__ = ["RunSettings", "RunOutcome", "finetune", "sweep", "compare_regularizers", "adapt", "METHODS"]
+__all__ = ["RunSettings", "RunOutcome", "finetune", "sweep", "compare_lora_regularizers", "adapt", "METHODS"]
 
 # lora / qlora: adapters on a frozen fp32 / 4-bit base; last_blocks: only the last `unfreeze_blocks` transformer
 # blocks train; full: every weight trains.
@@ -132,10 +132,11 @@ def sweep(model_name: str | None, train: Blocks, held_out: Blocks, grid: dict[st
     return pd.DataFrame(rows)
 
 
-def compare_regularizers(model_name: str | None, train: Blocks, held_out: Blocks, settings: RunSettings = RunSettings(),
-                         weight_decay: float = 0.1, dropout: float = 0.2, adapter_l2: float = 1e-3,
-                         device: torch.device | str = "cpu") -> pd.DataFrame:
-    """Held-out perplexity with no regulariser, weight decay, more LoRA dropout, or an L2 penalty on adapter weights."""
+def compare_lora_regularizers(model_name: str | None, train: Blocks, held_out: Blocks,
+                              settings: RunSettings = RunSettings(), weight_decay: float = 0.1, dropout: float = 0.2,
+                              adapter_l2: float = 1e-3, device: torch.device | str = "cpu") -> pd.DataFrame:
+    """LoRA runs on the same blocks, one per regulariser: held-out perplexity with none, weight decay, more LoRA
+    dropout, or an L2 penalty on the adapter weights (module 3's `twdl.compare_regularizers` is for image models)."""
     variants = {"none": settings.with_(dropout=0.0), f"weight decay {weight_decay}": settings.with_(
         dropout=0.0, weight_decay=weight_decay), f"LoRA dropout {dropout}": settings.with_(dropout=dropout),
         f"adapter L2 {adapter_l2:g}": settings.with_(dropout=0.0, adapter_l2=adapter_l2)}
