@@ -113,8 +113,13 @@ def render(results: dict[str, dict]) -> str:
         note = (f"Measured {result['date']}" + (" in quick mode (reduced sizes: not for quoting)" if result["quick"]
                                                  else "") + (f", {where}" if where else "")
                 + (f", load average {load[0]:.1f} at the start and {load[1]:.1f} at the end" if load else "") + ".")
-        lines += ["", f"## {name}", "", note, "", table.to_markdown(index=False, floatfmt=".4g")]
+        lines += ["", f"## {name}", "", note, "", _markdown(table)]
     return "\n".join(lines) + "\n"
+
+
+def _markdown(table) -> str:
+    """A results table in markdown, an empty cell where a row has no value (a formula has no measured side)."""
+    return table.astype(object).where(table.notna(), None).to_markdown(index=False, floatfmt=".4g", missingval="")
 
 
 # Where the measured reasons for a missed target are written up (rendered from the same results).
@@ -180,7 +185,7 @@ def bench_main(args: argparse.Namespace) -> int:
         missing = set(BENCH_COLUMNS) - set(table.columns)
         if missing:
             raise SystemExit(f"{script} returned a table without columns {sorted(missing)}")
-        print(table.to_markdown(index=False, floatfmt=".4g"), flush=True)
+        print(_markdown(table), flush=True)
         columns = (["key"] if "key" in table.columns else []) + BENCH_COLUMNS
         result = {"date": dt.date.today().isoformat(), "quick": args.quick, "cpu": machine["CPU"],
                   "device": _device(), "load": [load_start, os.getloadavg()[0]], "machine": machine,
