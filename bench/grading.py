@@ -22,8 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from twdl_tools.repo import notebooks_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-SOLUTION = ROOT / "notebooks" / "02_optimization.ipynb"
+SOLUTION = notebooks_dir(ROOT) / "02_optimization.ipynb"
 CLASS_SIZE, TARGET_MINUTES, OVERHEAD_TARGET = 300, 40.0, 10.0
 
 

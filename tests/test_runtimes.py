@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 import twdl_helpers as twdl
+from twdl_tools.repo import module_notebooks, notebooks_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +35,7 @@ def test_recorded_times_show_with_machine_and_command_and_gaps_say_why(tmp_path)
 
 
 def test_committed_runtimes_cover_every_module_notebook():
-    notebooks = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+    notebooks = [p.stem for p in module_notebooks(notebooks_dir(ROOT), ".py")]
     runtimes = twdl.read_runtimes()
     for name in notebooks:
         assert runtimes["modules"][name]["cpu"]["smoke"]["seconds"] > 0, name

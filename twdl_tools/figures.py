@@ -26,6 +26,8 @@ from pathlib import Path
 from twdl_helpers.files import atomic_write
 from twdl_helpers.records import read_records
 
+from .repo import notebooks_dir
+
 __all__ = ["MARKER", "FigureSources", "render_text", "render_files", "check_files", "unsourced_figures",
            "PUBLISHED_FILES", "BENCH_COLUMNS", "result_rows"]
 
@@ -117,7 +119,7 @@ def _published(root: Path) -> list[Path]:
 
 
 def _sources(root: Path, results_dir: Path | None) -> FigureSources:
-    return FigureSources(results_dir or root / "bench" / "results", root / "notebooks")
+    return FigureSources(results_dir or root / "bench" / "results", notebooks_dir(root))
 
 
 def render_files(root: Path, results_dir: Path | None = None) -> tuple[list[str], list[str]]:

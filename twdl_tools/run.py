@@ -16,22 +16,22 @@ from twdl_helpers.params import (
 )
 
 from .execute import ExecutionResult, run_notebook
-from .repo import batch_environment, find_root
+from .repo import MODULE_NOTEBOOK, batch_environment, find_root, module_notebooks, notebooks_dir
 
-__all__ = ["MODULE_PATTERN", "resolve_notebooks", "check_notebook_parameters", "run_notebooks", "summary_table",
+__all__ = ["resolve_notebooks", "check_notebook_parameters", "run_notebooks", "summary_table",
            "thread_env", "add_arguments", "main"]
 
-MODULE_PATTERN = "0[1-4]_*.ipynb"
 SUMMARY_COLUMNS = ["notebook", "status", "runtime_s", "error"]
 
 
 def resolve_notebooks(selector: str, folder: str | Path | None = None) -> list[Path]:
     """Map "all", a path, a stem ("01_feedforward"), a prefix ("01") or a name part ("feedforward") to notebooks."""
-    folder = Path(folder) if folder else find_root() / "notebooks"
-    modules = sorted(folder.glob(MODULE_PATTERN))
+    folder = Path(folder) if folder else notebooks_dir()
+    modules = module_notebooks(folder)
     if selector == "all":
         if not modules:
-            raise FileNotFoundError(f"no module notebooks matching {MODULE_PATTERN} in {folder}; run `twdl sync` first")
+            raise FileNotFoundError(f"no module notebooks matching {MODULE_NOTEBOOK}.ipynb in {folder}; "
+                                    "run `twdl sync` first")
         return modules
     path = Path(selector)
     if path.suffix in (".ipynb", ".py") and path.exists():
@@ -39,9 +39,8 @@ def resolve_notebooks(selector: str, folder: str | Path | None = None) -> list[P
         if not notebook.exists():
             raise FileNotFoundError(f"{path} has no generated {notebook.name}; run `twdl sync` (or jupytext) first")
         return [notebook]
-    candidates = sorted(folder.glob("*.ipynb"))
     for rule in (lambda s: s == selector, lambda s: s.startswith(selector), lambda s: selector in s.split("_", 1)[-1]):
-        found = [nb for nb in candidates if rule(nb.stem)]
+        found = [nb for nb in modules if rule(nb.stem)]
         if len(found) == 1:
             return found
         if len(found) > 1:
