@@ -1,7 +1,10 @@
 """The house's shape: the students' runtime never reaches into the tooling, no module reads another's private names,
 and the layout tables match the tree."""
 import ast
+import importlib.util
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -224,3 +227,10 @@ def test_the_private_name_check_sees_each_way_of_reaching_in():
     assert [read for _, read in reads] == [
         "twdl_helpers.params._DECLARED", "twdl_helpers.files._hidden", "twdl_tools.repo._secret",
         "twdl_helpers.common._state", "twdl_helpers.training._rows (in the code string at line 8)"]
+
+
+def test_both_packages_pass_the_linter():
+    assert importlib.util.find_spec("ruff"), "ruff is missing: install the dev extra (pip install -e '.[tools,dev]')"
+    done = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "twdl_helpers", "twdl_tools"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, f"ruff ([tool.ruff] in pyproject.toml) finds problems:\n{done.stdout}{done.stderr}"

@@ -71,7 +71,7 @@ def lora_config(model: torch.nn.Module, r: int = 8, alpha: int = 32, dropout: fl
 
 
 def _adapters_fp32(model: torch.nn.Module) -> None:
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()  # trainable weights in fp32: no fp16 gradient unscaling error (D24)
 
