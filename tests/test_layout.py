@@ -234,3 +234,11 @@ def test_both_packages_pass_the_linter():
     done = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "twdl_helpers", "twdl_tools"],
                           cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, f"ruff ([tool.ruff] in pyproject.toml) finds problems:\n{done.stdout}{done.stderr}"
+
+
+def test_code_names_no_defect_ids():
+    """Defect ids (D1-D28) belong to docs/fixes*.md; code and the messages people see give the reason in words."""
+    found = [f"{p.relative_to(ROOT)}:{number}: {line.strip()}" for package in PACKAGES for p in sorted(package.rglob("*.py"))
+             for number, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if re.search(r"\bD\d{1,2}\b", line)]
+    assert not found, "defect ids in code (say the reason in words):\n" + "\n".join(found)

@@ -19,7 +19,7 @@ def test_every_optimizer_builds_steps_and_uses_the_given_lr(name):
     model = nn.Linear(3, 2)
     before = model.weight.detach().clone()
     opt = make_optimizer(name, model.parameters(), lr=0.0123)
-    assert opt.param_groups[0]["lr"] == 0.0123  # D10: no optimiser falls back to a hard-coded rate
+    assert opt.param_groups[0]["lr"] == 0.0123  # no optimiser falls back to a hard-coded rate
     _step(opt, model)
     assert not torch.equal(before, model.weight)
 

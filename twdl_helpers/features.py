@@ -158,7 +158,7 @@ def build_tabular(
 
 
 def test_only_codes(data: TabularData) -> torch.Tensor:
-    """The categorical codes of the test rows as the original's per-split encoders gave them (defect D3).
+    """The categorical codes of the test rows as the original's per-split encoders gave them (one category, two codes).
 
     An encoder fitted on the test rows alone numbers the test split's own sorted distinct values 1..K_test (on the
     same 1-based scale as the train-fitted codes, where 0 is "unseen in training"). Wherever the two splits do

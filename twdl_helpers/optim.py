@@ -10,7 +10,7 @@ __all__ = ["OPTIMIZERS", "SCHEDULES", "DEFAULT_LEARNING_RATES", "FUSED_OPTIMIZER
            "make_schedule", "schedule_factors", "schedule_formula"]
 
 # The spec's learning rate for each optimiser (used only when the caller gives none; make_optimizer always
-# uses the lr it is given, for every optimiser alike: defect D10 was RMSprop/Adam ignoring it).
+# uses the lr it is given, for every optimiser alike: the original course's RMSprop and Adam ignored it).
 DEFAULT_LEARNING_RATES = {"sgd": 0.01, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01,
                           "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3}
 OPTIMIZERS = tuple(DEFAULT_LEARNING_RATES)
@@ -77,7 +77,7 @@ SCHEDULES: dict[str, Callable[[int, int], float]] = {
     "constant": lambda epoch, epochs: 1.0,
     "linear": _linear,  # 1 - epoch / epochs: 1 - 0.1 * epoch for the spec's 10 epochs, floored at 1e-7
     "sqrt": lambda epoch, epochs: (epoch + 1) ** -0.5,
-    "exp": lambda epoch, epochs: 0.1 ** epoch,  # collapses: 1e-9 of the base rate by epoch 9 (D12)
+    "exp": lambda epoch, epochs: 0.1 ** epoch,  # collapses: 1e-9 of the base rate by epoch 9, training stalls
 }
 
 

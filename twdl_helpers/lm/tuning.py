@@ -25,7 +25,8 @@ METHODS = ("lora", "qlora", "last_blocks", "full")
 
 @dataclass(frozen=True)
 class RunSettings:
-    """Everything one fine-tuning run depends on (defaults: the original's LoRA settings; steps: a budget, D28)."""
+    """Everything one fine-tuning run depends on (defaults: the original's LoRA settings; steps: a budget, not
+    epochs)."""
 
     steps: int = 200
     batch_size: int = 2
@@ -162,7 +163,7 @@ def adapt(model_name: str | None, text_path: str | Path, method: str = "lora", s
     tokenizer = load_tokenizer(model_name)
     train = make_blocks(corpus.train, tokenizer, block_size, max_blocks)
     held = make_blocks(corpus.held_out, tokenizer, block_size, max_blocks)
-    before = perplexity(load_model(model_name, device), held)  # measured before any adaptation (D25)
+    before = perplexity(load_model(model_name, device), held)  # before any adaptation, on the same held-out blocks
     outcome = finetune(method, model_name, train, held, settings, device, progress=False, keep_model=True)
     after = outcome.row["perplexity"]
     row = {"text": Path(text_path).name, "model": str(model_name or "bundled"), **outcome.row,
