@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from twdl_tools.repo import notebooks_dir
+
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = ("01_feedforward", "02_optimization", "03_regularization", "04_finetuning_lora")
 EXTRA_TARGETS = {"01_feedforward": 2.0, "02_optimization": 2.0, "03_regularization": 2.0, "04_finetuning_lora": 5.0}
@@ -92,7 +94,7 @@ def _module_cost(tmp: Path, module: str, copies: int, rounds: int, loads: list[f
     folder = tmp / module
     folder.mkdir()
     for i in range(copies):
-        shutil.copy(ROOT / "notebooks" / f"{module}.ipynb", folder / f"student{i:03d}.ipynb")
+        shutil.copy(notebooks_dir(ROOT) / f"{module}.ipynb", folder / f"student{i:03d}.ipynb")
     runtimes: dict[bool, list[float]] = {True: [], False: []}
     scorer: list[float] = []
     for index in range(rounds):
@@ -118,7 +120,7 @@ def run(quick: bool = False) -> pd.DataFrame:
         costs = {module: _module_cost(tmp, module, copies, rounds, loads) for module in MODULES}
         (tmp / "class").mkdir()
         for i in range(n_class):
-            shutil.copy(ROOT / "notebooks" / f"{CLASS_MODULE}.ipynb", tmp / "class" / f"student{i:03d}.ipynb")
+            shutil.copy(notebooks_dir(ROOT) / f"{CLASS_MODULE}.ipynb", tmp / "class" / f"student{i:03d}.ipynb")
         class_wall, class_cpu = grade(tmp / "class", tmp / "out_class", checks=True)
         loads.append(os.getloadavg()[0])
         scored = rows_of(tmp / "out_class")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from twdl_tools.repo import batch_environment
+from twdl_tools.repo import batch_environment, module_notebooks, notebooks_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 JUPYTER = ["ipykernel", "nbclient"]  # what Colab and any Jupyter server already have
@@ -74,7 +74,7 @@ def run_notebooks(venv: Path, work: Path) -> pd.DataFrame:
     """Execute the four notebooks (smoke profile, their defaults) with the runtime venv's own kernel, offline."""
     _pip(venv / "bin" / "python", *JUPYTER)
     copies = []
-    for source in sorted((ROOT / "notebooks").glob("0*.ipynb")):
+    for source in module_notebooks(notebooks_dir(ROOT)):
         copies.append(work / source.name)
         shutil.copy(source, copies[-1])
     env = batch_environment(ROOT, offline=True, figures=False, extra={

@@ -4,7 +4,8 @@ Measures training tokens per second, the base model's weight memory (fp32 vs 4-b
 process's resident memory during training (CPU; whole process, sampled every 20 ms). In this table "original"
 is the reference method of each comparison (full fine-tuning, or LoRA for QLoRA) and "helpers" the method
 compared with it; ratio > 1 means the compared method is better (faster / smaller). Data: the mirror's real
-WikiText-2 raw test split when TWDL_DATA_MIRROR is set, else the labelled stand-in. On a GPU see lora_gpu.py.
+WikiText-2 raw test split when TWDL_DATA_MIRROR is set, else the labelled stand-in. On a GPU, `make gpu-check`
+(scripts/gpu_check.py) measures LoRA against QLoRA on galactica-125m's configuration in bf16 and fp16.
 
 The "original" part runs the original course's own LoRA code path (bench/original_lora.py: every line padded to
 128 tokens, targets q/k/v/o_proj, the Trainer with DataCollatorForLanguageModeling at batch 2, fp32 on CPU) against

@@ -245,8 +245,8 @@ sweep.round(3)
 # $\mathcal{L} + \lambda \sum_\ell (\lVert A_\ell\rVert_F^2 + \lVert B_\ell\rVert_F^2)$ (a Trainer subclass).
 
 # %%
-regularizers = lm.compare_regularizers(model_ref, train_blocks, held_blocks,
-                                       sweep_settings, device=dev)
+regularizers = lm.compare_lora_regularizers(model_ref, train_blocks, held_blocks,
+                                            sweep_settings, device=dev)
 twdl.record("m4.reg.best", str(regularizers["perplexity"].idxmin()))
 regularizers.round(3)
 

@@ -29,9 +29,10 @@ from pathlib import Path
 
 import torch
 
+from twdl_tools.repo import module_notebooks, notebooks_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = {"01": "01_feedforward", "02": "02_optimization", "03": "03_regularization",
-             "04": "04_finetuning_lora"}
+NOTEBOOKS = {path.stem[:2]: path.stem for path in module_notebooks(notebooks_dir(ROOT), ".py")}  # "01": "01_feedforward"
 START, END = "<!-- gpu-check:start -->", "<!-- gpu-check:end -->"
 NOT_MEASURED = "not measured: no GPU was available"
 

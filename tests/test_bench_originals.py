@@ -68,7 +68,7 @@ def test_forest_dataset_fits_encoders_per_split_so_codes_differ_between_splits()
                           "Soil_Type": ["Soil_Type1", "Soil_Type2", "Soil_Type3"], "Cover_Type": [0, 1, 2]})
     test = train.iloc[1:].reset_index(drop=True)  # lacks Soil_Type1
     train_ds, test_ds = original_covertype.ForestDataset(train), original_covertype.ForestDataset(test)
-    # Soil_Type2 is code 1 in train but code 0 in test: the same category, two codes (D3)
+    # Soil_Type2 is code 1 in train but code 0 in test: the same category, two codes
     assert train_ds[1][1].tolist()[1] == 1 and test_ds[0][1].tolist()[1] == 0
     assert train_ds.numeric.dtype == np.float32 and isinstance(train_ds.categorical[0], np.ndarray)
 
@@ -93,7 +93,7 @@ def test_original_mnist_is_torchvisions_class_with_per_sample_normalisation(mirr
     torch.testing.assert_close(image[0], (torch.from_numpy(pixels.copy()).float() / 255 - 0.1307) / 0.3081)
     labels = read_idx(mirror / "mnist" / "train-labels-idx1-ubyte.gz")
     assert label == labels[0]
-    if not torch.cuda.is_available():  # D8: without CUDA the original's loader keeps the file's order
+    if not torch.cuda.is_available():  # without CUDA the original's loader keeps the file's order
         _, first = next(iter(original_mnist.original_loader(dataset, 64)))
         assert first.tolist() == labels[:64].tolist()
 
@@ -122,7 +122,7 @@ def test_original_distillation_soft_term_is_smaller_by_the_number_of_classes():
     labels = torch.randint(0, 3, (16,), generator=g)
     before = original_animal_faces.original_distillation_loss(student, teacher, labels, alpha=1.0, T=4.0)
     after = twdl.distillation_loss(student, teacher, labels, alpha=1.0, T=4.0)
-    assert (after / before).item() == pytest.approx(3.0, rel=1e-5)  # D15: 'mean' also divides by 3 classes
+    assert (after / before).item() == pytest.approx(3.0, rel=1e-5)  # 'mean' also divides by the 3 classes
 
 
 def test_original_lora_targets_miss_opts_out_proj_and_the_qlora_example_raises():
@@ -130,8 +130,8 @@ def test_original_lora_targets_miss_opts_out_proj_and_the_qlora_example_raises()
 
     model = original_lora.original_lora(lm.load_model("bundled"))
     wrapped = [n for n, m in model.named_modules() if hasattr(m, "lora_A") and n.endswith("_proj")]
-    assert wrapped and not any(n.endswith("out_proj") for n in wrapped)  # D20: o_proj matched nothing
-    assert model.print_trainable_parameters() is None  # D26
+    assert wrapped and not any(n.endswith("out_proj") for n in wrapped)  # o_proj matched nothing on OPT
+    assert model.print_trainable_parameters() is None  # prints, returns nothing
     with pytest.raises(ValueError, match="query_key_value"):
         original_lora.original_lora(lm.load_model("bundled"), original_lora.QLORA_EXAMPLE_TARGETS)
 
@@ -146,7 +146,7 @@ def test_original_lora_pads_every_line_and_averages_batch_losses():
     batch = original_lora.collate(tokenizer, padded["input_ids"][:2], padded["attention_mask"][:2])
     assert (batch["labels"][padded["attention_mask"][:2] == 0] == -100).all()
     losses = [(2.0, 10), (4.0, 30)]
-    assert original_lora.original_perplexity(losses) == pytest.approx(math.exp(3.0))  # D27: plain mean
+    assert original_lora.original_perplexity(losses) == pytest.approx(math.exp(3.0))  # a plain mean of batch losses
     assert original_lora.token_weighted_perplexity(losses) == pytest.approx(math.exp(3.5))
 
 

@@ -8,6 +8,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import twdl_helpers
+from twdl_tools.repo import module_notebooks, notebooks_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,5 +43,5 @@ def test_setup_cell_installs_the_repository_on_colab_only_and_never_pins_torch()
     assert 'if "google.colab" in sys.modules:' in source
     assert '"twdl-helpers @ git+"' in source and f'"{twdl_helpers.REPOSITORY_URL}"' in source
     assert "torch" not in source.split("pip", 1)[1]  # Colab's CUDA build of torch is kept
-    for notebook in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py")):
+    for notebook in module_notebooks(notebooks_dir(ROOT), ".py"):
         assert source in notebook.read_text(), f"{notebook.name}: colab-setup cell differs; run `twdl sync`"

@@ -104,6 +104,26 @@ def test_validate_parameters_types_choices_ranges_and_unknown_names():
     assert "Allowed parameters: profile: one of 'smoke', 'full'; seed: int" in str(error.value)
 
 
+def test_declared_parameters_are_what_the_watched_cell_assigned(monkeypatch):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from twdl_helpers import params
+
+    for name in ("_DECLARED", "_BEFORE"):  # this kernel's state, put back after the test (tests may reach in)
+        monkeypatch.setattr(params, name, getattr(params, name))
+    declared_parameters = params.declared_parameters
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_cell("import twdl_helpers as twdl\ntwdl.watch_parameters()")
+        shell.run_cell('profile = "smoke"  # @param ["smoke", "full"]\nseed = 3')
+        declared = declared_parameters()
+        assert list(declared) == ["profile", "seed"] and declared["seed"].default == 3
+        declared.clear()  # a copy: the kernel's declarations stay as they were
+        assert list(declared_parameters()) == ["profile", "seed"]
+    finally:
+        InteractiveShell.clear_instance()
+
+
 def test_setup_validates_seeds_picks_the_device_and_limits_cpu_threads(capsys):
     namespace = {"profile": "full", "device": "cpu", "seed": 7}
     P, dev = twdl.setup(namespace, cpu_threads=1)

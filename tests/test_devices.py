@@ -154,3 +154,17 @@ def test_language_model_perplexity_follows_the_models_device():
 def test_a_module_without_parameters_or_buffers_is_on_the_cpu():
     assert twdl.model_device(nn.ReLU()).type == "cpu"
     assert twdl.model_device(nn.BatchNorm1d(3, affine=False).to("meta")).type == "meta"
+
+
+def test_each_helper_call_looks_up_the_models_device_once_not_once_per_batch(monkeypatch):
+    import twdl_helpers.training as training
+
+    lookups = []
+    monkeypatch.setattr(training, "model_device", lambda model: lookups.append(model) or torch.device("cpu"))
+    data, model = images(24), twdl.SmallAnimalNet(seed=0)
+    for call in (lambda: twdl.evaluate(model, data, batch_size=4), lambda: twdl.predict(model, data.inputs, batch_size=4),
+                 lambda: twdl.train(model, data, epochs=3, batch_size=4, eval_data={"val": data, "test": data},
+                                    progress=False)):
+        lookups.clear()
+        call()
+        assert len(lookups) == 1

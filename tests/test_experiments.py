@@ -92,3 +92,31 @@ def test_effect_over_seeds_judges_a_change_against_the_spread_over_seeds():
                                            "single": "one seed: no spread to judge by"}
     hurt = twdl.effect_over_seeds(summary, {"base": "big"})
     assert hurt.loc["base", "verdict"] == "hurts"
+
+
+# Module 2: compare_optimizers
+
+
+def test_compare_optimizers_returns_one_row_per_run_with_bn_last():
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+
+    class Data:
+        train = twdl.TensorData(x[:48], y[:48])
+        test = twdl.TensorData(x[48:], y[48:])
+
+    table = twdl.compare_optimizers(twdl.ShallowNet, Data, optimizers=["sgd", "adagrad", "adam"],
+                                    bn_model_fn=twdl.BNShallowNet, bn_optimizer="adam", epochs=1, batch_size=16)
+    assert isinstance(table, pd.DataFrame)
+    assert list(table["run"]) == ["sgd", "adagrad", "adam", "adam + BN"]
+    assert table[["train_accuracy", "test_accuracy"]].apply(lambda c: c.between(0, 100).all()).all()
+    assert set(table.attrs["histories"]) == set(table["run"])
+    models = table.attrs["models"]  # kept for checks: each model gives its row's test accuracy, and copies share them
+    assert set(models) == set(table["run"]) and table.round(2).attrs["models"]["adam"] is models["adam"]
+    for run, reported in zip(table["run"], table["test_accuracy"]):
+        assert twdl.evaluate(models[run], Data.test)["accuracy"] == pytest.approx(reported)
+
+
+def test_compare_optimizers_refuses_an_unknown_optimizer_before_training():
+    with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'; choose one of sgd, momentum"):
+        twdl.compare_optimizers(lambda: pytest.fail("nothing may be built"), None, optimizers=["sgd", "lbfgs"])

@@ -83,7 +83,7 @@ def test_twdl_bench_saves_keyed_rows_with_small_values_intact(tmp_path, monkeypa
         "    return pd.DataFrame([{'key': 'lr', 'comparison': 'c', 'measure': 'm', 'unit': 'lr', 'original': 1e-11,\n"
         "                          'helpers': 0.5, 'ratio': float('nan'), 'target': '', 'met': None, 'runs': 1}])\n")
     monkeypatch.setattr("twdl_tools.bench.batch_environment", lambda *a, **k: {})  # leave os.environ alone
-    monkeypatch.setattr("twdl_tools.figures.render_files", lambda *a, **k: ([], []))  # not the real docs
+    monkeypatch.setattr("twdl_tools.bench.render_files", lambda *a, **k: ([], []))  # not the real docs
     args = argparse.Namespace(names=["demo"], quick=False, bench_dir=str(folder), out=str(tmp_path / "b.md"),
                               render=False)
     assert bench_main(args) == 0
@@ -91,3 +91,13 @@ def test_twdl_bench_saves_keyed_rows_with_small_values_intact(tmp_path, monkeypa
     assert saved["rows"][0]["key"] == "lr" and saved["rows"][0]["original"] == 1e-11
     assert len(saved["load"]) == 2 and saved["machine"]["cores"]
     assert "## demo" in (tmp_path / "b.md").read_text()
+
+
+def test_benchmark_tables_leave_cells_without_a_value_empty():
+    from twdl_tools.bench import render
+
+    row = {"comparison": "a formula", "measure": "loss floor", "unit": "loss", "original": 1.165,
+           "helpers": float("nan"), "ratio": float("nan"), "target": "", "met": None, "runs": "exact"}
+    page = render({"demo": {"date": "2026-01-01", "quick": False, "rows": [row]}})
+    line = next(line for line in page.splitlines() if line.startswith("| a formula"))
+    assert "nan" not in line.lower() and [cell.strip() for cell in line.strip("|").split("|")][4:6] == ["", ""]

@@ -14,6 +14,7 @@ from twdl_tools.grading.checkfile import Question, CheckFile, load_check_file, s
 from twdl_tools.grading.manual import canvas_csv, read_manual_csv
 from twdl_tools.grading.scoring import apply_manual, answer_digest, score_questions
 from twdl_tools.notebooks import sync
+from twdl_tools.repo import module_notebooks, notebooks_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -353,9 +354,9 @@ def _hidden_check_names(check_file: Path) -> list[str]:
 def test_hidden_checks_live_only_in_the_grader_only_files():
     from setuptools import find_packages
 
-    files = sorted((ROOT / "autograder").glob("[0-9][0-9]_*.py"))
-    assert [f.stem for f in files] == sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
-    shipped = [*(ROOT / "notebooks").glob("*.ipynb"), *(ROOT / "notebooks" / "student").glob("*.ipynb"),
+    files = module_notebooks(ROOT / "autograder", ".py")
+    assert [f.stem for f in files] == [p.stem for p in module_notebooks(notebooks_dir(ROOT), ".py")]
+    shipped = [*notebooks_dir(ROOT).glob("*.ipynb"), *(notebooks_dir(ROOT) / "student").glob("*.ipynb"),
                *(p for p in (ROOT / "twdl_helpers").rglob("*") if p.is_file() and "__pycache__" not in p.parts)]
     texts = {p: p.read_text(errors="ignore") for p in shipped}
     for check_file in files:

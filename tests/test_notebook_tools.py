@@ -9,7 +9,7 @@ import pytest
 
 import twdl_helpers
 from twdl_tools import cli
-from twdl_helpers.record import records_in_outputs
+from twdl_helpers.records import records_in_outputs
 from twdl_tools.nbval_tolerance import compare_records, compare_values, tolerance_for
 from twdl_tools.notebooks import colab_setup_source, student_source, sync
 

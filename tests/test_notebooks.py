@@ -18,11 +18,13 @@ from twdl_tools.grading.plan import find_submissions
 from twdl_tools.grading.scoring import finalize_row
 from twdl_tools.notebooks import sync
 from twdl_tools.references import execute_reference, reference_environment
-from twdl_helpers.record import read_records
+from twdl_tools.repo import module_notebooks, notebooks_dir
+from twdl_helpers.records import read_records
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
-SANITIZE = ROOT / "notebooks" / "nbval_sanitize.cfg"
+FOLDER = notebooks_dir(ROOT)
+NOTEBOOKS = module_notebooks(FOLDER, ".py")
+SANITIZE = FOLDER / "nbval_sanitize.cfg"
 NAMES = [p.stem for p in NOTEBOOKS]
 
 
@@ -41,7 +43,7 @@ def test_pairs_in_sync():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_reference_is_executed_and_records_metrics(name):
-    records = read_records(ROOT / "notebooks" / f"{name}.ipynb")
+    records = read_records(FOLDER / f"{name}.ipynb")
     assert records, f"notebooks/{name}.ipynb has no recorded outputs: run `make references` and commit it"
     module = name[:2].lstrip("0")
     assert f"m{module}.completed" in records, f"notebooks/{name}.ipynb never records m{module}.completed"
@@ -49,7 +51,7 @@ def test_reference_is_executed_and_records_metrics(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_reference_outputs_reproduce_within_tolerance(name):
-    done = nbval([ROOT / "notebooks" / f"{name}.ipynb"], ROOT)
+    done = nbval([FOLDER / f"{name}.ipynb"], ROOT)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
 
 
@@ -79,8 +81,8 @@ def graded(name: str, tmp_path_factory) -> tuple[dict, Path]:
     if name not in _GRADED:
         folder = tmp_path_factory.mktemp(f"graded-{name}")
         (folder / "subs").mkdir()
-        for kind, path in (("solution", ROOT / "notebooks" / f"{name}.ipynb"),
-                           ("student", ROOT / "notebooks" / "student" / f"{name}.ipynb")):
+        for kind, path in (("solution", FOLDER / f"{name}.ipynb"),
+                           ("student", FOLDER / "student" / f"{name}.ipynb")):
             (folder / "subs" / f"{kind}.ipynb").write_bytes(path.read_bytes())
         if name in FORGERIES:
             nb = nbformat.read(str(ROOT / "notebooks" / "student" / f"{name}.ipynb"), as_version=4)
@@ -184,14 +186,14 @@ def code_cells(path: Path, published: bool = False) -> list[str]:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_code_fits_the_book_width(name):
-    long = [line for cell in code_cells(ROOT / "notebooks" / f"{name}.py", published=True) for line in cell.splitlines()
+    long = [line for cell in code_cells(FOLDER / f"{name}.py", published=True) for line in cell.splitlines()
             if len(line) > BOOK_WIDTH]
     assert not long, f"{name}: {len(long)} code lines wider than {BOOK_WIDTH} characters, e.g. {long[0]!r}"
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_notebooks_leave_devices_to_setup_and_the_helpers(name):
-    code = "\n".join(code_cells(ROOT / "notebooks" / f"{name}.py"))
+    code = "\n".join(code_cells(FOLDER / f"{name}.py"))
     assert "twdl.setup(globals()" in code, f"{name}: the setup cell must call twdl.setup(globals())"
     moves = re.findall(r".*(?:\.to\(|\.cuda\(\)|set_num_threads|get_device\().*", code)
     assert not moves, f"{name}: moves models or data by hand (build models with device=dev): {moves}"
@@ -199,7 +201,7 @@ def test_notebooks_leave_devices_to_setup_and_the_helpers(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_try_it_cells_show_their_default_output_in_the_references(name):
-    nb = nbformat.read(str(ROOT / "notebooks" / f"{name}.ipynb"), as_version=4)
+    nb = nbformat.read(str(FOLDER / f"{name}.ipynb"), as_version=4)
     cells = [c for c in nb.cells if c.cell_type == "code" and "interactive_or_default(" in c.source]
     for cell in cells:
         texts = [o.get("text", "") if o.output_type == "stream" else o.get("data", {}).get("text/plain", "")

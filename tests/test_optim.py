@@ -1,11 +1,10 @@
-"""Optimiser and schedule factories, and the homework comparison helper."""
-import pandas as pd
+"""Optimiser and schedule factories."""
 import pytest
 import torch
 from torch import nn
 
 import twdl_helpers as twdl
-from twdl_helpers.optim import OPTIMIZERS, SCHEDULES, compare_optimizers, make_optimizer, make_schedule, schedule_factors
+from twdl_helpers.optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule, schedule_factors
 
 
 def _step(opt: torch.optim.Optimizer, model: nn.Module) -> None:
@@ -20,7 +19,7 @@ def test_every_optimizer_builds_steps_and_uses_the_given_lr(name):
     model = nn.Linear(3, 2)
     before = model.weight.detach().clone()
     opt = make_optimizer(name, model.parameters(), lr=0.0123)
-    assert opt.param_groups[0]["lr"] == 0.0123  # D10: no optimiser falls back to a hard-coded rate
+    assert opt.param_groups[0]["lr"] == 0.0123  # no optimiser falls back to a hard-coded rate
     _step(opt, model)
     assert not torch.equal(before, model.weight)
 
@@ -112,26 +111,6 @@ def test_train_history_lr_column_follows_the_schedule():
     history = twdl.train(model, data, epochs=3, batch_size=8, optimizer=opt,
                          scheduler=make_schedule("exp", opt, 3), progress=False)
     assert history["lr"] == pytest.approx([0.5, 0.05, 0.005])
-
-
-def test_compare_optimizers_returns_one_row_per_run_with_bn_last():
-    torch.manual_seed(0)
-    x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
-
-    class Data:
-        train = twdl.TensorData(x[:48], y[:48])
-        test = twdl.TensorData(x[48:], y[48:])
-
-    table = compare_optimizers(twdl.ShallowNet, Data, optimizers=["sgd", "adagrad", "adam"],
-                               bn_model_fn=twdl.BNShallowNet, bn_optimizer="adam", epochs=1, batch_size=16)
-    assert isinstance(table, pd.DataFrame)
-    assert list(table["run"]) == ["sgd", "adagrad", "adam", "adam + BN"]
-    assert table[["train_accuracy", "test_accuracy"]].apply(lambda c: c.between(0, 100).all()).all()
-    assert set(table.attrs["histories"]) == set(table["run"])
-    models = table.attrs["models"]  # kept for checks: each model gives its row's test accuracy, and copies share them
-    assert set(models) == set(table["run"]) and table.round(2).attrs["models"]["adam"] is models["adam"]
-    for run, reported in zip(table["run"], table["test_accuracy"]):
-        assert twdl.evaluate(models[run], Data.test)["accuracy"] == pytest.approx(reported)
 
 
 def test_schedule_formula_states_what_the_run_uses():

@@ -12,7 +12,7 @@ from twdl_tools.cli import main as twdl
 from twdl_tools.execute import ResourceLimits, run_notebook
 from twdl_helpers.params import parse_parameter_values
 from twdl_helpers.params import check_notebook_parameters as check_parameters
-from twdl_tools.repo import resolve_notebooks
+from twdl_tools.repo import module_notebooks, notebooks_dir, resolve_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -117,7 +117,7 @@ def test_in_notebook_validator_rejects_unknown_name_when_precheck_is_bypassed(tm
 
 def test_run_real_module_notebook_smoke(tmp_path):
     out = tmp_path / "runs"
-    code = twdl(["run", "01", "--profile", "smoke", "--notebooks-dir", str(ROOT / "notebooks"), "--output-dir", str(out)])
+    code = twdl(["run", "01", "--profile", "smoke", "--notebooks-dir", str(notebooks_dir(ROOT)), "--output-dir", str(out)])
     summary = pd.read_csv(out / "summary.csv")
     assert code == 0, summary.to_dict("records")
     assert summary.loc[0, "status"] == "ok"
@@ -161,7 +161,7 @@ def test_every_module_refuses_bad_values_before_a_kernel_starts(module, text, pr
     assert not list(tmp_path.iterdir())  # refused before anything ran: no executed notebook, no summary
 
 
-@pytest.mark.parametrize("notebook", sorted((ROOT / "notebooks").glob("0[1-4]_*.ipynb")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("notebook", module_notebooks(notebooks_dir(ROOT)), ids=lambda p: p.stem)
 def test_every_module_parameter_declares_what_it_allows(notebook):
     from twdl_helpers.params import notebook_parameters
 

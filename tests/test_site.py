@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from twdl_tools.repo import module_notebooks, notebooks_dir
 from twdl_tools.site import build_book, unexpected_warnings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +82,7 @@ def test_warning_filter_keeps_only_unlisted_warnings():
 def test_real_site_builds_and_module_pages_render(tmp_path):
     build = build_book(ROOT)  # raises with the list of what is missing (fragments, executed notebooks)
     assert build.ok, f"exit {build.returncode}; unexpected warnings: {build.unexpected}\n{build.log[-3000:]}"
-    notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    notebooks = module_notebooks(notebooks_dir(ROOT))
     assert len(notebooks) == 4, f"expected the four module notebooks, found {[p.name for p in notebooks]}"
     for path in notebooks:
         page = build.html / "notebooks" / f"{path.stem}.html"

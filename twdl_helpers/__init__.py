@@ -8,7 +8,7 @@ is the separate `twdl_tools` package; nothing here imports it.
 from .common import *  # noqa: F401,F403  (setup, seeds, devices, profiles)
 from .files import atomic_path, atomic_write, display_path  # noqa: F401
 from .params import ParameterError, validate_parameters, watch_parameters  # noqa: F401
-from .record import *  # noqa: F401,F403
+from .records import *  # noqa: F401,F403
 from .weights import *  # noqa: F401,F403
 from .training import *  # noqa: F401,F403  (the one training loop and its callbacks)
 from .questions import assert_recorded, check, grader_loads, question_check  # noqa: F401

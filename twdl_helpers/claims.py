@@ -274,7 +274,7 @@ def export_claims(namespace: dict[str, Any], names: list[str], folder: str | Pat
     default to what this kernel recorded (`twdl.record`).
     """
     if records is None:
-        from .record import recorded
+        from .records import recorded
 
         records = recorded()
     folder = Path(folder)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .augment import BatchAugment, course_augmentation
-from .optim import make_optimizer
+from .optim import DEFAULT_LEARNING_RATES, make_optimizer, optimizer_name
 from .regularization import ProximalL1, count_exact_zeros, elastic_penalty, l1_penalty, l2_penalty
 from .training import BatchCounter, EarlyStopping, History, LossFn, ModelsByRun, ParameterNorm, TensorData
 from .training import classification_loss
@@ -23,6 +23,7 @@ __all__ = [
     "Experiment", "Run", "run_experiments", "summarize_runs", "effect_over_seeds", "select_best", "histories",
     "TECHNIQUES",
     "technique_experiment", "compare_regularizers", "lambda_grid", "plot_lambda_grid",
+    "compare_optimizers",
 ]
 
 
@@ -247,3 +248,45 @@ def plot_lambda_grid(table: pd.DataFrame) -> plt.Figure:
     ax.legend(fontsize="small")
     fig.tight_layout()
     return fig
+
+
+# Module 2: the homework's comparison of optimisers on one model, batch normalisation on one of them.
+
+
+def compare_optimizers(
+    model_fn: Callable[[], nn.Module], data: Any, optimizers: Iterable[str] = ("sgd", "momentum", "adam"),
+    bn_model_fn: Callable[[], nn.Module] | None = None, bn_optimizer: str | None = None,
+    learning_rates: dict[str, float] | None = None, epochs: int = 10, batch_size: int = 64, seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> pd.DataFrame:
+    """Train `model_fn()` once per optimiser, and `bn_model_fn()` with `bn_optimizer` (default: the first one).
+
+    `data` has `.train` and `.test` TensorData (e.g. `load_mnist(...)`). Returns one row per run with the final
+    model's train and test accuracy and loss, both measured in eval mode (dropout off, BN running statistics);
+    the per-run Histories are in `table.attrs["histories"]` for plotting, the trained models in
+    `table.attrs["models"]` (keyed by the `run` column).
+    """
+    names = [optimizer_name(name) for name in optimizers]  # an unknown name fails before anything trains
+    rates = {**DEFAULT_LEARNING_RATES, **(learning_rates or {})}
+    runs: list[tuple[str, str, Callable[[], nn.Module]]] = [(name, "no", model_fn) for name in names]
+    if bn_model_fn is not None:
+        runs.append((optimizer_name(bn_optimizer or names[0]), "yes", bn_model_fn))
+    rows, histories, models = [], {}, ModelsByRun()
+    for name, batch_norm, build in runs:
+        torch.manual_seed(seed)  # every run (and the BN twin) starts from the same linear weights
+        model = build().to(device)
+        history: History = train(model, data.train, epochs=epochs, batch_size=batch_size, seed=seed,
+                                 optimizer=make_optimizer(name, model.parameters(), rates[name]),
+                                 eval_data={"test": data.test}, progress=f"{name} BN={batch_norm}")
+        label = name + (" + BN" if batch_norm == "yes" else "")
+        histories[label], models[label] = history, model
+        fit, last = evaluate(model, data.train), history.last
+        rows.append({"run": label, "optimizer": name, "batch_norm": batch_norm, "lr": rates[name],
+                     "train_accuracy": fit["accuracy"], "test_accuracy": last["test_accuracy"],
+                     "train_loss": fit["loss"], "test_loss": last["test_loss"],
+                     "gap": fit["accuracy"] - last["test_accuracy"],
+                     "seconds": sum(history["seconds"])})
+    table = pd.DataFrame(rows)
+    table.attrs["histories"] = histories
+    table.attrs["models"] = models
+    return table

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .training import TensorData, Tensors, forward
+from .training import TensorData, Tensors, predict
 
 __all__ = [
     "CategoryEncoder", "TabularData", "build_tabular", "stratified_split", "stratified_sample", "tabular_tensors",
@@ -158,7 +158,7 @@ def build_tabular(
 
 
 def test_only_codes(data: TabularData) -> torch.Tensor:
-    """The categorical codes of the test rows as the original's per-split encoders gave them (defect D3).
+    """The categorical codes of the test rows as the original's per-split encoders gave them (one category, two codes).
 
     An encoder fitted on the test rows alone numbers the test split's own sorted distinct values 1..K_test (on the
     same 1-based scale as the train-fitted codes, where 0 is "unseen in training"). Wherever the two splits do
@@ -209,21 +209,14 @@ def layer_activations(
         captured.append((args[0] if capture == "input" else output).detach())
 
     handle = module.register_forward_hook(hook)
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
-            parts = inputs if isinstance(inputs, tuple) else (inputs,)
-            n = parts[0].shape[0]
-            for start in range(0, n, batch_size):
-                batch = tuple(t[start:start + batch_size] for t in parts)
-                forward(model, batch if isinstance(inputs, tuple) else batch[0])
+        predict(model, inputs, batch_size)  # batched, eval mode, no gradients, on the model's device
     finally:
         handle.remove()
-        model.train(was_training)
     if not captured:
         raise RuntimeError(f"layer {layer!r} was never called by the model's forward pass")
-    return torch.cat(captured).reshape(n, -1)
+    rows = (inputs[0] if isinstance(inputs, tuple) else inputs).shape[0]
+    return torch.cat(captured).reshape(rows, -1)
 
 
 def project_2d(features: torch.Tensor | np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:

@@ -1,19 +1,16 @@
-"""Optimisers and learning-rate schedules by name, and the homework's "3 optimisers, BN on one" comparison."""
+"""Optimisers and learning-rate schedules by name (module 2's comparison of them is in experiments.py)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
-import pandas as pd
 import torch
 from torch import nn
 
-from .training import History, ModelsByRun, evaluate, train
-
-__all__ = ["OPTIMIZERS", "SCHEDULES", "DEFAULT_LEARNING_RATES", "FUSED_OPTIMIZERS", "make_optimizer",
-           "make_schedule", "schedule_factors", "schedule_formula", "compare_optimizers"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "DEFAULT_LEARNING_RATES", "FUSED_OPTIMIZERS", "optimizer_name", "make_optimizer",
+           "make_schedule", "schedule_factors", "schedule_formula"]
 
 # The spec's learning rate for each optimiser (used only when the caller gives none; make_optimizer always
-# uses the lr it is given, for every optimiser alike: defect D10 was RMSprop/Adam ignoring it).
+# uses the lr it is given, for every optimiser alike: the original course's RMSprop and Adam ignored it).
 DEFAULT_LEARNING_RATES = {"sgd": 0.01, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01,
                           "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3}
 OPTIMIZERS = tuple(DEFAULT_LEARNING_RATES)
@@ -36,6 +33,14 @@ def _unknown(kind: str, name: str, valid: Iterable[str]) -> ValueError:
     return ValueError(f"unknown {kind} {name!r}; choose one of {', '.join(valid)}")
 
 
+def optimizer_name(name: str) -> str:
+    """The registered name of optimiser `name` (any case), or a ValueError that lists the valid names."""
+    key = name.lower()
+    if key not in OPTIMIZERS:
+        raise _unknown("optimizer", name, OPTIMIZERS)
+    return key
+
+
 def make_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, **kw) -> torch.optim.Optimizer:
     """Build optimiser `name` (sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw) with learning rate `lr`.
 
@@ -44,9 +49,7 @@ def make_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, **kw) -
     Where torch has a fused kernel for the optimiser (all but RMSprop) and the parameters allow it, the fused
     implementation is used (same update rule, one kernel per step); pass fused=False or foreach=... to choose.
     """
-    key = name.lower()
-    if key not in OPTIMIZERS:
-        raise _unknown("optimizer", name, OPTIMIZERS)
+    key = optimizer_name(name)
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     params = list(params)
@@ -74,7 +77,7 @@ SCHEDULES: dict[str, Callable[[int, int], float]] = {
     "constant": lambda epoch, epochs: 1.0,
     "linear": _linear,  # 1 - epoch / epochs: 1 - 0.1 * epoch for the spec's 10 epochs, floored at 1e-7
     "sqrt": lambda epoch, epochs: (epoch + 1) ** -0.5,
-    "exp": lambda epoch, epochs: 0.1 ** epoch,  # collapses: 1e-9 of the base rate by epoch 9 (D12)
+    "exp": lambda epoch, epochs: 0.1 ** epoch,  # collapses: 1e-9 of the base rate by epoch 9, training stalls
 }
 
 
@@ -112,44 +115,3 @@ def make_schedule(name: str, optimizer: torch.optim.Optimizer, epochs: int) -> t
     """
     key = _check_schedule(name, epochs)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: SCHEDULES[key](epoch, epochs))
-
-
-def compare_optimizers(
-    model_fn: Callable[[], nn.Module], data: Any, optimizers: Iterable[str] = ("sgd", "momentum", "adam"),
-    bn_model_fn: Callable[[], nn.Module] | None = None, bn_optimizer: str | None = None,
-    learning_rates: dict[str, float] | None = None, epochs: int = 10, batch_size: int = 64, seed: int = 0,
-    device: torch.device | str = "cpu",
-) -> pd.DataFrame:
-    """Train `model_fn()` once per optimiser, and `bn_model_fn()` with `bn_optimizer` (default: the first one).
-
-    `data` has `.train` and `.test` TensorData (e.g. `load_mnist(...)`). Returns one row per run with the final
-    model's train and test accuracy and loss, both measured in eval mode (dropout off, BN running statistics);
-    the per-run Histories are in `table.attrs["histories"]` for plotting, the trained models in
-    `table.attrs["models"]` (keyed by the `run` column).
-    """
-    names = [name.lower() for name in optimizers]
-    rates = {**DEFAULT_LEARNING_RATES, **(learning_rates or {})}
-    runs: list[tuple[str, str, Callable[[], nn.Module]]] = [(name, "no", model_fn) for name in names]
-    if bn_model_fn is not None:
-        runs.append(((bn_optimizer or names[0]).lower(), "yes", bn_model_fn))
-    rows, histories, models = [], {}, ModelsByRun()
-    for name, batch_norm, build in runs:
-        if name not in rates:
-            raise _unknown("optimizer", name, OPTIMIZERS)
-        torch.manual_seed(seed)  # every run (and the BN twin) starts from the same linear weights
-        model = build().to(device)
-        history: History = train(model, data.train, epochs=epochs, batch_size=batch_size, seed=seed,
-                                 optimizer=make_optimizer(name, model.parameters(), rates[name]),
-                                 eval_data={"test": data.test}, progress=f"{name} BN={batch_norm}")
-        label = name + (" + BN" if batch_norm == "yes" else "")
-        histories[label], models[label] = history, model
-        fit, last = evaluate(model, data.train), history.last
-        rows.append({"run": label, "optimizer": name, "batch_norm": batch_norm, "lr": rates[name],
-                     "train_accuracy": fit["accuracy"], "test_accuracy": last["test_accuracy"],
-                     "train_loss": fit["loss"], "test_loss": last["test_loss"],
-                     "gap": fit["accuracy"] - last["test_accuracy"],
-                     "seconds": sum(history["seconds"])})
-    table = pd.DataFrame(rows)
-    table.attrs["histories"] = histories
-    table.attrs["models"] = models
-    return table

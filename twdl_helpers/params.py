@@ -27,7 +27,8 @@ from typing import Any
 
 __all__ = [
     "ParameterError", "ParameterSpec", "parse_parameters", "parameter_problems", "parameter_message", "validate_parameters",
-    "watch_parameters", "declared_parameters", "check_notebook_parameters", "parse_parameter_values", "notebook_parameters", "describe",
+    "watch_parameters", "declared_parameters", "check_notebook_parameters", "parse_parameter_values",
+    "notebook_parameters", "describe",
 ]
 
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str, "path": str, "existing path": str, "list": list}
@@ -259,9 +260,9 @@ def watch_parameters() -> None:
     shell.events.register("post_run_cell", capture)
 
 
-def declared_parameters() -> dict[str, ParameterSpec]:
-    """The parameters this kernel's `parameters` cell declared (captured by `watch_parameters`); {} before it ran."""
-    return dict(_DECLARED or {})
+def declared_parameters() -> dict[str, ParameterSpec] | None:
+    """What `watch_parameters` captured from this kernel's parameters cell (name -> spec); None before that cell ran."""
+    return None if _DECLARED is None else dict(_DECLARED)
 
 
 def validate_parameters(namespace: dict[str, Any], declared: dict[str, ParameterSpec] | None = None) -> SimpleNamespace:

@@ -272,7 +272,7 @@ def check(question: str) -> None:
     rebuilds from your submitted notebook. While the grader collects a check file, this call does nothing.
     """
     from .params import declared_parameters
-    from .record import recorded
+    from .records import recorded
 
     if _ACTIVE:
         return
@@ -282,6 +282,6 @@ def check(question: str) -> None:
         print(f"no public checks are registered for {question!r} (registered: {known}); "
               "run the cell that defines them first")
         return
-    parameters = {name: namespace[name] for name in declared_parameters() if name in namespace}
+    parameters = {name: namespace[name] for name in declared_parameters() or {} if name in namespace}
     results = run_checks(namespace, question, records=recorded(), parameters=parameters)
     print(_report(question, results) + "\nThe grader runs these checks, and hidden ones, on your submitted notebook.")

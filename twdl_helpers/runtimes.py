@@ -20,8 +20,8 @@ def read_runtimes(path: str | Path = RUNTIMES_FILE) -> dict:
 
 
 def runtime_estimate(notebook: str, path: str | Path = RUNTIMES_FILE) -> pd.DataFrame:
-    """A table of this notebook's run time per place (CPU, GPU) and profile: the measured seconds and the machine
-    and command that measured them, or "not measured" with the reason (e.g. no GPU was available)."""
+    """A table of this notebook's run time per place (CPU, GPU) and profile: the measured minutes and the machine
+    and command that measured them, or an empty cell and "not measured" with the reason (e.g. no GPU was available)."""
     runtimes = read_runtimes(path)
     measured = runtimes.get("modules", {}).get(notebook, {})
     rows = []
@@ -34,5 +34,5 @@ def runtime_estimate(notebook: str, path: str | Path = RUNTIMES_FILE) -> pd.Data
                              "how": f"measured {entry['date']} by `{entry['command']}`"})
             else:
                 reason = runtimes.get("not_measured", {}).get(f"{place}.{profile}", "not measured yet")
-                rows.append({"where": label, "profile": profile, "minutes": None, "how": reason})
+                rows.append({"where": label, "profile": profile, "minutes": "", "how": reason})
     return pd.DataFrame(rows).set_index(["where", "profile"])

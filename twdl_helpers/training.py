@@ -14,10 +14,11 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .common import log_device_run, model_device, seeded, start_device_run
+from .optim import make_optimizer
 from .weights import frobenius_norm
 
 __all__ = [
-    "TensorData", "History", "Callback", "ParameterNorm", "EarlyStopping", "BatchCounter", "accuracy",
+    "TensorData", "History", "Callback", "ParameterNorm", "DeviceLog", "EarlyStopping", "BatchCounter", "accuracy",
     "binary_accuracy", "binary_loss", "classification_loss", "regression_loss", "forward", "evaluate", "predict",
     "train", "TRAIN_EVAL_ROWS", "ModelsByRun",
 ]
@@ -178,7 +179,6 @@ def _call(model: nn.Module, inputs: Tensors) -> torch.Tensor:
     return model(*inputs) if isinstance(inputs, tuple) else model(inputs)
 
 
-@torch.no_grad()
 def evaluate(
     model: nn.Module, data: TensorData, loss_fn: LossFn = classification_loss,
     batch_size: int = 4096, metrics: dict[str, Callable] | None = None,
@@ -188,14 +188,20 @@ def evaluate(
     Each batch is moved to the model's device, wherever `data` lives (as d2l's `evaluate_accuracy_gpu` does).
     """
     metrics = {"accuracy": accuracy} if metrics is None else metrics
-    device = model_device(model)
+    return _evaluate(model, data, model_device(model), loss_fn, batch_size, metrics)
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, data: TensorData, device: torch.device, loss_fn: LossFn, batch_size: int,
+              metrics: dict[str, Callable]) -> dict[str, float]:
+    """`evaluate` with the model's device already known (each batch is moved there)."""
     was_training = model.training
     model.eval()
     total_loss, totals, n = 0.0, dict.fromkeys(metrics, 0.0), len(data)
     for start in range(0, n, batch_size):
         end = min(start + batch_size, n)
         inputs, targets = _rows(data.inputs, start, end), _to(_rows(data.targets, start, end), device)  # views
-        outputs = forward(model, inputs)
+        outputs = _call(model, _to(inputs, device))
         total_loss = total_loss + loss_fn(outputs, targets).detach() * (end - start)  # summed on the device:
         for name, fn in metrics.items():  # one host sync per metric at the end, none per batch
             totals[name] = totals[name] + fn(outputs, targets)
@@ -209,10 +215,11 @@ def evaluate(
 @torch.no_grad()
 def predict(model: nn.Module, inputs: Tensors, batch_size: int = 4096) -> torch.Tensor:
     """Model outputs for all rows of `inputs`, batched, in eval mode, on the model's device."""
+    device = model_device(model)
     was_training = model.training
     model.eval()
     n = _as_tuple(inputs)[0].shape[0]
-    outs = [forward(model, _rows(inputs, s, min(s + batch_size, n))) for s in range(0, n, batch_size)]
+    outs = [_call(model, _to(_rows(inputs, s, min(s + batch_size, n)), device)) for s in range(0, n, batch_size)]
     model.train(was_training)
     return torch.cat(outs)
 
@@ -258,61 +265,35 @@ def train(
     each batch loss (L1/L2 regularisers), `augment(x, generator)` transforms each training batch,
     `scheduler.step()` runs once per epoch, and callbacks may stop training early.
     """
-    device = model_device(model)
+    device = model_device(model)  # looked up once: the data, every measurement and the device log use it
     if train_data.device != device and device.type == "cpu":
         warnings.warn(f"the model is on the CPU but the data on {train_data.device}: training runs on the CPU. "
                       "Build the model on the notebook's device (e.g. `twdl.AnimalNet(device=dev)`).", stacklevel=2)
     train_data = train_data.to(device)
-    eval_data = {name: d.to(device) for name, d in (eval_data or {}).items()}
     fit_data = _fit_rows(train_data, train_eval_rows, seed)
+    splits = ({"train": fit_data} if fit_data is not None else {}) | {
+        name: data.to(device) for name, data in (eval_data or {}).items()}
     metrics = {"accuracy": accuracy} if metrics is None else metrics
-    if optimizer is None:
-        from .optim import make_optimizer  # optim builds on this module; imported here to avoid a cycle
-
-        optimizer = make_optimizer("adam", model.parameters(), lr)
-    callbacks = list(callbacks)
+    optimizer = optimizer if optimizer is not None else make_optimizer("adam", model.parameters(), lr)
+    label = progress if isinstance(progress, str) else "train"
+    callbacks = [*callbacks, DeviceLog(label, device)]
     generator = torch.Generator(device="cpu").manual_seed(seed)
     history = History()
-    n = len(train_data)
-    started = start_device_run(device)
     for cb in callbacks:
         cb.on_train_begin(model)
-    label = progress if isinstance(progress, str) else "train"
     bar = tqdm(range(1, epochs + 1), desc=label, disable=progress is False, leave=False)
     with seeded(seed, device):  # dropout masks (any random draw in the model) come from `seed` alone
         for epoch in bar:
             start = time.perf_counter()
-            model.train()
-            order = torch.randperm(n, generator=generator).to(device)
-            # One gather per epoch puts the rows in this epoch's shuffled order; each batch is then a slice (a view),
-            # which saves an index copy per tensor per step (the same batches as indexing by order[first:last]).
-            epoch_inputs, epoch_targets = _take(train_data.inputs, order), _take(train_data.targets, order)
-            loss_sum = torch.zeros((), device=device)
-            for first in range(0, n, batch_size):
-                last = min(first + batch_size, n)
-                inputs, targets = _rows(epoch_inputs, first, last), _rows(epoch_targets, first, last)
-                if augment is not None:
-                    inputs = augment(inputs, generator)
-                outputs = _call(model, inputs)
-                loss = loss_fn(outputs, targets)
-                total = loss + penalty(model) if penalty is not None else loss
-                optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                if max_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-                optimizer.step()
-                for cb in callbacks:
-                    cb.on_batch_end(model)
-                loss_sum += loss.detach() * (last - first)
+            running_loss = _train_epoch(model, train_data, optimizer, batch_size=batch_size, generator=generator,
+                                        loss_fn=loss_fn, penalty=penalty, augment=augment,
+                                        max_grad_norm=max_grad_norm, callbacks=callbacks)
             row: dict[str, float] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
-                                     "running_loss": loss_sum.item() / n}
+                                     "running_loss": running_loss}
             if scheduler is not None:
                 scheduler.step()
             row["seconds"] = time.perf_counter() - start
-            splits = ({"train": fit_data} if fit_data is not None else {}) | eval_data
-            for split, data in splits.items():
-                for key, value in evaluate(model, data, loss_fn, metrics=metrics).items():
-                    row[f"{split}_{key}"] = value
+            row.update(_measure(model, splits, device, loss_fn, metrics))
             stop = False
             for cb in callbacks:
                 stop = bool(cb.on_epoch_end(model, row, history)) or stop
@@ -323,8 +304,46 @@ def train(
                 break
     for cb in callbacks:
         cb.on_train_end(model, history)
-    log_device_run(label, device, started)  # only when TWDL_DEVICE_LOG is set (scripts/gpu_check.py)
     return history
+
+
+def _train_epoch(model: nn.Module, data: TensorData, optimizer: torch.optim.Optimizer, *, batch_size: int,
+                 generator: torch.Generator, loss_fn: LossFn, penalty: Callable[[nn.Module], torch.Tensor] | None,
+                 augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None,
+                 max_grad_norm: float | None, callbacks: list[Callback]) -> float:
+    """One epoch in train mode over `data` (on the model's device) in a shuffled order drawn from `generator`: each
+    minibatch's loss (plus `penalty(model)`) is backpropagated and `optimizer` steps. Returns the mean batch loss."""
+    model.train()
+    n = len(data)
+    order = torch.randperm(n, generator=generator).to(data.device)
+    # One gather per epoch puts the rows in this epoch's shuffled order; each batch is then a slice (a view),
+    # which saves an index copy per tensor per step (the same batches as indexing by order[first:last]).
+    epoch_inputs, epoch_targets = _take(data.inputs, order), _take(data.targets, order)
+    loss_sum = torch.zeros((), device=data.device)
+    for first in range(0, n, batch_size):
+        last = min(first + batch_size, n)
+        inputs, targets = _rows(epoch_inputs, first, last), _rows(epoch_targets, first, last)
+        if augment is not None:
+            inputs = augment(inputs, generator)
+        outputs = _call(model, inputs)
+        loss = loss_fn(outputs, targets)
+        total = loss + penalty(model) if penalty is not None else loss
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        optimizer.step()
+        for cb in callbacks:
+            cb.on_batch_end(model)
+        loss_sum += loss.detach() * (last - first)
+    return loss_sum.item() / n
+
+
+def _measure(model: nn.Module, splits: dict[str, TensorData], device: torch.device, loss_fn: LossFn,
+             metrics: dict[str, Callable]) -> dict[str, float]:
+    """An epoch's measurements: `<split>_loss` and `<split>_<metric>` of every split, in eval mode."""
+    return {f"{split}_{key}": value for split, data in splits.items()
+            for key, value in _evaluate(model, data, device, loss_fn, 4096, metrics).items()}
 
 
 class ParameterNorm(Callback):
@@ -332,6 +351,20 @@ class ParameterNorm(Callback):
 
     def on_epoch_end(self, model: nn.Module, row: dict[str, float], history: History) -> None:
         row["param_norm"] = frobenius_norm(model)
+
+
+class DeviceLog(Callback):
+    """Appends the finished run to the file TWDL_DEVICE_LOG names (scripts/gpu_check.py): its label, device, seconds
+    and peak memory. `train` adds one to every run; without that variable it writes nothing."""
+
+    def __init__(self, label: str, device: torch.device) -> None:
+        self.label, self.device, self.started = label, device, 0.0
+
+    def on_train_begin(self, model: nn.Module) -> None:
+        self.started = start_device_run(self.device)
+
+    def on_train_end(self, model: nn.Module, history: History) -> None:
+        log_device_run(self.label, self.device, self.started)
 
 
 class BatchCounter(Callback):

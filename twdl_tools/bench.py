@@ -7,30 +7,16 @@ import importlib.util
 import json
 import os
 import platform
-import statistics
-import time
 from pathlib import Path
-from typing import Callable
 
 from twdl_helpers.files import atomic_write
 
+from .figures import BENCH_COLUMNS, render_files, result_rows
 from .repo import batch_environment, find_root
 
-__all__ = ["machine_description", "median_time", "BENCH_COLUMNS", "result_rows", "load_results"]
+__all__ = ["machine_description", "load_results"]
 
-BENCH_COLUMNS = ["comparison", "measure", "unit", "original", "helpers", "ratio", "target", "met", "runs"]
-# A row may also carry a "key": the name prose uses to quote its figures ({{fig ...}} markers, see figures.py).
 ORDER = ["covertype", "covertype_speed", "mnist", "animal_faces", "lora", "lm_defects", "course"]
-
-
-def median_time(fn: Callable[[], object], repeats: int = 3) -> float:
-    """Median wall-clock seconds of `repeats` calls of `fn`."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def machine_description() -> dict[str, str]:
@@ -71,11 +57,6 @@ def bench_scripts(folder: Path, only: list[str] | None = None) -> list[Path]:
             raise SystemExit(f"unknown benchmark(s) {unknown}; available: {names}")
         names = [n for n in names if n in only]
     return [found[n] for n in names]
-
-
-def result_rows(result: dict) -> list[dict]:
-    """The rows of a saved result as dicts (older files stored plain lists in BENCH_COLUMNS order, without keys)."""
-    return [row if isinstance(row, dict) else dict(zip(BENCH_COLUMNS, row)) for row in result["rows"]]
 
 
 def load_results(folder: Path) -> dict[str, dict]:
@@ -132,8 +113,13 @@ def render(results: dict[str, dict]) -> str:
         note = (f"Measured {result['date']}" + (" in quick mode (reduced sizes: not for quoting)" if result["quick"]
                                                  else "") + (f", {where}" if where else "")
                 + (f", load average {load[0]:.1f} at the start and {load[1]:.1f} at the end" if load else "") + ".")
-        lines += ["", f"## {name}", "", note, "", table.to_markdown(index=False, floatfmt=".4g")]
+        lines += ["", f"## {name}", "", note, "", _markdown(table)]
     return "\n".join(lines) + "\n"
+
+
+def _markdown(table) -> str:
+    """A results table in markdown, an empty cell where a row has no value (a formula has no measured side)."""
+    return table.astype(object).where(table.notna(), None).to_markdown(index=False, floatfmt=".4g", missingval="")
 
 
 # Where the measured reasons for a missed target are written up (rendered from the same results).
@@ -199,7 +185,7 @@ def bench_main(args: argparse.Namespace) -> int:
         missing = set(BENCH_COLUMNS) - set(table.columns)
         if missing:
             raise SystemExit(f"{script} returned a table without columns {sorted(missing)}")
-        print(table.to_markdown(index=False, floatfmt=".4g"), flush=True)
+        print(_markdown(table), flush=True)
         columns = (["key"] if "key" in table.columns else []) + BENCH_COLUMNS
         result = {"date": dt.date.today().isoformat(), "quick": args.quick, "cpu": machine["CPU"],
                   "device": _device(), "load": [load_start, os.getloadavg()[0]], "machine": machine,
@@ -207,8 +193,6 @@ def bench_main(args: argparse.Namespace) -> int:
         atomic_write(results_dir / f"{script.stem}.json", json.dumps(result, indent=1))
     atomic_write(Path(args.out), benchmarks_page(results_dir))
     print(f"wrote {args.out}")
-    from .figures import render_files
-
     changed, problems = render_files(_root() or Path.cwd(), results_dir)
     print("figures re-rendered in: " + (", ".join(changed) if changed else "no file (all up to date)"))
     for problem in problems:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from twdl_helpers.files import atomic_write
-from twdl_helpers.record import read_records
+from twdl_helpers.records import read_records
 
 from .repo import batch_environment
 from .sandbox import Sandbox, use_sandbox

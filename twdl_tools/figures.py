@@ -12,6 +12,8 @@ comments, so readers see only the number. `twdl bench` (and `twdl bench --render
 its source; `check_files` reports values that differ from their source, sources that do not exist, and figures
 in prose that have no marker at all (numbers quoted from elsewhere are listed in a `<!--quoted: a; b-->` comment
 of the file, e.g. the original course's reported results).
+
+The rows of a saved benchmark table are read here (`result_rows`); `twdl bench` writes the tables and renders them.
 """
 from __future__ import annotations
 
@@ -22,9 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from twdl_helpers.files import atomic_write
+from twdl_helpers.records import read_records
+
+from .repo import notebooks_dir
 
 __all__ = ["MARKER", "FigureSources", "render_text", "render_files", "check_files", "unsourced_figures",
-           "PUBLISHED_FILES"]
+           "PUBLISHED_FILES", "BENCH_COLUMNS", "result_rows"]
+
+# The columns of every saved benchmark table (bench/results/<script>.json, written by `twdl bench`). A row may also
+# carry a "key": the name a marker uses to quote one of its figures (`<!--fig <script>.<key>.<column>-->`).
+BENCH_COLUMNS = ["comparison", "measure", "unit", "original", "helpers", "ratio", "target", "met", "runs"]
 
 MARKER = re.compile(r"<!--fig (?P<source>[^\s>]+)(?: (?P<spec>[^\s>]+))?-->(?P<value>.*?)<!--/fig-->")
 QUOTED = re.compile(r"<!--quoted:(?P<items>.*?)-->", re.DOTALL)
@@ -34,6 +43,11 @@ FIGURE = re.compile(r"(?<![\w.\-/])(?:\d[\d,]*(?:\.\d+)?\s?%|\d[\d,]*(?:\.\d+)?x
                     r"|\d[\d,]*(?:\.\d+)?\s?(?:rows/s|images/s|img/s|tokens/s|MB|ms|µs|hours?|minutes?|s)(?![\w/])"
                     r"|\d[\d,]*\.\d+)")
 _SKIP = re.compile(r"```.*?```|`[^`\n]*`|<!--.*?-->|\]\([^)]*\)|https?://\S+", re.DOTALL)
+
+
+def result_rows(result: dict) -> list[dict]:
+    """The rows of a saved result as dicts (older files stored plain lists in BENCH_COLUMNS order, without keys)."""
+    return [row if isinstance(row, dict) else dict(zip(BENCH_COLUMNS, row)) for row in result["rows"]]
 
 
 @dataclass
@@ -46,8 +60,6 @@ class FigureSources:
     def value(self, source: str) -> float | str:
         """The value a source names (raises KeyError with what exists when it names nothing)."""
         if source.startswith("record:"):
-            from twdl_helpers.record import read_records
-
             _, notebook, name = source.split(":", 2)
             records = read_records(self.notebooks_dir / f"{notebook}.ipynb")
             if name not in records:
@@ -58,8 +70,6 @@ class FigureSources:
         path = self.results_dir / f"{name}.json"
         if not path.is_file():
             raise KeyError(f"{source}: no result file {path}")
-        from .bench import result_rows
-
         rows = {row.get("key"): row for row in result_rows(json.loads(path.read_text()))}
         if key not in rows:
             raise KeyError(f"{source}: {path.name} has no row with key {key!r} (keys: {sorted(k for k in rows if k)})")
@@ -109,7 +119,7 @@ def _published(root: Path) -> list[Path]:
 
 
 def _sources(root: Path, results_dir: Path | None) -> FigureSources:
-    return FigureSources(results_dir or root / "bench" / "results", root / "notebooks")
+    return FigureSources(results_dir or root / "bench" / "results", notebooks_dir(root))
 
 
 def render_files(root: Path, results_dir: Path | None = None) -> tuple[list[str], list[str]]:

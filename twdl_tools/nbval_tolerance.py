@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 import pytest
 
-from twdl_helpers.record import records_in_outputs
+from twdl_helpers.records import records_in_outputs
 
 __all__ = ["Tolerance", "TOLERANCES", "tolerance_for", "compare_values", "compare_records"]
 

@@ -24,13 +24,10 @@ from twdl_helpers import REPOSITORY_URL
 from twdl_helpers.files import atomic_write
 
 from .grading.checkfile import CHECKS_DIR, check_file_path, check_file_text, is_hidden_cell, split_solution
-from .repo import find_root
+from .repo import find_root, module_notebooks, notebooks_dir
 
-__all__ = ["SyncReport", "colab_setup_source", "colab_badge", "student_source", "sync", "finish_notebook",
-           "SOURCE_GLOB", "NOTEBOOK_GLOB"]
+__all__ = ["SyncReport", "colab_setup_source", "colab_badge", "student_source", "sync", "finish_notebook"]
 
-SOURCE_GLOB = "[0-9][0-9]_*.py"
-NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 STUDENT_DIR = "student"
 FIX_COMMAND = "make sync"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
@@ -211,20 +208,19 @@ def sync(root: str | Path | None = None, check: bool = False, names: list[str] |
     import jupytext
 
     root = find_root(root)
-    folder = root / "notebooks"
+    folder = notebooks_dir(root)
     report = SyncReport()
-    sources = sorted(folder.glob(SOURCE_GLOB))
+    sources = module_notebooks(folder, ".py")
     if names:
         sources = [s for s in sources if s.stem in names or s.name in names]
     for source in sources:
-        rel_solution = f"notebooks/{source.stem}.ipynb"
-        rel_student = f"notebooks/{STUDENT_DIR}/{source.stem}.ipynb"
+        solution_path, student_path = folder / f"{source.stem}.ipynb", folder / STUDENT_DIR / f"{source.stem}.ipynb"
+        rel_solution, rel_student = (path.relative_to(root).as_posix() for path in (solution_path, student_path))
         text = source.read_text(encoding="utf-8")
         canonical = _canonical_source(text, rel_solution)
         source_nb = jupytext.reads(canonical, fmt="py:percent")
-        checks_text = check_file_text(source.stem, source_nb, f"notebooks/{source.name}")  # validates questions
+        checks_text = check_file_text(source.stem, source_nb, source.relative_to(root).as_posix())  # validates questions
         source_nb.cells = [c for c in source_nb.cells if not is_hidden_cell(c)]  # hidden checks: grader only
-        solution_path, student_path = folder / f"{source.stem}.ipynb", folder / STUDENT_DIR / f"{source.stem}.ipynb"
         solution_text, dropped = _solution_notebook(source_nb, solution_path)
         student_text = _student_notebook(source_nb, source.name, colab_badge(rel_solution), colab_badge(rel_student))
         if dropped:
@@ -244,8 +240,8 @@ def sync(root: str | Path | None = None, check: bool = False, names: list[str] |
                     atomic_write(path, new)
     if not names:
         stems = {s.stem for s in sources}
-        generated = [*folder.glob(NOTEBOOK_GLOB), *(folder / STUDENT_DIR).glob(NOTEBOOK_GLOB),
-                     *(root / CHECKS_DIR).glob(SOURCE_GLOB)]
+        generated = [*module_notebooks(folder), *module_notebooks(folder / STUDENT_DIR),
+                     *module_notebooks(root / CHECKS_DIR, ".py")]
         for nb_path in generated:
             if nb_path.stem not in stems:
                 report.orphans.append(nb_path)

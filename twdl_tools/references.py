@@ -13,8 +13,8 @@ from twdl_helpers.files import atomic_write
 from twdl_helpers.params import notebook_parameters
 
 from .execute import run_notebook
-from .notebooks import NOTEBOOK_GLOB, finish_notebook, sync
-from .repo import batch_environment, configured_mirror, find_root
+from .notebooks import finish_notebook, sync
+from .repo import batch_environment, configured_mirror, find_root, module_notebooks, notebooks_dir
 
 __all__ = ["reference_environment", "execute_reference", "execute_references"]
 
@@ -77,7 +77,7 @@ def execute_references(root: str | Path | None = None, names: list[str] | None =
     if not report.clean:
         raise RuntimeError(f"cannot make references from stale notebooks: {report.describe(root)}")
     env = reference_environment(root)
-    paths = sorted((root / "notebooks").glob(NOTEBOOK_GLOB))
+    paths = module_notebooks(notebooks_dir(root))
     if names:
         paths = [p for p in paths if p.stem in names or p.name in names]
     seconds: dict[str, float] = {}

@@ -12,21 +12,34 @@ from pathlib import Path
 
 from twdl_helpers.files import BATCH_VARIABLE, OFFLINE_ENVIRONMENT, data_mirror
 
-__all__ = ["MODULE_PATTERN", "find_root", "settings", "configured_mirror", "batch_environment", "notebooks_dir",
+__all__ = ["find_root", "notebooks_dir", "module_notebooks", "MODULE_NOTEBOOK", "settings", "configured_mirror",
+           "batch_environment",
            "resolve_notebooks", "thread_env"]
 
 MARKER = "jupytext.toml"  # the repository root holds this file and notebooks/
-MODULE_PATTERN = "0[1-4]_*.ipynb"  # the module notebooks in notebooks/
+NOTEBOOKS = "notebooks"  # the module notebooks' folder, under the root
+MODULE_NOTEBOOK = "[0-9][0-9]_*"  # a module notebook's name: two digits, "_", what it teaches (01_feedforward)
 
 
 def find_root(start: str | Path | None = None) -> Path:
     """The repository root: the nearest folder at or above `start` (default: cwd) with jupytext.toml and notebooks/."""
     here = Path(start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        if (folder / MARKER).is_file() and (folder / "notebooks").is_dir():
+        if (folder / MARKER).is_file() and (folder / NOTEBOOKS).is_dir():
             return folder
-    raise FileNotFoundError(f"no course repository (a folder with {MARKER} and notebooks/) at or above {here}; "
+    raise FileNotFoundError(f"no course repository (a folder with {MARKER} and {NOTEBOOKS}/) at or above {here}; "
                             "run this command inside the course repository or pass --root")
+
+
+def notebooks_dir(root: Path | None = None) -> Path:
+    """The module notebooks' folder of the repository `root` (default: the repository around the current folder)."""
+    return (root or find_root()) / NOTEBOOKS
+
+
+def module_notebooks(folder: Path, suffix: str = ".ipynb") -> list[Path]:
+    """The module notebooks in `folder`, sorted: `01_feedforward.ipynb`, ... (their sources with suffix=".py"; the
+    student versions in notebooks/student, the check files in autograder/ are named the same way)."""
+    return sorted(Path(folder).glob(MODULE_NOTEBOOK + suffix))
 
 
 def settings(root: Path) -> dict:
@@ -48,11 +61,6 @@ def configured_mirror(root: Path | None = None) -> Path | None:
         return None
     folder = (root / value).resolve()
     return folder if folder.is_dir() else None
-
-
-def notebooks_dir(root: Path | None = None) -> Path:
-    """The module notebooks' folder of the repository around the current folder (or `root`)."""
-    return (root or find_root()) / "notebooks"
 
 
 def batch_environment(root: Path | None = None, *, base: dict[str, str] | None = None, offline: bool = False,
@@ -82,10 +90,11 @@ def batch_environment(root: Path | None = None, *, base: dict[str, str] | None =
 def resolve_notebooks(selector: str, folder: str | Path | None = None) -> list[Path]:
     """Map "all", a path, a stem ("01_feedforward"), a prefix ("01") or a name part ("feedforward") to notebooks."""
     folder = Path(folder) if folder else notebooks_dir()
-    modules = sorted(folder.glob(MODULE_PATTERN))
+    modules = module_notebooks(folder)
     if selector == "all":
         if not modules:
-            raise FileNotFoundError(f"no module notebooks matching {MODULE_PATTERN} in {folder}; run `twdl sync` first")
+            raise FileNotFoundError(f"no module notebooks matching {MODULE_NOTEBOOK}.ipynb in {folder}; "
+                                    "run `twdl sync` first")
         return modules
     path = Path(selector)
     if path.suffix in (".ipynb", ".py") and path.exists():
@@ -93,9 +102,8 @@ def resolve_notebooks(selector: str, folder: str | Path | None = None) -> list[P
         if not notebook.exists():
             raise FileNotFoundError(f"{path} has no generated {notebook.name}; run `twdl sync` (or jupytext) first")
         return [notebook]
-    candidates = sorted(folder.glob("*.ipynb"))
     for rule in (lambda s: s == selector, lambda s: s.startswith(selector), lambda s: selector in s.split("_", 1)[-1]):
-        found = [nb for nb in candidates if rule(nb.stem)]
+        found = [nb for nb in modules if rule(nb.stem)]
         if len(found) == 1:
             return found
         if len(found) > 1:

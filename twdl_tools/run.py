@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 from twdl_helpers.files import atomic_write
-from twdl_helpers.record import flat_records, record_columns
+from twdl_helpers.records import flat_records, record_columns
 from twdl_helpers.params import ParameterError, check_notebook_parameters, notebook_parameters, parse_parameter_values
 
 from .execute import ExecutionResult, run_notebook

@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .repo import find_root
+from .repo import find_root, module_notebooks, notebooks_dir
 
 __all__ = ["ALLOWED_WARNINGS", "BookBuild", "build_book", "unexpected_warnings", "missing_inputs"]
 
@@ -52,7 +52,7 @@ def missing_inputs(root: Path) -> list[str]:
 
     missing = [f"{name} (written by the module's helper, included by docs/fixes.md)"
                for name in FRAGMENTS if not (root / name).is_file()]
-    notebooks = sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    notebooks = module_notebooks(notebooks_dir(root))
     if not notebooks:
         missing.append("notebooks/0k_*.ipynb (run `make sync`)")
     for path in notebooks:

@@ -1,9 +1,9 @@
 """One loader per dataset, all finding their files by one rule (`fetch.resolve`) and verifying what they find."""
-from . import animal_faces, covertype, errors, fetch, mnist, samples, text, verify
+from . import animal_faces, covertype, errors, mnist, samples, text
 from .animal_faces import *  # noqa: F401,F403
 from .covertype import *  # noqa: F401,F403
 from .errors import *  # noqa: F401,F403
-from .fetch import DataFiles, Found, RemoteFile, locate, resolve
+from .fetch import RemoteFile, locate, resolve
 from .mnist import *  # noqa: F401,F403
 from .samples import *  # noqa: F401,F403
 from .text import *  # noqa: F401,F403

@@ -1,4 +1,5 @@
-"""LoRA and QLoRA with peft: target modules found from the architecture (D20), honest parameter counts (D26)."""
+"""LoRA and QLoRA with peft: target modules found from the model's architecture (a fixed list of names can match
+nothing), parameter counts returned as numbers."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ __all__ = ["ParameterCount", "find_target_modules", "lora_config", "add_lora", "
 
 @dataclass(frozen=True)
 class ParameterCount:
-    """Trainable and total parameter counts, and the trainable share in percent (numbers, not a printout: D26)."""
+    """Trainable and total parameter counts, and the trainable share in percent (numbers to keep, not a printout)."""
 
     trainable: int
     total: int
@@ -71,9 +72,9 @@ def lora_config(model: torch.nn.Module, r: int = 8, alpha: int = 32, dropout: fl
 
 
 def _adapters_fp32(model: torch.nn.Module) -> None:
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         if p.requires_grad and p.dtype != torch.float32:
-            p.data = p.data.float()  # trainable weights in fp32: no fp16 gradient unscaling error (D24)
+            p.data = p.data.float()  # fp32: the gradient scaler cannot unscale fp16 gradients
 
 
 def add_lora(model: torch.nn.Module, r: int = 8, alpha: int = 32, dropout: float = 0.05, scope: str = "attention",

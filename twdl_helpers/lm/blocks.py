@@ -1,4 +1,4 @@
-"""Token blocks for causal-LM training: tokenise once, concatenate, cut into full fixed-length blocks (D22)."""
+"""Token blocks for causal-LM training: tokenise once, concatenate, cut into full fixed-length blocks (no padding)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,7 +43,7 @@ class Blocks:
 def make_blocks(text: str | list[str], tokenizer, block_size: int = 128, max_blocks: int | None = None) -> Blocks:
     """Tokenise `text` (one string or a list of documents) once, concatenate, and cut into full blocks.
 
-    Empty lines add no examples and no block holds padding (D22). Each document starts with the tokenizer's
+    Empty lines add no examples and no block holds padding. Each document starts with the tokenizer's
     own special prefix if it has one (OPT: `</s>`). The tokenizer's pad token is never needed here.
     """
     docs = [text] if isinstance(text, str) else list(text)

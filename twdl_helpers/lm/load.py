@@ -58,7 +58,7 @@ def _offline_hint(name: str, exc: Exception) -> ModelNotFoundError:
 
 
 def load_tokenizer(name: str | Path | None = None):
-    """The tokenizer, with a pad token set once here (eos when it has none; no embedding resize needed) (D21)."""
+    """The tokenizer, with a pad token set once here (eos when it has none, so no embedding resize is needed)."""
     from transformers import AutoTokenizer
 
     ref = resolve_model(name)
@@ -73,19 +73,20 @@ def load_tokenizer(name: str | Path | None = None):
 
 def load_model(name: str | Path | None = None, device: torch.device | str = "cpu",
                dtype: torch.dtype = torch.float32):
-    """A causal LM in `dtype` (fp32 by default, so adapters and the optimiser stay fp32: D24) on `device`."""
+    """A causal LM in `dtype` (fp32 by default, so adapters and the optimiser stay fp32) on `device`."""
     from transformers import AutoModelForCausalLM
 
     ref = resolve_model(name)
     try:
-        model = AutoModelForCausalLM.from_pretrained(ref, dtype=dtype)  # `dtype=`, not `torch_dtype=` (D23)
+        model = AutoModelForCausalLM.from_pretrained(ref, dtype=dtype)  # `dtype=`: `torch_dtype=` is deprecated
     except OSError as exc:
         raise _offline_hint(ref, exc) from exc
     return model.to(device)
 
 
 def nf4_config(compute_dtype: torch.dtype | None = None):
-    """4-bit NF4 with double quantisation through transformers' BitsAndBytesConfig (D19)."""
+    """4-bit NF4 with double quantisation through transformers' BitsAndBytesConfig (current bitsandbytes has no
+    QuantizationConfig)."""
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,

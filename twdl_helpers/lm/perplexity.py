@@ -1,4 +1,4 @@
-"""Perplexity = exp(token-weighted mean negative log-likelihood) over fixed blocks or sliding windows (D25, D27)."""
+"""Perplexity = exp(token-weighted mean negative log-likelihood) over fixed blocks or sliding windows."""
 from __future__ import annotations
 
 import math
@@ -40,7 +40,7 @@ def token_nll(model: torch.nn.Module, windows: torch.Tensor, score_from: int = 1
 
 def perplexity(model: torch.nn.Module, blocks: Blocks | torch.Tensor, batch_size: int = 16, stride: int | None = None,
                device: torch.device | str | None = None) -> float:
-    """exp(total NLL / total scored tokens): each token weighs the same, whatever batch it sits in (D27).
+    """exp(total NLL / total scored tokens): each token weighs the same, whatever batch it sits in.
 
     With `stride` (< block size) windows of the block size slide over the concatenated tokens by `stride`; the
     first window scores all its tokens, later ones only their last `stride` tokens, each with up to

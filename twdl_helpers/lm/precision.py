@@ -1,5 +1,6 @@
 """How a language-model run computes: bf16 only where the GPU has it natively, else fp16 with a gradient scaler
-and fp32 trainable weights (D24), fp32 on a CPU. A pure decision, testable without a GPU."""
+and fp32 trainable weights (the scaler cannot unscale fp16 gradients), fp32 on a CPU. A pure decision, testable
+without a GPU."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,7 +54,8 @@ def choose_precision(device: torch.device | str, requested: str = "auto",
         return Precision("bf16", torch.bfloat16, torch.bfloat16, "native bf16 on this GPU")
     why = "fp16 requested" if requested == "fp16" else "this GPU has no native bf16"
     return Precision("fp16", torch.float16, torch.float16,
-                     f"{why}: fp16 autocast with a gradient scaler, trainable weights kept fp32 (D24)")
+                     f"{why}: fp16 autocast with a gradient scaler, trainable weights kept fp32 (the scaler "
+                     "cannot unscale fp16 gradients)")
 
 
 def paged_optimizer_support(device: torch.device | str) -> tuple[bool, str]:

@@ -1,4 +1,4 @@
-"""Train a causal LM on token blocks with the transformers Trainer (current argument names, D23), metered."""
+"""Train a causal LM on token blocks with the transformers Trainer (its current argument names), metered."""
 from __future__ import annotations
 
 import tempfile
@@ -87,11 +87,12 @@ def train_lm(model: torch.nn.Module, blocks: Blocks, steps: int, batch_size: int
              seed: int = 0, device: torch.device | str = "cpu", output_dir: str | None = None,
              log_every: int = 1, progress: bool = True, precision: str = "auto", optimizer: str = "adamw_torch",
              meter: ResourceMeter | None = None) -> TrainResult:
-    """Train for exactly `steps` optimiser steps (a budget, not epochs: D28) and meter time, tokens and memory.
+    """Train for exactly `steps` optimiser steps (a budget, not epochs: one epoch of a real corpus takes hours) and
+    meter time, tokens and memory.
 
     `precision` ("auto", "bf16", "fp16", "fp32") goes through `choose_precision`: bf16 only where the GPU has it
     natively, fp16 with the Trainer's gradient scaler otherwise, fp32 on a CPU. Trainable weights must be fp32
-    (the helpers keep adapters fp32), so fp16 never meets "Attempting to unscale FP16 gradients" (D24).
+    (the helpers keep adapters fp32), so fp16 never meets "Attempting to unscale FP16 gradients".
     `optimizer` is a Trainer `optim` name, e.g. "paged_adamw_32bit" (bitsandbytes, CUDA only). Pass an entered
     `meter` to measure more than the training (e.g. loading too); otherwise training alone is measured.
     """
@@ -106,7 +107,8 @@ def train_lm(model: torch.nn.Module, blocks: Blocks, steps: int, batch_size: int
             raise ValueError(f"optimizer={optimizer!r} cannot run here: {why}")
     wrong = sorted({str(p.dtype) for p in model.parameters() if p.requires_grad and p.dtype != torch.float32})
     if wrong:
-        raise ValueError(f"trainable weights must be fp32 for mixed precision (D24), found {wrong}; "
+        raise ValueError(f"trainable weights must be fp32 for mixed precision (the gradient scaler cannot unscale fp16 "
+                         f"gradients), found {wrong}; "
                          "load the model in fp32 (load_model) or add adapters with add_lora/add_qlora")
     mixed = choose_precision(device, precision)
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,7 +16,7 @@ from .meter import ResourceMeter, free_memory
 from .perplexity import perplexity
 from .trainer import train_lm
 
-__all__ = ["RunSettings", "RunOutcome", "finetune", "sweep", "compare_regularizers", "adapt", "METHODS"]
+__all__ = ["RunSettings", "RunOutcome", "finetune", "sweep", "compare_lora_regularizers", "adapt", "METHODS"]
 
 # lora / qlora: adapters on a frozen fp32 / 4-bit base; last_blocks: only the last `unfreeze_blocks` transformer
 # blocks train; full: every weight trains.
@@ -25,7 +25,8 @@ METHODS = ("lora", "qlora", "last_blocks", "full")
 
 @dataclass(frozen=True)
 class RunSettings:
-    """Everything one fine-tuning run depends on (defaults: the original's LoRA settings; steps: a budget, D28)."""
+    """Everything one fine-tuning run depends on (defaults: the original's LoRA settings; steps: a budget, not
+    epochs)."""
 
     steps: int = 200
     batch_size: int = 2
@@ -132,10 +133,11 @@ def sweep(model_name: str | None, train: Blocks, held_out: Blocks, grid: dict[st
     return pd.DataFrame(rows)
 
 
-def compare_regularizers(model_name: str | None, train: Blocks, held_out: Blocks, settings: RunSettings = RunSettings(),
-                         weight_decay: float = 0.1, dropout: float = 0.2, adapter_l2: float = 1e-3,
-                         device: torch.device | str = "cpu") -> pd.DataFrame:
-    """Held-out perplexity with no regulariser, weight decay, more LoRA dropout, or an L2 penalty on adapter weights."""
+def compare_lora_regularizers(model_name: str | None, train: Blocks, held_out: Blocks,
+                              settings: RunSettings = RunSettings(), weight_decay: float = 0.1, dropout: float = 0.2,
+                              adapter_l2: float = 1e-3, device: torch.device | str = "cpu") -> pd.DataFrame:
+    """LoRA runs on the same blocks, one per regulariser: held-out perplexity with none, weight decay, more LoRA
+    dropout, or an L2 penalty on the adapter weights (module 3's `twdl.compare_regularizers` is for image models)."""
     variants = {"none": settings.with_(dropout=0.0), f"weight decay {weight_decay}": settings.with_(
         dropout=0.0, weight_decay=weight_decay), f"LoRA dropout {dropout}": settings.with_(dropout=dropout),
         f"adapter L2 {adapter_l2:g}": settings.with_(dropout=0.0, adapter_l2=adapter_l2)}
@@ -162,7 +164,7 @@ def adapt(model_name: str | None, text_path: str | Path, method: str = "lora", s
     tokenizer = load_tokenizer(model_name)
     train = make_blocks(corpus.train, tokenizer, block_size, max_blocks)
     held = make_blocks(corpus.held_out, tokenizer, block_size, max_blocks)
-    before = perplexity(load_model(model_name, device), held)  # measured before any adaptation (D25)
+    before = perplexity(load_model(model_name, device), held)  # before any adaptation, on the same held-out blocks
     outcome = finetune(method, model_name, train, held, settings, device, progress=False, keep_model=True)
     after = outcome.row["perplexity"]
     row = {"text": Path(text_path).name, "model": str(model_name or "bundled"), **outcome.row,

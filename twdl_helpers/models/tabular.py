@@ -76,7 +76,7 @@ class WideDeepNet(Rebuildable, nn.Module):
 
     With `crossed=True` the wide path also gets the cross-product of every pair of categorical columns (one weight
     per class for each combination such as wilderness area x soil type), which is what makes it "wide" in Cheng et
-    al. (2016); with `crossed=False` it is the original course's version (no crossed features, see D7).
+    al. (2016); with `crossed=False` it is the original course's version (no crossed features).
     """
 
     def __init__(self, n_numeric: int, cardinalities: Sequence[int], n_classes: int = 7,
@@ -161,7 +161,7 @@ class WarmupNet(Rebuildable, nn.Module):
 
 
 class SoftmaxBeforeLoss(nn.Module):
-    """Reproduces the original's defect D1 for teaching: returns softmax probabilities instead of logits."""
+    """Reproduces the original's defect for teaching: returns softmax probabilities instead of logits."""
 
     def __init__(self, model: nn.Module):
         super().__init__()

@@ -58,7 +58,7 @@ class Question:
 
 @dataclass
 class CheckFile:
-    """A module's grader-only check file: its questions and the source run in each submission's kernel."""
+    """A module's grader-only check file: its questions, what the kernel exports, and the source the scorer runs."""
 
     module: str
     questions: list[Question]

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from twdl_helpers.files import atomic_write
-from twdl_helpers.record import flat_records, record_columns
+from twdl_helpers.records import flat_records, record_columns
 
 from .checkfile import CheckFile
 from .rows import FIXED_COLUMNS, SCORE_COLUMNS

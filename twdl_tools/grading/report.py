@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from twdl_helpers.files import atomic_write
-from twdl_helpers.record import is_completion_flag
+from twdl_helpers.records import is_completion_flag
 
 __all__ = ["choose_histogram_metric", "module_summary", "question_summary", "histogram_svg", "render_report",
            "write_report"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twdl_helpers.record import completed_modules
+from twdl_helpers.records import completed_modules
 
 from ..execute import one_line
 from .plan import GradeTask

@@ -105,7 +105,7 @@ def _score(job: dict[str, Any], session: _Session) -> dict[str, Any]:
         for name, loader in registry.loaders.items():
             key = json.dumps([job["checks_digest"], name, parameters, environment], sort_keys=True, default=str)
             try:
-                namespace[name] = session.load(key, lambda: loader(parameters))
+                namespace[name] = session.load(key, lambda loader=loader: loader(parameters))
             except Exception as err:  # noqa: BLE001  (the grader's own data could not be loaded: say so in the check)
                 namespace[name] = Unrebuildable(name, "data", f"the grader could not load it ({type(err).__name__}: "
                                                               f"{err})", False)
