@@ -27,7 +27,7 @@ QUESTIONS = [{'id': 'q1',
             "accuracy with the unregularised row, using the table's numbers."}]
 
 
-# %% public checks (notebooks/03_regularization.py cell 51; also in the student notebook)
+# %% public checks (notebooks/03_regularization.py cell 53; also in the student notebook)
 def _mean_accuracy(models, data):
     """Mean accuracy (%) of `models` on `data` (batches go to each model's device)."""
     return sum(twdl.evaluate(m, data)["accuracy"] for m in models) / len(models)
@@ -80,14 +80,16 @@ twdl.check("q1")
 twdl.questions.hidden_section()  # the checks below are hidden: only the grader runs them
 
 
-# %% hidden checks (notebooks/03_regularization.py cell 52)
+# %% hidden checks (notebooks/03_regularization.py cell 54)
 @twdl.question_check("q1", required=True)
 def models_score_their_accuracy_on_the_graders_images(homework, parameters):
     """on validation images the grader loads itself, each technique's models score the accuracy `homework` reports"""
     smoke = parameters["profile"] == "smoke"
+    n_val, n_tune = (300, 150) if smoke else (1000, 500)
     val = twdl.load_animal_faces(source=parameters["data_source"], dataset=parameters["dataset"],
-                                 n_train=100 if smoke else 250, n_val=500 if smoke else 1000,
+                                 n_train=200 if smoke else 1000, n_val=n_val + n_tune,
                                  seed=parameters["seed"]).val  # the notebook's split, loaded afresh
+    val = val.subset(range(n_val))  # the tuning images follow the validation images
     for technique, reported in homework["val_accuracy"].items():
         measured = _mean_accuracy(homework.attrs["models"][technique], val)
         assert abs(measured - reported) < 0.01, f"{technique}: reported {reported:.2f} %, measured {measured:.2f} %"

@@ -190,7 +190,7 @@ def record_effects(effects: pd.DataFrame, prefix: str) -> Any:
     return Markdown(describe_effects(effects))
 
 
-def plot_effects(effects: pd.DataFrame, title: str = "Change in validation accuracy against each baseline") \
+def plot_effects(effects: pd.DataFrame, title: str = "Each technique's effect on validation accuracy") \
         -> plt.Figure:
     """Each technique's change in validation accuracy (points) from `effect_over_seeds`, with error bars of two
     standard errors (the verdict's threshold) and a line at zero: a bar that crosses zero is within noise."""
