@@ -163,6 +163,9 @@ def test_lambda_grid_reuses_the_unregularized_runs_and_keeps_its_runs():
     assert table.round(2).attrs["runs"]["none"][0] is plain[0]  # derived tables share the runs, never copy them
     with pytest.raises(ValueError, match="seeds"):
         twdl.lambda_grid(base, train, val, [1e-2], kinds=("l2",), seeds=[0], unregularized=plain)
+    with pytest.raises(ValueError, match="tune_data"):
+        twdl.lambda_grid(base, train, val, [1e-2], kinds=("l2",), seeds=[0, 1], unregularized=plain,
+                         tune_data=faces(12, 2))
 
 
 def test_summarize_accuracies_feeds_effect_over_seeds():

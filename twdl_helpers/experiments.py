@@ -168,7 +168,8 @@ def describe_effects(effects: pd.DataFrame) -> str:
     lines = []
     for technique, row in effects.iterrows():
         change, error = row["val_accuracy_change"], row["standard_error"]
-        why = {"helps": "more than two standard errors above zero", "hurts": "more than two standard errors below zero",
+        why = {"helps": "more than two standard errors above zero",
+               "hurts": "more than two standard errors below zero",
                "within noise": f"less than two standard errors ({2 * error:.1f} points) from zero"}
         reason = f" ({why[row['verdict']]})" if row["verdict"] in why else ""
         lines.append(f"- **{technique}** against {row['baseline']}: {change:+.1f} points of validation accuracy, "
@@ -305,6 +306,9 @@ def lambda_grid(
         raise ValueError(f"lambdas must be positive (the plot's x axis is logarithmic), got {list(lambdas)}")
     if unregularized is not None and [r.seed for r in unregularized] != list(seeds):
         raise ValueError(f"the unregularized runs have seeds {[r.seed for r in unregularized]}, the grid {list(seeds)}")
+    if unregularized is not None and tune_data is not None and any(r.tune is None for r in unregularized):
+        raise ValueError("lambda is chosen on the tuning images, but the unregularized runs were trained without "
+                         "them: pass the same tune_data to run_experiments")
     experiments = {} if unregularized is not None else {"none": base.with_(penalty=None, proximal_l1=0.0)}
     experiments |= {f"{kind} {lam:g}": make[kind](lam) for kind in kinds for lam in lambdas}
     results = run_experiments(experiments, train_data, val_data, seeds=seeds, batch_size=batch_size, device=device,

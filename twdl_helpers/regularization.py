@@ -17,8 +17,8 @@ from .weights import effective_parameters
 
 __all__ = [
     "l1_penalty", "l2_penalty", "elastic_penalty", "momentum_gain", "ProximalL1", "count_exact_zeros",
-    "prune_magnitude", "layer_sparsity", "apply_masks", "pruning_masks", "PruneResult", "prune_and_retrain", "LotteryResult", "lottery_ticket", "distillation_loss",
-    "distillation", "with_teacher",
+    "prune_magnitude", "layer_sparsity", "apply_masks", "pruning_masks", "PruneResult", "prune_and_retrain",
+    "LotteryResult", "lottery_ticket", "distillation_loss", "distillation", "with_teacher",
 ]
 
 Penalty = Callable[[nn.Module], torch.Tensor]
