@@ -24,9 +24,12 @@ def test_run_experiments_trains_each_experiment_per_seed_and_measures_the_final_
     assert results["batch 4"][0].history.last["batches"] == 6
     assert plain.val == twdl.evaluate(plain.model, val) and plain.train == twdl.evaluate(plain.model, train)
     early = results["early"][0]
-    assert early.best_epoch is not None
-    # the final measurements are the RESTORED model's, not the last epoch's
-    assert early.val["loss"] == pytest.approx(early.history.best("val_loss", "min")["val_loss"], rel=1e-5)
+    assert early.best_epoch is not None and early.tune is None
+    # the final measurements are the RESTORED model's (the best validation ACCURACY by default), not the last epoch's
+    best = early.history.best("val_accuracy")
+    assert early.best_epoch == best["epoch"]
+    assert early.val["accuracy"] == pytest.approx(best["val_accuracy"])
+    assert early.val["loss"] == pytest.approx(best["val_loss"], rel=1e-5)
     table = twdl.summarize_runs(results)
     assert list(table.index) == list(experiments)
     assert table.loc["plain", "val_accuracy"] == pytest.approx(sum(r.val["accuracy"] for r in results["plain"]) / 2)
@@ -60,11 +63,48 @@ def test_compare_regularizers_uses_the_same_runner_and_tests_one_model():
         twdl.compare_regularizers(twdl.SmallAnimalNet, train, val, ["magic"], epochs=1)
 
 
-def test_technique_weight_decay_is_twice_lambda_and_augmentation_is_the_course_setting():
+def test_technique_weight_decay_is_twice_lambda_and_augmentation_preserves_labels():
     wd = twdl.technique_experiment("weight_decay", twdl.SmallAnimalNet, epochs=1, lr=0.1, lam=0.03)
     assert wd.weight_decay == pytest.approx(0.06) and wd.penalty is None
     aug = twdl.technique_experiment("augmentation", twdl.SmallAnimalNet, epochs=1, lr=0.1).augment
-    assert aug.hflip == aug.vflip == twdl.AUGMENT_PROBABILITY == 0.1
+    assert (aug.hflip, aug.vflip, aug.shift) == (0.5, 0.0, twdl.MAX_SHIFT)  # no upside-down animals
+    course = twdl.technique_experiment("course_flips", twdl.SmallAnimalNet, epochs=1, lr=0.1).augment
+    assert course.hflip == course.vflip == twdl.AUGMENT_PROBABILITY == 0.1 and course.shift == 0
+    stop = twdl.technique_experiment("early_stopping", twdl.SmallAnimalNet, epochs=1, lr=0.1, monitor="tune_accuracy")
+    assert (stop.patience, stop.monitor) == (20, "tune_accuracy")
+
+
+def test_early_stopping_watches_the_tuning_images_and_the_run_is_scored_on_validation():
+    train, val, tune = faces(), faces(12, 1), faces(12, 2)
+    stop = twdl.Experiment(twdl.SmallAnimalNet, lr=0.05, momentum=0.9, epochs=8, patience=3, monitor="tune_accuracy")
+    (run,) = twdl.run_experiments({"stop": stop}, train, val, tune_data=tune, batch_size=8, progress=False)["stop"]
+    best = run.history.best("tune_accuracy")  # the first epoch with the best tuning accuracy is the one kept
+    assert run.best_epoch == best["epoch"]
+    assert run.tune == twdl.evaluate(run.model, tune) and run.val == twdl.evaluate(run.model, val)
+    assert run.val["accuracy"] == pytest.approx(best["val_accuracy"])
+    table = twdl.summarize_runs({"stop": [run]})
+    assert table.loc["stop", "tune_accuracy"] == pytest.approx(run.tune["accuracy"])
+    with pytest.raises(KeyError, match="tune_accuracy"):  # no tuning images given: the error names the column
+        twdl.run_experiments({"stop": stop}, train, val, batch_size=8, progress=False)
+
+
+def test_same_seed_in_one_process_gives_identical_histories_with_dropout_and_augmentation():
+    train, val = faces(), faces(12, 1)
+    experiments = {"dropout": twdl.Experiment(twdl.AnimalNetDropout, lr=0.01, momentum=0.9, epochs=3),
+                   "augmentation": twdl.Experiment(twdl.AnimalNet, lr=0.01, momentum=0.9, epochs=3,
+                                                   augment=twdl.label_preserving_augmentation())}
+
+    def histories(seeds):
+        results = twdl.run_experiments(experiments, train, val, seeds=seeds, batch_size=8, progress=False)
+        return {name: [r.history.to_frame().drop(columns="seconds") for r in runs] for name, runs in results.items()}
+
+    first = histories([0, 1])
+    torch.rand(100)  # the global random stream moves between the two calls
+    second = histories([0, 1])
+    for name in experiments:
+        for a, b in zip(first[name], second[name]):
+            pd.testing.assert_frame_equal(a, b)
+        assert not first[name][0].equals(first[name][1])  # another seed: another run
 
 
 def test_lambda_grid_rows_best_lambda_and_log_plot():
@@ -72,9 +112,14 @@ def test_lambda_grid_rows_best_lambda_and_log_plot():
     base = twdl.Experiment(twdl.SmallAnimalNet, lr=0.01, epochs=1)
     table = twdl.lambda_grid(base, train, val, [1e-3, 1e-1], kinds=("l2", "l1"), batch_size=8)
     assert list(zip(table["kind"], table["lambda"])) == [("l2", 1e-3), ("l2", 1e-1), ("l1", 1e-3), ("l1", 1e-1)]
+    assert table.attrs["chosen_on"] == "val_accuracy"
     for kind, part in table.groupby("kind"):
         assert table.attrs["best"][kind] == part.loc[part["val_accuracy"].idxmax(), "lambda"]
     assert 0 <= table.attrs["unregularized"] <= 100
+    tuned = twdl.lambda_grid(base, train, val, [1e-3, 3.0], kinds=("l2",), batch_size=8, tune_data=faces(12, 2))
+    assert tuned.attrs["chosen_on"] == "tune_accuracy"  # lambda chosen on the tuning images, scored on validation
+    assert tuned.attrs["best"]["l2"] == tuned.loc[tuned["tune_accuracy"].idxmax(), "lambda"]
+    assert twdl.plot_lambda_grid(tuned).axes[0].get_ylabel() == "tuning accuracy (%)"
     fig = twdl.plot_lambda_grid(table)
     assert fig.axes[0].get_xscale() == "log"
     with pytest.raises(ValueError, match="positive"):
@@ -92,6 +137,58 @@ def test_effect_over_seeds_judges_a_change_against_the_spread_over_seeds():
                                            "single": "one seed: no spread to judge by"}
     hurt = twdl.effect_over_seeds(summary, {"base": "big"})
     assert hurt.loc["base", "verdict"] == "hurts"
+
+
+def test_plot_effects_draws_each_change_with_two_standard_errors_and_a_zero_line():
+    effects = pd.DataFrame({"baseline": ["base", "base"], "val_accuracy_change": [3.0, -0.5],
+                            "standard_error": [1.0, 0.4], "verdict": ["helps", "within noise"]},
+                           index=pd.Index(["l2", "flips"], name="technique"))
+    ax = twdl.plot_effects(effects).axes[0]
+    rows = {t.get_text(): t.get_position()[1] for t in ax.get_yticklabels()}
+    assert rows["l2 (vs base)"] > rows["flips (vs base)"]  # the table's first row on top
+    spans = sorted(tuple(seg[:, 0]) for coll in ax.collections for seg in coll.get_segments())
+    assert spans == [pytest.approx((-1.3, 0.3)), pytest.approx((1.0, 5.0))]  # change +- 2 standard errors
+    assert any(list(line.get_xdata()) == [0, 0] for line in ax.get_lines())  # the zero line
+
+
+def test_lambda_grid_reuses_the_unregularized_runs_and_keeps_its_runs():
+    train, val = faces(), faces(12, 1)
+    base = twdl.Experiment(twdl.SmallAnimalNet, lr=0.01, epochs=1)
+    plain = twdl.run_experiments({"none": base}, train, val, seeds=[0, 1], batch_size=8, progress=False)["none"]
+    table = twdl.lambda_grid(base, train, val, [1e-2], kinds=("l2",), seeds=[0, 1], batch_size=8,
+                             unregularized=plain)
+    runs = table.attrs["runs"]
+    assert runs["none"] == plain and [r.seed for r in runs["l2 0.01"]] == [0, 1]
+    assert table.attrs["unregularized"] == pytest.approx(sum(r.val["accuracy"] for r in plain) / 2)
+    assert table.round(2).attrs["runs"]["none"][0] is plain[0]  # derived tables share the runs, never copy them
+    with pytest.raises(ValueError, match="seeds"):
+        twdl.lambda_grid(base, train, val, [1e-2], kinds=("l2",), seeds=[0], unregularized=plain)
+    with pytest.raises(ValueError, match="tune_data"):
+        twdl.lambda_grid(base, train, val, [1e-2], kinds=("l2",), seeds=[0, 1], unregularized=plain,
+                         tune_data=faces(12, 2))
+
+
+def test_summarize_accuracies_feeds_effect_over_seeds():
+    table = twdl.summarize_accuracies({"ticket": [50.0, 52.0, 54.0], "random": [49.0], "same": [51.0, 51.0]})
+    assert table.loc["ticket"].to_dict() == pytest.approx({"val_accuracy": 52.0, "val_accuracy_std": 2.0, "seeds": 3})
+    assert table.loc["random", "val_accuracy_std"] == 0.0
+    effects = twdl.effect_over_seeds(table, {"ticket": "same", "random": "same"})
+    assert effects.loc["ticket", "standard_error"] == pytest.approx((4 / 3) ** 0.5)
+    assert effects.loc["random", "verdict"] == "one seed: no spread to judge by"
+
+
+def test_record_effects_records_verdict_change_and_error_and_describes_them():
+    effects = pd.DataFrame({"baseline": ["none", "none"], "val_accuracy_change": [3.25, -0.5],
+                            "standard_error": [1.0, 0.75], "verdict": ["helps", "within noise"]},
+                           index=pd.Index(["early stopping", "flips"], name="technique"))
+    text = twdl.record_effects(effects, "mtest").data
+    records = twdl.recorded()
+    assert records["mtest.effect.early_stopping"] == "helps" and records["mtest.effect.flips"] == "within noise"
+    assert records["mtest.effect_change.early_stopping"] == 3.25
+    assert records["mtest.effect_standard_error.flips"] == 0.75
+    lines = text.splitlines()
+    assert "+3.2 points" in lines[0] and "**helps**" in lines[0] and "standard error 1.0" in lines[0]
+    assert "-0.5 points" in lines[1] and "less than two standard errors (1.5 points)" in lines[1]
 
 
 # Module 2: compare_optimizers

@@ -9,7 +9,7 @@ from torch.nn import functional as F
 
 import twdl_helpers as twdl
 from twdl_helpers import regularization as reg
-from twdl_helpers.augment import BatchAugment, flips
+from twdl_helpers.augment import BatchAugment, flips, shift_images
 
 
 def sgd(model, lr, momentum=0.0, weight_decay=0.0):
@@ -88,6 +88,13 @@ def test_distillation_loss_formula_and_alpha_zero():
     torch.testing.assert_close(loss_fn(s, y), F.cross_entropy(s, y))
 
 
+def test_early_stopping_infers_its_direction_from_the_metric():
+    assert twdl.EarlyStopping("val_accuracy").mode == "max" and twdl.EarlyStopping("tune_accuracy").mode == "max"
+    assert twdl.EarlyStopping("val_loss").mode == "min" and twdl.EarlyStopping("val_accuracy", mode="min").mode == "min"
+    with pytest.raises(ValueError, match="patience"):
+        twdl.EarlyStopping(patience=0)
+
+
 def test_early_stopping_restores_best_weights():
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(30, 3, 32, 32, generator=g), torch.randint(0, 3, (30,), generator=g)
@@ -116,6 +123,39 @@ def test_flips_are_decided_per_sample_and_seeded():
     assert (flipped | kept).all() and 20 < flipped.sum() < 80
     again = flips(0.5, 0.0)(x, torch.Generator().manual_seed(0))
     assert torch.equal(out, again)
+
+
+def test_shift_moves_each_image_by_its_own_offset_with_reflect_padding():
+    x = torch.randn(64, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    out = shift_images(x, 2, torch.Generator().manual_seed(1))
+    padded = F.pad(x, (2, 2, 2, 2), mode="reflect")
+    offsets = set()
+    for i in range(len(x)):  # each output is one 8x8 window of its own padded image (the test may loop; the code not)
+        found = [(dy, dx) for dy in range(5) for dx in range(5)
+                 if torch.equal(out[i], padded[i, :, dy:dy + 8, dx:dx + 8])]
+        assert len(found) == 1
+        offsets.add(found[0])
+    assert len(offsets) > 10  # offsets are drawn per image, not once per batch
+    assert torch.equal(out, shift_images(x, 2, torch.Generator().manual_seed(1)))  # a function of the generator
+    assert torch.equal(shift_images(x, 0, torch.Generator()), x)
+
+
+def test_label_preserving_augmentation_flips_horizontally_and_shifts_but_never_upside_down():
+    aug = twdl.label_preserving_augmentation()
+    assert (aug.hflip, aug.vflip, aug.shift, aug.crop_scale) == (0.5, 0.0, twdl.MAX_SHIFT, None)
+    x = torch.randn(32, 3, 32, 32)
+    out = aug(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and not torch.equal(out, x)
+    assert torch.equal(out, aug(x, torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match="shift"):
+        BatchAugment(shift=-1)
+    with pytest.raises(ValueError, match="smaller than the image"):
+        BatchAugment(shift=4)(torch.randn(2, 3, 4, 4), torch.Generator())
+
+
+def test_course_augmentation_is_the_courses_flips_only():
+    aug = twdl.course_augmentation()
+    assert (aug.hflip, aug.vflip, aug.shift, aug.crop_scale, aug.erase) == (0.1, 0.1, 0, None, 0.0)
 
 
 def test_crop_and_erase_vary_between_groups_and_keep_shape():
@@ -162,6 +202,22 @@ def test_proximal_l1_gives_exact_zeros_and_the_plain_penalty_reports_its_honest_
     model = _l1_runs(penalty_lam=0.05)
     manual = sum(int((p == 0).sum()) for p in model.parameters())
     assert reg.count_exact_zeros(model)["exact_zeros"] == manual
+
+
+def test_proximal_threshold_grows_with_momentum_like_the_penalty_gradient():
+    model = tiny()
+    assert reg.ProximalL1(0.1, sgd(model, 0.5)).threshold == pytest.approx(0.05)  # lr * lam
+    assert reg.ProximalL1(0.1, sgd(model, 0.5, momentum=0.99)).threshold == pytest.approx(5.0)  # / (1 - 0.99)
+    assert reg.momentum_gain(torch.optim.Adam(model.parameters())) == 1.0
+    # the L1 penalty's gradient through SGD with momentum: its steady step tends to lr * lam / (1 - momentum)
+    weight = nn.Parameter(torch.tensor([1.0]))
+    opt = torch.optim.SGD([weight], lr=1e-4, momentum=0.9)  # 200 steps of 5e-4: far from 0
+    for _ in range(200):
+        opt.zero_grad()
+        reg.l1_penalty(0.5)(nn.ParameterList([weight])).backward()
+        before = weight.item()
+        opt.step()
+    assert before - weight.item() == pytest.approx(reg.ProximalL1(0.5, opt).threshold, rel=1e-3)
 
 
 def test_proximal_step_is_soft_thresholding():

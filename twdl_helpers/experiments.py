@@ -11,8 +11,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .augment import BatchAugment, course_augmentation
+from .augment import BatchAugment, course_augmentation, label_preserving_augmentation
 from .optim import DEFAULT_LEARNING_RATES, make_optimizer, optimizer_name
+from .records import record
 from .regularization import ProximalL1, count_exact_zeros, elastic_penalty, l1_penalty, l2_penalty
 from .training import BatchCounter, EarlyStopping, History, LossFn, ModelsByRun, ParameterNorm, TensorData
 from .training import classification_loss
@@ -20,7 +21,8 @@ from .training import evaluate, train
 from .weights import frobenius_norm
 
 __all__ = [
-    "Experiment", "Run", "run_experiments", "summarize_runs", "effect_over_seeds", "select_best", "histories",
+    "Experiment", "Run", "run_experiments", "summarize_runs", "summarize_accuracies", "effect_over_seeds",
+    "describe_effects", "record_effects", "plot_effects", "select_best", "histories",
     "TECHNIQUES",
     "technique_experiment", "compare_regularizers", "lambda_grid", "plot_lambda_grid",
     "compare_optimizers",
@@ -31,8 +33,9 @@ __all__ = [
 class Experiment:
     """One regularisation run as data. `model` is called as `model(seed=s, device=device)`; SGD with `lr`,
     `momentum` and `weight_decay`; optional `penalty(model)` added to the loss, `proximal_l1` (soft-thresholding
-    after each step), `augment`, early stopping with `patience`; `batch_size`, `train_data` and `loss_fn`
-    override the shared ones."""
+    after each step), `augment`, early stopping with `patience` epochs on `monitor` (a column of the history:
+    "val_accuracy", "val_loss", or "tune_accuracy" when `run_experiments` is given tuning images; the best
+    epoch's weights are restored); `batch_size`, `train_data` and `loss_fn` override the shared ones."""
 
     model: Callable[..., nn.Module]
     lr: float
@@ -43,6 +46,7 @@ class Experiment:
     proximal_l1: float = 0.0
     augment: BatchAugment | None = None
     patience: int | None = None
+    monitor: str = "val_accuracy"
     batch_size: int | None = None
     train_data: TensorData | None = field(default=None, repr=False)
     loss_fn: LossFn | None = None
@@ -55,7 +59,7 @@ class Experiment:
 @dataclass
 class Run:
     """One trained model: its experiment name, seed, history, and its final train/validation measurements
-    (taken after training, so after early stopping restored the best weights)."""
+    (taken after training, so after early stopping restored the best weights), and on the tuning images if any."""
 
     name: str
     seed: int
@@ -64,18 +68,22 @@ class Run:
     train: dict[str, float]
     val: dict[str, float]
     best_epoch: int | None = None
+    tune: dict[str, float] | None = None
 
 
 def run_experiments(
     experiments: dict[str, Experiment], train_data: TensorData, val_data: TensorData, *,
     seeds: Sequence[int] = (0,), batch_size: int = 64, device: torch.device | str | None = None,
-    progress: bool = True,
+    tune_data: TensorData | None = None, progress: bool = True,
 ) -> dict[str, list[Run]]:
     """Train every experiment once per seed (same data, epochs and seeds unless the experiment overrides them).
 
     Models are built on `device`; each run records its History (train loss/accuracy in eval mode each epoch,
     validation, parameter norm, steps per epoch) and the final model's train and validation loss/accuracy.
+    `tune_data` are images kept for choices (the epoch early stopping keeps, lambda): measured every epoch as
+    `tune_loss` / `tune_accuracy`, so that a choice made on them can be scored on the validation images.
     """
+    eval_data = {"val": val_data} | ({"tune": tune_data} if tune_data is not None else {})
     results: dict[str, list[Run]] = {}
     for name, exp in experiments.items():
         data = exp.train_data if exp.train_data is not None else train_data
@@ -87,31 +95,47 @@ def run_experiments(
             callbacks: list = [ParameterNorm(), BatchCounter()]
             if exp.proximal_l1 > 0:
                 callbacks.append(ProximalL1(exp.proximal_l1, optimizer))
-            stopper = EarlyStopping("val_loss", patience=exp.patience) if exp.patience else None
+            stopper = EarlyStopping(exp.monitor, patience=exp.patience) if exp.patience else None
             callbacks += [stopper] if stopper else []
             loss_fn = exp.loss_fn or classification_loss
             history = train(model, data, epochs=exp.epochs, batch_size=exp.batch_size or batch_size,
-                            optimizer=optimizer, loss_fn=loss_fn, eval_data={"val": val_data},
+                            optimizer=optimizer, loss_fn=loss_fn, eval_data=eval_data,
                             penalty=exp.penalty, augment=exp.augment, callbacks=callbacks, seed=seed,
                             progress=f"{name} (seed {seed})" if progress else False)
             results[name].append(Run(name, seed, model, history, evaluate(model, data, loss_fn),
-                                     evaluate(model, val_data), stopper.best_epoch if stopper else None))
+                                     evaluate(model, val_data), stopper.best_epoch if stopper else None,
+                                     evaluate(model, tune_data) if tune_data is not None else None))
     return results
 
 
 def summarize_runs(results: dict[str, list[Run]]) -> pd.DataFrame:
     """One row per experiment: final train / validation accuracy (mean and std over seeds), the train-validation
-    gap, the parameter norm, the share of weights that are exactly zero, and the number of seeds."""
+    gap, the parameter norm, the share of weights that are exactly zero, and the number of seeds; with tuning
+    images, their accuracy too (`tune_accuracy`, `tune_accuracy_std`)."""
     rows = []
     for name, runs in results.items():
         val = torch.tensor([r.val["accuracy"] for r in runs])
         fit = torch.tensor([r.train["accuracy"] for r in runs])
-        rows.append({"experiment": name, "train_accuracy": fit.mean().item(), "val_accuracy": val.mean().item(),
-                     "val_accuracy_std": val.std().item() if len(runs) > 1 else 0.0,
-                     "gap": (fit - val).mean().item(),
-                     "param_norm": sum(frobenius_norm(r.model) for r in runs) / len(runs),
-                     "exact_zero_percent": sum(count_exact_zeros(r.model)["percent"] for r in runs) / len(runs),
-                     "seeds": len(runs)})
+        row = {"experiment": name, "train_accuracy": fit.mean().item(), "val_accuracy": val.mean().item(),
+               "val_accuracy_std": val.std().item() if len(runs) > 1 else 0.0,
+               "gap": (fit - val).mean().item(),
+               "param_norm": sum(frobenius_norm(r.model) for r in runs) / len(runs),
+               "exact_zero_percent": sum(count_exact_zeros(r.model)["percent"] for r in runs) / len(runs),
+               "seeds": len(runs)}
+        if all(r.tune is not None for r in runs):
+            tune = torch.tensor([r.tune["accuracy"] for r in runs])
+            row |= {"tune_accuracy": tune.mean().item(),
+                    "tune_accuracy_std": tune.std().item() if len(runs) > 1 else 0.0}
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("experiment")
+
+
+def summarize_accuracies(accuracies: dict[str, Sequence[float]]) -> pd.DataFrame:
+    """One row per name from its validation accuracies, one per seed: mean, std and number of seeds (the columns
+    `effect_over_seeds` reads), for results that are not `Run`s (pruning, the lottery ticket)."""
+    rows = [{"experiment": name, "val_accuracy": torch.tensor(values, dtype=torch.float64).mean().item(),
+             "val_accuracy_std": torch.tensor(values, dtype=torch.float64).std().item() if len(values) > 1 else 0.0,
+             "seeds": len(values)} for name, values in accuracies.items()]
     return pd.DataFrame(rows).set_index("experiment")
 
 
@@ -137,6 +161,54 @@ def effect_over_seeds(summary: pd.DataFrame, baselines: dict[str, str]) -> pd.Da
     return pd.DataFrame(rows).set_index("technique")
 
 
+VERDICT_COLOURS = {"helps": "tab:green", "hurts": "tab:red"}
+
+
+def describe_effects(effects: pd.DataFrame) -> str:
+    """The verdicts of `effect_over_seeds` as Markdown, one line per technique, every number from the table."""
+    lines = []
+    for technique, row in effects.iterrows():
+        change, error = row["val_accuracy_change"], row["standard_error"]
+        why = {"helps": "more than two standard errors above zero",
+               "hurts": "more than two standard errors below zero",
+               "within noise": f"less than two standard errors ({2 * error:.1f} points) from zero"}
+        reason = f" ({why[row['verdict']]})" if row["verdict"] in why else ""
+        lines.append(f"- **{technique}** against {row['baseline']}: {change:+.1f} points of validation accuracy, "
+                     f"standard error {error:.1f}: **{row['verdict']}**{reason}")
+    return "\n".join(lines)
+
+
+def record_effects(effects: pd.DataFrame, prefix: str) -> Any:
+    """Record each technique's verdict as `<prefix>.effect.<technique>`, its change and standard error as
+    `<prefix>.effect_change.<technique>` and `<prefix>.effect_standard_error.<technique>` (spaces become
+    underscores); return the verdicts as Markdown (`describe_effects`), which a notebook cell displays."""
+    from IPython.display import Markdown
+
+    for technique, row in effects.iterrows():
+        key = str(technique).replace(" ", "_")
+        record(f"{prefix}.effect.{key}", row["verdict"])
+        record(f"{prefix}.effect_change.{key}", float(row["val_accuracy_change"]))
+        record(f"{prefix}.effect_standard_error.{key}", float(row["standard_error"]))
+    return Markdown(describe_effects(effects))
+
+
+def plot_effects(effects: pd.DataFrame, title: str = "Each technique's effect on validation accuracy") \
+        -> plt.Figure:
+    """Each technique's change in validation accuracy (points) from `effect_over_seeds`, with error bars of two
+    standard errors (the verdict's threshold) and a line at zero: a bar that crosses zero is within noise."""
+    fig, ax = plt.subplots(figsize=(6, 0.45 * len(effects) + 1.4))
+    positions = range(len(effects))[::-1]  # the first technique at the top
+    for y, (_, row) in zip(positions, effects.iterrows()):
+        colour = VERDICT_COLOURS.get(row["verdict"], "tab:grey")
+        ax.errorbar(row["val_accuracy_change"], y, xerr=2 * row["standard_error"], fmt="o", color=colour, capsize=4)
+    ax.axvline(0, color="black", lw=1)
+    ax.set_yticks(list(positions), [f"{t} (vs {b})" for t, b in zip(effects.index, effects["baseline"])])
+    ax.set(xlabel="validation accuracy change (points), bars: 2 standard errors", title=title)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def select_best(results: dict[str, list[Run]]) -> Run:
     """The run to test: the experiment with the best mean validation accuracy, then its best seed."""
     if not results or not any(results.values()):
@@ -151,16 +223,18 @@ def histories(results: dict[str, list[Run]], seed_index: int = 0) -> dict[str, H
     return {name: runs[seed_index].history for name, runs in results.items() if len(runs) > seed_index}
 
 
-TECHNIQUES = ("none", "l1", "proximal_l1", "l2", "elastic", "weight_decay", "augmentation", "early_stopping")
+TECHNIQUES = ("none", "l1", "proximal_l1", "l2", "elastic", "weight_decay", "augmentation", "course_flips",
+              "early_stopping")
 
 
 def technique_experiment(technique: str, model_fn: Callable[..., nn.Module], *, epochs: int, lr: float,
                          momentum: float = 0.9, lam: float = 1e-3, patience: int = 20,
-                         augment: BatchAugment | None = None) -> Experiment:
+                         augment: BatchAugment | None = None, monitor: str = "val_accuracy") -> Experiment:
     """The Experiment for ONE named technique (see TECHNIQUES); everything else is the unregularised run.
 
     "weight_decay" uses SGD's weight_decay = 2 * lam (the same update as l2 with lam); "augmentation" uses
-    `augment` or the course's augmentation (`course_augmentation()`).
+    `augment` or the label-preserving one (`label_preserving_augmentation()`: horizontal flip and a small
+    shift); "course_flips" the course's horizontal and vertical flips; "early_stopping" watches `monitor`.
     """
     if technique not in TECHNIQUES:
         raise ValueError(f"technique must be one of {TECHNIQUES}, got {technique!r}")
@@ -172,8 +246,9 @@ def technique_experiment(technique: str, model_fn: Callable[..., nn.Module], *, 
         "l2": base.with_(penalty=l2_penalty(lam)),
         "elastic": base.with_(penalty=elastic_penalty(lam, lam)),
         "weight_decay": base.with_(weight_decay=2 * lam),
-        "augmentation": base.with_(augment=augment or course_augmentation()),
-        "early_stopping": base.with_(patience=patience),
+        "augmentation": base.with_(augment=augment or label_preserving_augmentation()),
+        "course_flips": base.with_(augment=course_augmentation()),
+        "early_stopping": base.with_(patience=patience, monitor=monitor),
     }[technique]
 
 
@@ -182,19 +257,22 @@ def compare_regularizers(
     techniques: Sequence[str] = ("l2", "augmentation", "early_stopping"), *, epochs: int = 30,
     batch_size: int = 64, lr: float = 5e-3, momentum: float = 0.9, seeds: Sequence[int] = (0,),
     lam: float = 1e-3, patience: int = 20, test_data: TensorData | None = None,
-    device: torch.device | str | None = None, progress: bool = False,
+    tune_data: TensorData | None = None, device: torch.device | str | None = None, progress: bool = False,
 ) -> pd.DataFrame:
     """Train the unregularised model and each technique on the same data, epochs and seeds; one row per technique.
 
     Columns as `summarize_runs`; with `test_data`, the run `select_best` picks is evaluated on it, once
-    (`test_accuracy`, filled in that technique's row only). The trained models (one per seed) are in
+    (`test_accuracy`, filled in that technique's row only). Early stopping keeps the epoch of best accuracy on
+    `tune_data` when given (then its validation accuracy is an honest score), else on `val_data` (then it is
+    optimistic: the epoch was chosen on the very images that score it). The trained models (one per seed) are in
     `table.attrs["models"][technique]`.
     """
     names = ["none", *[t for t in techniques if t != "none"]]
+    monitor = "tune_accuracy" if tune_data is not None else "val_accuracy"
     experiments = {t: technique_experiment(t, model_fn, epochs=epochs, lr=lr, momentum=momentum, lam=lam,
-                                           patience=patience) for t in names}
+                                           patience=patience, monitor=monitor) for t in names}
     results = run_experiments(experiments, train_data, val_data, seeds=seeds, batch_size=batch_size,
-                              device=device, progress=progress)
+                              device=device, tune_data=tune_data, progress=progress)
     table = summarize_runs(results).rename_axis("technique")
     if test_data is not None:
         best = select_best(results)
@@ -207,13 +285,18 @@ def compare_regularizers(
 def lambda_grid(
     base: Experiment, train_data: TensorData, val_data: TensorData, lambdas: Sequence[float], *,
     kinds: Sequence[str] = ("l2", "l1"), seeds: Sequence[int] = (0,), batch_size: int = 64,
-    device: torch.device | str | None = None, progress: bool = False,
+    device: torch.device | str | None = None, tune_data: TensorData | None = None,
+    unregularized: Sequence[Run] | None = None, progress: bool = False,
 ) -> pd.DataFrame:
     """Choose lambda by grid search: `base` with each penalty kind ("l1", "l2", "proximal_l1") at each lambda.
 
     Returns one row per (kind, lambda) with the mean/std validation accuracy over seeds, the train accuracy and
-    the parameter norm; `table.attrs["best"]` maps each kind to its lambda with the best validation accuracy
-    and `table.attrs["unregularized"]` holds the unregularised run's validation accuracy.
+    the parameter norm; `table.attrs["best"]` maps each kind to its lambda with the best accuracy on the
+    images named by `table.attrs["chosen_on"]`: `tune_data` when given ("tune_accuracy", so the validation
+    accuracy of the choice stays an honest score), else the validation images ("val_accuracy").
+    `table.attrs["unregularized"]` holds the unregularised run's accuracy on those same images. The runs are kept
+    in `table.attrs["runs"]` ({"none": [...], "l2 0.01": [...]}, one Run per seed); `unregularized` reuses
+    runs of `base` already trained on the same data with the same seeds instead of training them again.
     """
     make = {"l1": lambda lam: base.with_(penalty=l1_penalty(lam)), "l2": lambda lam: base.with_(penalty=l2_penalty(lam)),
             "proximal_l1": lambda lam: base.with_(proximal_l1=lam)}
@@ -222,28 +305,41 @@ def lambda_grid(
         raise ValueError(f"unknown penalty kind(s) {unknown}; choose from {sorted(make)}")
     if any(lam <= 0 for lam in lambdas):
         raise ValueError(f"lambdas must be positive (the plot's x axis is logarithmic), got {list(lambdas)}")
-    experiments = {"none": base.with_(penalty=None, proximal_l1=0.0)}
+    if unregularized is not None and [r.seed for r in unregularized] != list(seeds):
+        raise ValueError(f"the unregularized runs have seeds {[r.seed for r in unregularized]}, the grid {list(seeds)}")
+    if unregularized is not None and tune_data is not None and any(r.tune is None for r in unregularized):
+        raise ValueError("lambda is chosen on the tuning images, but the unregularized runs were trained without "
+                         "them: pass the same tune_data to run_experiments")
+    experiments = {} if unregularized is not None else {"none": base.with_(penalty=None, proximal_l1=0.0)}
     experiments |= {f"{kind} {lam:g}": make[kind](lam) for kind in kinds for lam in lambdas}
-    summary = summarize_runs(run_experiments(experiments, train_data, val_data, seeds=seeds, batch_size=batch_size,
-                                             device=device, progress=progress))
+    results = run_experiments(experiments, train_data, val_data, seeds=seeds, batch_size=batch_size, device=device,
+                              tune_data=tune_data, progress=progress)
+    results = ({"none": list(unregularized)} if unregularized is not None else {}) | results
+    summary = summarize_runs(results)
     rows = [{"kind": kind, "lambda": lam, **summary.loc[f"{kind} {lam:g}"].to_dict()}
             for kind in kinds for lam in lambdas]
     table = pd.DataFrame(rows)
-    table.attrs["best"] = {kind: float(part.loc[part["val_accuracy"].idxmax(), "lambda"])
+    chosen_on = "tune_accuracy" if tune_data is not None else "val_accuracy"
+    table.attrs["chosen_on"] = chosen_on
+    table.attrs["best"] = {kind: float(part.loc[part[chosen_on].idxmax(), "lambda"])
                            for kind, part in table.groupby("kind", sort=False)}
-    table.attrs["unregularized"] = float(summary.loc["none", "val_accuracy"])
+    table.attrs["unregularized"] = float(summary.loc["none", chosen_on])
+    table.attrs["runs"] = ModelsByRun(results)
     return table
 
 
 def plot_lambda_grid(table: pd.DataFrame) -> plt.Figure:
-    """Validation accuracy against lambda (log axis), one line per penalty kind, the unregularised run dashed."""
+    """The accuracy lambda is chosen on (tuning or validation images) against lambda (log axis), mean and std over
+    seeds, one line per penalty kind, the unregularised run dashed."""
+    metric = table.attrs.get("chosen_on", "val_accuracy")
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     for kind, part in table.groupby("kind", sort=False):
-        ax.errorbar(part["lambda"], part["val_accuracy"], yerr=part["val_accuracy_std"], marker="o", capsize=3,
+        ax.errorbar(part["lambda"], part[metric], yerr=part[f"{metric}_std"], marker="o", capsize=3,
                     label=f"{kind} (best lambda {table.attrs.get('best', {}).get(kind, float('nan')):g})")
     if "unregularized" in table.attrs:
         ax.axhline(table.attrs["unregularized"], color="grey", ls="--", label="no penalty")
-    ax.set(xscale="log", xlabel="lambda (log scale)", ylabel="validation accuracy (%)")
+    images = "tuning" if metric == "tune_accuracy" else "validation"
+    ax.set(xscale="log", xlabel="lambda (log scale)", ylabel=f"{images} accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()

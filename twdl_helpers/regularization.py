@@ -16,9 +16,9 @@ from .training import Callback, History, ParameterNorm, TensorData, evaluate, pr
 from .weights import effective_parameters
 
 __all__ = [
-    "l1_penalty", "l2_penalty", "elastic_penalty", "ProximalL1", "count_exact_zeros", "prune_magnitude",
-    "layer_sparsity", "apply_masks", "pruning_masks", "PruneResult", "prune_and_retrain", "LotteryResult", "lottery_ticket", "distillation_loss",
-    "distillation", "with_teacher",
+    "l1_penalty", "l2_penalty", "elastic_penalty", "momentum_gain", "ProximalL1", "count_exact_zeros",
+    "prune_magnitude", "layer_sparsity", "apply_masks", "pruning_masks", "PruneResult", "prune_and_retrain",
+    "LotteryResult", "lottery_ticket", "distillation_loss", "distillation", "with_teacher",
 ]
 
 Penalty = Callable[[nn.Module], torch.Tensor]
@@ -40,12 +40,25 @@ def elastic_penalty(lam1: float, lam2: float) -> Penalty:
     return lambda model: l1(model) + l2(model)
 
 
+def momentum_gain(optimizer: torch.optim.Optimizer) -> float:
+    """How much SGD's momentum multiplies a steady gradient's step: (1 - dampening) / (1 - momentum); 1 without
+    momentum (and for optimisers other than SGD). Momentum 0.99 makes every gradient's step 100 times lr * g."""
+    group = optimizer.param_groups[0]
+    if not isinstance(optimizer, torch.optim.SGD) or not group.get("momentum", 0.0):
+        return 1.0
+    return (1.0 - group.get("dampening", 0.0)) / (1.0 - group["momentum"])
+
+
 class ProximalL1(Callback):
-    """Proximal L1: after every optimiser step, soft-threshold each weight, w <- sign(w) * max(|w| - lr * lam, 0).
+    """Proximal L1: after every optimiser step, soft-threshold each weight, w <- sign(w) * max(|w| - t, 0), with
+    t = lr * lam * momentum_gain(optimizer) = lr * lam / (1 - momentum) for SGD with momentum.
 
     Plain (sub)gradient descent on lam * sum |w| pushes every weight by lr * lam * sign(w) and overshoots zero, so
-    weights hover around zero without reaching it; the proximal step sets every weight within lr * lam of zero
-    to exactly zero (ISTA). Use it INSTEAD of `l1_penalty` (not both): `callbacks=[ProximalL1(lam, optimizer)]`.
+    weights hover around zero without reaching it; the proximal step sets every weight within t of zero to exactly
+    zero (ISTA). The penalty's gradient goes through the momentum, which multiplies its steady step by
+    1 / (1 - momentum), while the proximal step happens after the optimiser; dividing t by (1 - momentum) gives
+    both the same pull per step, so the same lam means the same strength for `l1_penalty` and `ProximalL1`.
+    Use it INSTEAD of `l1_penalty` (not both): `callbacks=[ProximalL1(lam, optimizer)]`.
     """
 
     def __init__(self, lam: float, optimizer: torch.optim.Optimizer) -> None:
@@ -53,9 +66,14 @@ class ProximalL1(Callback):
             raise ValueError(f"lam must be >= 0, got {lam}")
         self.lam, self.optimizer = lam, optimizer
 
+    @property
+    def threshold(self) -> float:
+        """The soft threshold of one step, lr * lam * momentum_gain(optimizer)."""
+        return self.optimizer.param_groups[0]["lr"] * self.lam * momentum_gain(self.optimizer)
+
     @torch.no_grad()
     def on_batch_end(self, model: nn.Module) -> None:
-        threshold = self.optimizer.param_groups[0]["lr"] * self.lam
+        threshold = self.threshold
         for param in model.parameters():
             param.copy_(param.sign() * (param.abs() - threshold).clamp_min(0))
 

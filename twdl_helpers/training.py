@@ -381,11 +381,19 @@ class BatchCounter(Callback):
 
 
 class EarlyStopping(Callback):
-    """Stop when `monitor` has not improved for `patience` epochs and restore the best weights."""
+    """Stop when `monitor` has not improved for `patience` epochs and restore the best weights.
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 20, mode: str = "min", restore_best: bool = True):
+    `mode` says whether larger is better ("max") or smaller ("min"); None infers it from the name: "max" for an
+    accuracy (`val_accuracy`), "min" otherwise (`val_loss`).
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 20, mode: str | None = None,
+                 restore_best: bool = True):
+        mode = mode if mode is not None else "max" if monitor.endswith("accuracy") else "min"
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if patience < 1:
+            raise ValueError(f"patience is a number of epochs >= 1, got {patience}")
         self.monitor, self.patience, self.mode, self.restore_best = monitor, patience, mode, restore_best
         self.best_value: float | None = None
         self.best_epoch = 0
