@@ -221,6 +221,134 @@ def _start_worker(spec: dict[str, Any], env: dict[str, str], log: Any, box: Sand
     return proc, read_end
 
 
+@dataclass
+class _Run:
+    """One execution, prepared: where everything goes, the worker's spec, its environment and sandbox."""
+
+    output_path: Path
+    scratch_dir: Path  # ours: the worker's log
+    run_dir: Path  # the worker's: the executed notebook as it is written (in the work directory when sandboxed)
+    spec: dict[str, Any]
+    env: dict[str, str]
+    token: str  # marks every process of this run (the cleanup finds the re-parented ones by it)
+    box: Sandbox | None
+    submitted: bytes  # the input's bytes: in the sandbox the file lies where the notebook's code can replace it
+
+
+@dataclass
+class _Supervised:
+    """What the supervision saw: timed out or not, the worker's exit code and report, the wall time."""
+
+    timed_out: bool
+    returncode: int
+    outcome: dict[str, Any] | None
+    runtime: float
+
+
+def _prepare(input_path: Path, output_path: Path, parameters: dict[str, Any] | None, cwd: str | Path | None,
+             limits: ResourceLimits, kernel: str | None, env: dict[str, str] | None, scratch: str | Path | None,
+             sandboxed: bool, allow_errors: bool, after_cells: list[str] | None) -> _Run:
+    """Folders, environment, sandbox and the worker's spec (the sandbox is checked before any folder is made)."""
+    workdir = Path(cwd).resolve() if cwd else input_path.parent
+    token = uuid.uuid4().hex
+    child_env = {**(env if env is not None else batch_environment()), TOKEN_VARIABLE: token}
+    box = None
+    if sandboxed:
+        shown = [*WORKER_FILES] + ([] if workdir in input_path.parents else [input_path])
+        box = Sandbox(workdir, child_env, kernel, read_only=shown)
+        box.check()  # raises now, before any folder is made
+    scratch_parent = Path(scratch or output_path.parent)
+    scratch_parent.mkdir(parents=True, exist_ok=True)
+    scratch_dir = Path(tempfile.mkdtemp(prefix=".twdl-exec-", dir=scratch_parent))
+    run_dir = Path(tempfile.mkdtemp(prefix=".twdl-run-", dir=workdir)) if sandboxed else scratch_dir
+    spec = {
+        "input": str(input_path), "output": str(run_dir / "executed.ipynb"), "parameters": parameters or {},
+        "cwd": str(workdir), "kernel": kernel, "limits": asdict(limits), "allow_errors": allow_errors,
+        "after_cells": list(after_cells or []),
+    }
+    return _Run(output_path, scratch_dir, run_dir, spec, child_env, token, box, input_path.read_bytes())
+
+
+def _supervise(run: _Run, timeout: float | None) -> _Supervised:
+    """Start the worker, wait for it (at most `timeout`), then kill its whole process tree; read its report."""
+    start = time.monotonic()
+    timed_out = False
+    outcome_bytes: list[bytes] = []
+    with open(run.scratch_dir / "worker.log", "wb") as log:
+        proc, result_fd = _start_worker(run.spec, run.env, log, run.box)
+        reader = threading.Thread(target=_collect, args=(result_fd, outcome_bytes), daemon=True)
+        reader.start()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            kill_process_tree(proc.pid, run.token)  # also removes anything the notebook left running
+            proc.wait()
+            reader.join(timeout=10)
+    try:
+        outcome = json.loads(b"".join(outcome_bytes).decode("utf-8")) if outcome_bytes else None
+        outcome = outcome if isinstance(outcome, dict) and "status" in outcome else None
+    except ValueError:
+        outcome = None
+    return _Supervised(timed_out, proc.returncode, outcome, time.monotonic() - start)
+
+
+def _status(seen: _Supervised, executed: Any, timeout: float | None, limits: ResourceLimits) -> tuple[str, str, int | None]:
+    """(status, error, failing cell in the input notebook's numbering) from what the supervision saw."""
+    outcome = seen.outcome
+    if seen.timed_out:
+        cell = _running_cell(executed) if executed is not None else None
+        error = f"timed out after {timeout:g} s" + (f" while running cell {_input_index(executed, cell)}"
+                                                    if cell is not None else "")
+        return "timeout", error, _input_index(executed, cell)
+    if outcome is None:
+        cell = _input_index(executed, _running_cell(executed)) if executed is not None else None
+        return "error", _signal_message(seen.returncode, limits), cell
+    status, error = ("ok", "") if outcome["status"] == "ok" else ("error", one_line(outcome["error"]))
+    cell = outcome.get("cell_index")
+    if cell is None and executed is not None and status != "ok":
+        cell = _running_cell(executed)
+    cell = _input_index(executed, cell)
+    if outcome["status"] == "died" and cell is not None:
+        error += f" while running cell {cell}"
+    return status, error, cell
+
+
+def _interpret(run: _Run, seen: _Supervised, timeout: float | None, limits: ResourceLimits,
+               max_output_chars: int) -> ExecutionResult:
+    """Read the executed notebook back (never through a link), decide the status, publish notebook and log."""
+    import nbformat
+
+    executed = None
+    max_bytes = limits.file_mb * 2**20 if limits.file_mb else None
+    try:
+        executed = nbformat.reads(_read_untrusted(run.run_dir, "executed.ipynb", max_bytes).decode("utf-8"),
+                                  as_version=4)
+    except Exception:  # never written, cut mid-write by a kill, or not a plain file
+        pass
+    status, error, cell = _status(seen, executed, timeout, limits)
+    if executed is None:
+        error = (error + "; " if error else "") + "no executed notebook was saved, the input is kept instead"
+        executed = nbformat.reads(run.submitted.decode("utf-8"), as_version=4)
+    truncate_outputs(executed, max_output_chars)
+    try:
+        records = read_records(executed)
+    except Exception as err:  # a forged or damaged record bundle
+        records, error = {}, error or f"could not read the recorded values: {one_line(str(err))}"
+    atomic_write(run.output_path, nbformat.writes(executed))
+    log_text = (run.scratch_dir / "worker.log").read_bytes()[-20_000:].decode("utf-8", "replace")
+    if status != "ok" and log_text.strip():
+        atomic_write(run.output_path.with_suffix(".log"), log_text)
+    else:
+        run.output_path.with_suffix(".log").unlink(missing_ok=True)
+    _remove_tree(run.scratch_dir)
+    _remove_tree(run.run_dir)
+    appended = seen.outcome.get("appended", []) if seen.outcome else []
+    return ExecutionResult(status, round(seen.runtime, 3), error, cell, records, str(run.output_path),
+                           run.box is not None, appended)
+
+
 def run_notebook(
     input_path: str | Path,
     output_path: str | Path,
@@ -247,89 +375,9 @@ def run_notebook(
     `after_cells` are run in the same kernel after the last cell; they reach the worker on its stdin, never appear
     in the executed notebook, and their outputs come back only in `ExecutionResult.appended`.
     """
-    import nbformat
-
-    sandboxed = use_sandbox(sandbox)
-    input_path, output_path = Path(input_path).resolve(), Path(output_path).resolve()
-    workdir = Path(cwd).resolve() if cwd else input_path.parent
-    token = uuid.uuid4().hex
-    child_env = {**(env if env is not None else batch_environment()), TOKEN_VARIABLE: token}
-    box = None
-    if sandboxed:
-        shown = [*WORKER_FILES] + ([] if workdir in input_path.parents else [input_path])
-        box = Sandbox(workdir, child_env, kernel, read_only=shown)
-        box.check()  # raises now, before any folder is made
-    scratch_parent = Path(scratch or output_path.parent)
-    scratch_parent.mkdir(parents=True, exist_ok=True)
-    scratch_dir = Path(tempfile.mkdtemp(prefix=".twdl-exec-", dir=scratch_parent))  # ours: the worker's log
-    run_dir = Path(tempfile.mkdtemp(prefix=".twdl-run-", dir=workdir)) if sandboxed else scratch_dir  # the worker's
-    spec = {
-        "input": str(input_path), "output": str(run_dir / "executed.ipynb"), "parameters": parameters or {},
-        "cwd": str(workdir), "kernel": kernel, "limits": asdict(limits), "allow_errors": allow_errors,
-        "after_cells": list(after_cells or []),
-    }
-    submitted = input_path.read_bytes()  # kept: in the sandbox the file lies where the notebook's code can replace it
-    start = time.monotonic()
-    timed_out = False
-    outcome_bytes: list[bytes] = []
-    with open(scratch_dir / "worker.log", "wb") as log:
-        proc, result_fd = _start_worker(spec, child_env, log, box)
-        reader = threading.Thread(target=_collect, args=(result_fd, outcome_bytes), daemon=True)
-        reader.start()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        finally:
-            kill_process_tree(proc.pid, token)  # also removes anything the notebook left running
-            proc.wait()
-            reader.join(timeout=10)
-    runtime = time.monotonic() - start
-
-    executed = None
-    max_bytes = limits.file_mb * 2**20 if limits.file_mb else None
-    try:
-        executed = nbformat.reads(_read_untrusted(run_dir, "executed.ipynb", max_bytes).decode("utf-8"), as_version=4)
-    except Exception:  # never written, cut mid-write by a kill, or not a plain file
-        pass
-    try:
-        outcome = json.loads(b"".join(outcome_bytes).decode("utf-8")) if outcome_bytes else None
-        outcome = outcome if isinstance(outcome, dict) and "status" in outcome else None
-    except ValueError:
-        outcome = None
-    if timed_out:
-        status, cell = "timeout", _running_cell(executed) if executed is not None else None
-        error = f"timed out after {timeout:g} s" + (f" while running cell {_input_index(executed, cell)}" if cell is not None else "")
-        cell = _input_index(executed, cell)
-    elif outcome is None:
-        status, cell = "error", _input_index(executed, _running_cell(executed)) if executed is not None else None
-        error = _signal_message(proc.returncode, limits)
-    else:
-        status, error = ("ok", "") if outcome["status"] == "ok" else ("error", one_line(outcome["error"]))
-        cell = outcome.get("cell_index")
-        if cell is None and executed is not None and status != "ok":
-            cell = _running_cell(executed)
-        cell = _input_index(executed, cell)
-        if outcome["status"] == "died" and cell is not None:
-            error += f" while running cell {cell}"
-    if executed is None:
-        error = (error + "; " if error else "") + "no executed notebook was saved, the input is kept instead"
-        executed = nbformat.reads(submitted.decode("utf-8"), as_version=4)
-    truncate_outputs(executed, max_output_chars)
-    try:
-        records = read_records(executed)
-    except Exception as err:  # a forged or damaged record bundle
-        records, error = {}, error or f"could not read the recorded values: {one_line(str(err))}"
-    atomic_write(output_path, nbformat.writes(executed))
-    log_text = (scratch_dir / "worker.log").read_bytes()[-20_000:].decode("utf-8", "replace")
-    if status != "ok" and log_text.strip():
-        atomic_write(output_path.with_suffix(".log"), log_text)
-    else:
-        output_path.with_suffix(".log").unlink(missing_ok=True)
-    _remove_tree(scratch_dir)
-    _remove_tree(run_dir)
-    appended = outcome.get("appended", []) if outcome else []
-    return ExecutionResult(status, round(runtime, 3), error, cell, records, str(output_path), sandboxed, appended)
+    run = _prepare(Path(input_path).resolve(), Path(output_path).resolve(), parameters, cwd, limits, kernel, env,
+                   scratch, use_sandbox(sandbox), allow_errors, after_cells)
+    return _interpret(run, _supervise(run, timeout), timeout, limits, max_output_chars)
 
 
 def _remove_tree(path: Path) -> None:
