@@ -81,6 +81,7 @@ def test_unpickling_raises_in_the_scorer_and_is_counted(tmp_path):
     where = next(r for r in answer["results"] if r["name"] == "where_the_scorer_runs")["message"]
     assert "unpickling is refused in the grader's scorer" in where and answer["find_class_calls"] == 1
     assert next(r for r in again["results"] if r["name"] == "model_is_rebuilt")["passed"]
+    assert answer["startup_s"] > 0 and "startup_s" not in again  # what starting it cost, with its first answer only
 
 
 def test_a_refused_export_and_a_hung_check_become_answers_not_crashes(tmp_path):

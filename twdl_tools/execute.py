@@ -54,6 +54,7 @@ class ExecutionResult:
     output: str = ""
     sandboxed: bool = False  # ran inside bubblewrap (twdl_tools.sandbox)
     appended: list[list[dict[str, Any]]] = field(default_factory=list)  # outputs of each `after_cells` cell
+    appended_seconds: list[float] = field(default_factory=list)  # how long each took (timed by the worker)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -345,8 +346,9 @@ def _interpret(run: _Run, seen: _Supervised, timeout: float | None, limits: Reso
     _remove_tree(run.scratch_dir)
     _remove_tree(run.run_dir)
     appended = seen.outcome.get("appended", []) if seen.outcome else []
+    seconds = [float(t) for t in seen.outcome.get("appended_seconds", [])] if seen.outcome else []
     return ExecutionResult(status, round(seen.runtime, 3), error, cell, records, str(run.output_path),
-                           run.box is not None, appended)
+                           run.box is not None, appended, seconds)
 
 
 def run_notebook(

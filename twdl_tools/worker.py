@@ -12,13 +12,14 @@ The contract with the executor (twdl_tools/execute.py):
 * spec keys: input, output (the executed notebook, written as it runs), parameters, cwd, kernel, limits,
   allow_errors (run every cell even after one fails), after_cells (sources run in the same kernel after the
   notebook's last cell, with store_history=False; they are never added to the saved notebook, and their outputs
-  return only inside the outcome, as "appended").
+  return only inside the outcome, as "appended", with the seconds each took, as "appended_seconds").
 """
 from __future__ import annotations
 
 import json
 import os
 import sys
+import time
 import traceback
 from typing import Any
 
@@ -59,7 +60,7 @@ def make_undumpable() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
 
 
-def _engine(after_cells: list[str], appended: list[list[dict]]):
+def _engine(after_cells: list[str], appended: list[list[dict]], seconds: list[float]):
     """A papermill engine whose client runs `after_cells` after the notebook, outside the saved notebook."""
     from nbclient.exceptions import CellExecutionError
     from nbformat.v4 import new_code_cell, new_notebook
@@ -73,6 +74,7 @@ def _engine(after_cells: list[str], appended: list[list[dict]]):
             super().papermill_execute_cells()
             notebook = self.nb
             for source in after_cells:
+                started = time.monotonic()
                 cell = new_code_cell(source)
                 self.nb = new_notebook(cells=[cell])  # the saved notebook (nb_man.nb) never sees this cell
                 try:
@@ -82,6 +84,7 @@ def _engine(after_cells: list[str], appended: list[list[dict]]):
                 finally:
                     self.nb = notebook
                 appended.append([dict(output) for output in cell.outputs])
+                seconds.append(round(time.monotonic() - started, 4))
 
     class Engine(NBClientEngine):
         @classmethod
@@ -104,7 +107,8 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
     from papermill.engines import papermill_engines
 
     appended: list[list[dict]] = []
-    papermill_engines.register("twdl", _engine(list(spec.get("after_cells") or []), appended))
+    seconds: list[float] = []
+    papermill_engines.register("twdl", _engine(list(spec.get("after_cells") or []), appended, seconds))
     outcome: dict[str, Any] = {"status": "ok", "cell_index": None, "error": ""}
     try:
         pm.execute_notebook(
@@ -122,6 +126,7 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
     except Exception as err:  # anything else papermill or the kernel manager raised
         outcome.update(status="error", error=f"{type(err).__name__}: {err}", detail=traceback.format_exc(limit=5))
     outcome["appended"] = appended
+    outcome["appended_seconds"] = seconds
     return outcome
 
 

@@ -83,11 +83,12 @@ def _score(job: dict[str, Any], session: _Session) -> dict[str, Any]:
 
     from .dataview import load_withheld
 
+    source = Path(job["checks"]).read_text(encoding="utf-8")
+    imported = time.perf_counter()
+    if "twdl.lm" in source:
+        import twdl_helpers.lm  # noqa: F401  (the check file uses the language-model helpers: once per scorer)
     start = time.perf_counter()
     torch.manual_seed(0)
-    source = Path(job["checks"]).read_text(encoding="utf-8")
-    if "twdl.lm" in source:
-        import twdl_helpers.lm  # noqa: F401  (the check file uses the language-model helpers)
     parameters = dict(job.get("parameters") or {})
     environment = {k: v for k, v in (job.get("environment") or {}).items() if k in ("TWDL_DATA_MIRROR", "TWDL_CACHE")}
     previous = {k: os.environ.get(k) for k in environment}
@@ -128,6 +129,7 @@ def _score(job: dict[str, Any], session: _Session) -> dict[str, Any]:
         return {"results": None, "problem": f"the scorer loaded code from the submission ({leaked[0]}): refused",
                 "fingerprints": {}, "seconds": time.perf_counter() - start}
     outcome["seconds"] = time.perf_counter() - start
+    outcome["import_s"] = start - imported
     return outcome
 
 
@@ -137,6 +139,8 @@ def serve() -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     _harden()
+    import twdl_helpers  # noqa: F401  (the helpers and torch, imported once, before any job)
+
     session = _Session()
     for line in sys.stdin:
         if not line.strip():
@@ -160,6 +164,7 @@ class Scorer:
     def __init__(self, env: dict[str, str] | None = None) -> None:
         self.env = env
         self.proc: subprocess.Popen | None = None
+        self.started: float | None = None  # when the process was started, until its first answer
         self.home = tempfile.mkdtemp(prefix="twdl-scorer-")  # its working directory: never a submission's folder
         self.log = Path(self.home) / "scorer.log"
 
@@ -175,7 +180,7 @@ class Scorer:
     def score(self, job: dict[str, Any], timeout: float) -> dict[str, Any]:
         """The scorer's answer to `job`; after `timeout` seconds the process is killed and the answer says so."""
         if self.proc is None or self.proc.poll() is not None:
-            self.proc = self._start()
+            self.proc, self.started = self._start(), time.perf_counter()
         proc = self.proc
         answer: list[bytes] = []
 
@@ -196,7 +201,12 @@ class Scorer:
                 f"the scorer stopped: {self._tail()}"
             self.close()
             return {"results": None, "problem": why, "fingerprints": {}}
-        return json.loads(answer[0].decode("utf-8"))
+        reply = json.loads(answer[0].decode("utf-8"))
+        if self.started is not None:  # the first answer of this process: what starting it cost
+            waited = time.perf_counter() - self.started
+            reply["startup_s"] = max(0.0, waited - float(reply.get("seconds") or 0) - float(reply.get("import_s") or 0))
+            self.started = None
+        return reply
 
     def _tail(self) -> str:
         try:

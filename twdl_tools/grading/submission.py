@@ -55,6 +55,6 @@ def _walk(task: GradeTask) -> dict[str, Any]:
                                 executed=run.notebook, submitted=prepared.notebook)
     return make_row(task, result.status, result.error, cell=result.cell_index, runtime=result.runtime_s,
                     records=result.records, questions=questions, checks_s=round(float(answer.get("seconds") or 0), 3),
-                    sandboxed=result.sandboxed,
+                    export_s=round(sum(result.appended_seconds), 3), sandboxed=result.sandboxed,
                     copies=copy_marks(answer.get("fingerprints") or {}, written_answers(prepared.notebook)),
-                    scorer={"find_class_calls": answer.get("find_class_calls", 0), "problem": answer.get("problem", "")})
+                    scorer={k: answer.get(k) for k in ("find_class_calls", "problem", "startup_s", "import_s")})
