@@ -149,7 +149,7 @@ def _module_cost(tmp: Path, module: str, copies: int, loads: list[float]) -> dic
 def run(quick: bool = False) -> pd.DataFrame:
     """Per module: copies graded without and with checks, the scorer measured cold and warm; a module-2 class at
     two sizes."""
-    copies, small, large = (1, 1, 2) if quick else (2, 2, 6)
+    copies, small, large = (1, 1, 2) if quick else (2, 2, 10)
     per_thread = CLASS_SIZE / 2
     loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
