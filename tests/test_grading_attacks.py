@@ -269,7 +269,7 @@ def test_every_attack_scores_zero_on_the_question_it_attacks(graded, attack):
     root, _, batch = graded
     assert batch.loc[attack, "q1"] == 0, batch.loc[attack].to_dict()
     row = json.loads((root / "out-batch" / "executed" / f"{attack}.grade.json").read_text())["row"]
-    assert row["scorer"]["find_class_calls"] == 0  # the scorer never even tried to unpickle
+    assert row["scorer"]["find_class_calls"] in (0, None)  # never tried to unpickle (None: the claims were refused first)
 
 
 def test_a_model_of_the_students_own_class_waits_for_a_ta_with_the_reason(graded):
