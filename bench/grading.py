@@ -103,19 +103,13 @@ def _parameters(module: str) -> dict:
 def _scorer_cost(out: Path, module: str, repeats: int = 3) -> dict[str, float]:
     """One submission's collected claims scored by a fresh scorer: the cold job, then `repeats` warm ones."""
     from twdl_tools.grading.checkfile import load_check_file
-    from twdl_tools.grading.scorer import Scorer
+    from twdl_tools.grading.scorer import Scorer, claims_job
 
     row = rows_of(out)[0]
     check_file = load_check_file(ROOT / "autograder" / f"{module}.py")
-    view: dict = {}
-    views = sorted((out / ".twdl" / "views").glob("*/ready"))
-    if views:
-        root = views[0].parent
-        view = {"environment": {"TWDL_DATA_MIRROR": str(root / "mirror"), "TWDL_CACHE": str(root / "cache")},
-                "withheld": {"folder": str(root / "withheld")}}
-    job = {"export": str(out / ".twdl" / "claims" / row["submission"]), "checks": str(check_file.path),
-           "checks_digest": check_file.digest(), "parameters": _parameters(module),
-           "budget": 120, "environment": view.get("environment", {}), "withheld": view.get("withheld")}
+    built = sorted((out / ".twdl" / "views").glob("*/ready"))  # the data view this grading built, if any
+    view = {part: str(built[0].parent / part) for part in ("mirror", "cache", "withheld")} if built else {}
+    job = claims_job(out / ".twdl" / "claims" / row["submission"], check_file, _parameters(module), view, 120, [])
     scorer = Scorer()
     try:
         cold = scorer.score(job, timeout=600)

@@ -42,7 +42,6 @@ DATACLASSES = {"TensorData": "twdl_helpers.training", "History": "twdl_helpers.t
                "TabularData": "twdl_helpers.features", "CategoryEncoder": "twdl_helpers.features",
                "MNISTData": "twdl_helpers.data.mnist", "AnimalFaces": "twdl_helpers.data.animal_faces",
                "TextCorpus": "twdl_helpers.data.text", "Blocks": "twdl_helpers.lm.blocks"}
-MAPPINGS = {"dict": dict, "ModelsByRun": None}  # ModelsByRun is looked up in training (it keeps models shared)
 _PLAIN = (type(None), bool, int, float, str)
 
 
@@ -692,8 +691,8 @@ def read_claims(folder: str | Path, limits: ClaimLimits = ClaimLimits()) -> Clai
 
 
 def _plain_records(records: dict[str, Any], limits: ClaimLimits) -> dict[str, Any]:
-    text = json.dumps(records)
-    if len(text) > limits.max_string:
+    """The records as read from claims.json (plain JSON by construction), refused when larger than a string may be."""
+    if len(json.dumps(records)) > limits.max_string:
         raise ClaimError("the records are too large")
     return records
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..execute import ResourceLimits
 from .checkfile import CHECKS_DIR
+from .dataview import view_environment
 
 __all__ = ["GradeTask", "FORMAT_VERSION", "find_submissions", "student_name", "safe_names", "plan_tasks",
            "check_file_for"]
@@ -51,7 +52,7 @@ class GradeTask:
 
     def view_environment(self) -> dict[str, str]:
         """What points the kernel (and the scorer's loaders) at the data view; {} without one."""
-        return {"TWDL_DATA_MIRROR": self.view["mirror"], "TWDL_CACHE": self.view["cache"]} if self.view else {}
+        return view_environment(self.view)
 
     @property
     def executed(self) -> Path:

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Scorer", "scorer_for_this_thread", "close_scorers", "score_claims", "SCORER_MODULE", "SCORER_MARGIN"]
+__all__ = ["Scorer", "scorer_for_this_thread", "close_scorers", "claims_job", "score_claims", "SCORER_MODULE",
+           "SCORER_MARGIN"]
 
 SCORER_MODULE = "twdl_tools.grading.scorer"
 SCORER_MARGIN = 60.0  # seconds the scorer may take beyond the checks' budget (loading data, rebuilding models)
@@ -226,14 +227,20 @@ class Scorer:
             self.proc = None
 
 
+def claims_job(claims: Path, check_file: Any, parameters: dict[str, Any], view: dict[str, str], budget: float,
+               untrusted: list[str]) -> dict[str, Any]:
+    """The scorer's job for claims collected in `claims`: the check file, the run's parameters, the data view."""
+    from .dataview import view_environment
+
+    return {"export": str(claims), "checks": str(check_file.path), "checks_digest": check_file.digest(),
+            "parameters": parameters, "budget": budget, "environment": view_environment(view),
+            "withheld": {"folder": view["withheld"]} if view else None, "untrusted": untrusted}
+
+
 def score_claims(task: Any, check_file: Any, parameters: dict[str, Any]) -> dict[str, Any]:
     """This thread's scorer's answer for one submission's collected claims (`task.claims`)."""
-    from pathlib import Path as _Path
-
-    job = {"export": str(task.claims), "checks": str(check_file.path), "checks_digest": check_file.digest(),
-           "parameters": parameters, "budget": task.check_budget, "environment": task.view_environment(),
-           "withheld": {"folder": task.view["withheld"]} if task.view else None,
-           "untrusted": [str(task.workdir), str(task.claims), str(_Path(task.source).parent)]}
+    job = claims_job(task.claims, check_file, parameters, task.view, task.check_budget,
+                     [str(task.workdir), str(task.claims), str(Path(task.source).parent)])
     return scorer_for_this_thread().score(job, timeout=task.check_budget + SCORER_MARGIN)
 
 
