@@ -195,7 +195,7 @@ def defects(epochs: int = EPOCHS, seed: int = SEED) -> list[dict]:
     # with the train-fitted ones, and feed those codes to the baseline trained on train-fitted codes.
     codes = twdl.test_only_codes(data)  # what the original's per-split (test-only) encoders assign
     per_split = twdl.evaluate(baseline, twdl.TensorData((data.test.inputs[0], codes), data.test.targets))["accuracy"]
-    wrong_code = twdl.d3_wrong_code_percent(data)["Soil_Type"]
+    wrong_code = twdl.per_split_code_mismatch_percent(data)["Soil_Type"]
     _, plain = fit(lambda: twdl.WideDeepNet(n_num, cards, crossed=False))
     _, crossed = fit(lambda: twdl.WideDeepNet(n_num, cards, crossed=True))
     n = f"{len(data.train) + len(data.test):,} real rows, {epochs} epochs, seed {seed}"

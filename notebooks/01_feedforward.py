@@ -239,7 +239,7 @@ twdl.save_figure(display_cm.figure_, output_dir, "confusion_matrix");
 #
 # ## 5. What the original got wrong (and what it cost)
 #
-# **D1 — softmax before the loss.** The original models ended in a softmax and then called
+# **Softmax before the loss.** The original models ended in a softmax and then called
 # `CrossEntropyLoss`, which applies log-softmax again. The loss then sees probabilities $p \in [0,1]^7$ as
 # logits: even a perfect, fully confident prediction ($p = e_y$, a one-hot vector) costs
 # $-\log \frac{e}{e + 6} = \log(e+6) - 1 \approx 1.165$, and gradients shrink as $p$ saturates. That is why
@@ -257,24 +257,24 @@ floor = twdl.record("m1.d1.loss_floor", math.log(math.e + 6) - 1)
 twdl.record("m1.d1.softmax_train_loss", double_history.last["running_loss"])
 twdl.record("m1.d1.softmax_test_accuracy", double_history.last["test_accuracy"])
 fig = twdl.plot_histories({"logits (fixed)": histories["baseline"],
-                           "softmax before loss (D1)": double_history},
+                           "softmax before loss (original)": double_history},
                           ["running_loss", "test_accuracy"])
 fig.axes[0].axhline(floor, color="grey", ls="--", label="floor of double softmax")
 fig.axes[0].legend(fontsize="small")
-twdl.save_figure(fig, output_dir, "d1_double_softmax");
+twdl.save_figure(fig, output_dir, "softmax_before_loss");
 
 # %% [markdown]
-# **D2 — no scaling.** Elevation is in the thousands of metres and the distances reach about 7,000 m, while
+# **No scaling.** Elevation is in the thousands of metres and the distances reach about 7,000 m, while
 # the hillshades stay in 0–254; unscaled, the first layer's pre-activations are dominated by a few columns
 # and Adam's early steps are badly sized. The loader subtracts the training mean and divides by the training
 # standard deviation, $\tilde x = (x - \mu_{train}) / \sigma_{train}$ (statistics below).
 #
-# **D3 — encoders fitted per split.** The original fitted one `LabelEncoder` on the training rows and another
+# **Encoders fitted per split.** The original fitted one `LabelEncoder` on the training rows and another
 # on the test rows. Each numbers the categories *it* sees in sorted order, so as soon as one split lacks a soil
 # type, every later soil type shifts by one code in that split, and the model reads the wrong embedding; a soil
 # type that only the test split has gets a code that names another soil type in training. The next cells count
 # the rows per soil type in each split and how many test rows a test-only encoder would code differently from
-# the train-fitted one (`twdl.d3_wrong_code_percent`).
+# the train-fitted one (`twdl.per_split_code_mismatch_percent`).
 
 # %%
 scaling = pd.DataFrame({"train mean": data.mean.numpy(), "train std": data.std.numpy()},
@@ -290,17 +290,17 @@ twdl.record("m1.d3.soil_types_in_train", int((per_soil["train"] > 0).sum()))
 twdl.record("m1.d3.fewest_train_rows_of_a_soil_type", int(per_soil["train"].min()))
 twdl.record("m1.d3.soil_types_missing_from_test", int((per_soil["test"] == 0).sum()))
 twdl.record("m1.d3.test_rows_with_unseen_soil", int((codes["test"] == 0).sum()))
-wrong = twdl.d3_wrong_code_percent(data)["Soil_Type"]
+wrong = twdl.per_split_code_mismatch_percent(data)["Soil_Type"]
 twdl.record("m1.d3.test_rows_with_wrong_code_pct", wrong)
 scaling.round(1)
 
 # %% [markdown]
 # *Think:* the counts above are for the data loaded here. In the full 581,012 rows a few soil types have only a
-# handful of rows, so a 15 % test split can miss one (or hold one the training split lacks) and D3 can bite on
-# the full data too. Why is "it happened to work on my split" not good enough for code other people will reuse?
+# handful of rows, so a 15 % test split can miss one (or hold one the training split lacks) and per-split encoders
+# can shift codes on the full data too. Why is "it happened to work on my split" not good enough for code other people will reuse?
 #
-# The other defects are fixed in the helpers: the per-row `Dataset` and the row-wise `apply` (D4) are replaced
-# by tensors sliced by index and an arg-max over each one-hot block; the split is seeded (D5).
+# The other defects are fixed in the helpers: the per-row `Dataset` and the row-wise `apply` are replaced
+# by tensors sliced by index and an arg-max over each one-hot block; the split is seeded.
 #
 # ## 6. Optional: a sound change that beats the course's settings
 #

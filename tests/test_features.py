@@ -135,4 +135,4 @@ def test_d3_test_only_codes_count_rows_unseen_in_training_and_shifted_codes():
                               source="test", description="")
     assert data.test.inputs[1][:, 0].tolist() == [2, 0, 3, 3]
     assert twdl.test_only_codes(data)[:, 0].tolist() == [1, 2, 3, 3]
-    assert twdl.d3_wrong_code_percent(data) == {"soil": 50.0}
+    assert twdl.per_split_code_mismatch_percent(data) == {"soil": 50.0}

@@ -227,9 +227,12 @@ def test_both_packages_pass_the_linter():
     assert done.returncode == 0, f"ruff ([tool.ruff] in pyproject.toml) finds problems:\n{done.stdout}{done.stderr}"
 
 
-def test_code_names_no_defect_ids():
-    """Defect ids (D1-D28) belong to docs/fixes*.md; code and the messages people see give the reason in words."""
-    found = [f"{p.relative_to(ROOT)}:{number}: {line.strip()}" for package in PACKAGES for p in sorted(package.rglob("*.py"))
+def test_code_and_notebooks_name_no_defect_ids():
+    """Defect ids (D1-D28) belong to docs/fixes*.md; code, notebooks and the messages people see give the reason in
+    words (a student reading a notebook has no list of ids)."""
+    sources = [p for package in PACKAGES for p in sorted(package.rglob("*.py"))]
+    sources += sorted((ROOT / "notebooks").glob("0*.py"))
+    found = [f"{p.relative_to(ROOT)}:{number}: {line.strip()}" for p in sources
              for number, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
-             if re.search(r"\bD\d{1,2}\b", line)]
-    assert not found, "defect ids in code (say the reason in words):\n" + "\n".join(found)
+             if re.search(r"\bD\d{1,2}\b|\bd\d{1,2}_[a-z]", line)]
+    assert not found, "defect ids in code or notebooks (say the reason in words):\n" + "\n".join(found)

@@ -14,7 +14,7 @@ from .training import TensorData, Tensors, predict
 
 __all__ = [
     "CategoryEncoder", "TabularData", "build_tabular", "stratified_split", "stratified_sample", "tabular_tensors",
-    "test_only_codes", "d3_wrong_code_percent",
+    "test_only_codes", "per_split_code_mismatch_percent",
     "one_hot_features", "layer_activations", "project_2d", "plot_projections", "PROJECTION_METHODS",
 ]
 
@@ -171,7 +171,7 @@ def test_only_codes(data: TabularData) -> torch.Tensor:
     return codes.to(data.test.inputs[1].device)
 
 
-def d3_wrong_code_percent(data: TabularData) -> dict[str, float]:
+def per_split_code_mismatch_percent(data: TabularData) -> dict[str, float]:
     """Per categorical column: the percentage of test rows whose per-split (test-only) code differs from the
     train-fitted code, counting every row whose value training never saw (the shared encoder's code 0)."""
     shared, own = data.test.inputs[1].cpu(), test_only_codes(data).cpu()
