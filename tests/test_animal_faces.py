@@ -1,4 +1,5 @@
 """The Animal Faces loader: AFHQ (the mirror's 43 real images), the CIFAR-10 substitute, the bundled sample, labels."""
+import pickle
 import zipfile
 
 import pytest
@@ -16,7 +17,7 @@ def test_afhq_zip_real_images_and_the_decoded_cache(mirror, isolated_cache, caps
     assert data.train.inputs.min() >= -1 and data.train.inputs.max() <= 1
     assert data.test.labels.bincount().tolist() == [5, 5, 5]
     assert "AFHQ 32x32" in capsys.readouterr().out
-    assert list(isolated_cache.rglob("decoded/afhq_32x32.*.pt")), "decoded tensors should be cached"
+    assert list(isolated_cache.rglob("decoded/afhq_32x32.*.safetensors")), "decoded tensors should be cached"
     again = af.load_animal_faces(path=mirror / "afhq", n_train=10, n_val=5, seed=3)  # from the cache
     assert torch.equal(again.train.inputs, data.train.inputs)
 
@@ -66,11 +67,28 @@ def test_a_changed_zip_is_decoded_again(tmp_path, mirror, isolated_cache):
 
 def test_a_damaged_decoded_cache_is_replaced_not_used(mirror, isolated_cache, capsys):
     first = af.load_animal_faces(path=mirror / "afhq", n_train=10, n_val=5)
-    (cached,) = isolated_cache.rglob("decoded/afhq_32x32.*.pt")
+    (cached,) = isolated_cache.rglob("decoded/afhq_32x32.*.safetensors")
     cached.write_bytes(cached.read_bytes()[:100])
     again = af.load_animal_faces(path=mirror / "afhq", n_train=10, n_val=5)
     assert torch.equal(again.train.inputs, first.train.inputs) and "decoding again" in capsys.readouterr().out
     assert cached.stat().st_size > 1000
+
+
+def test_the_decoded_cache_loads_without_unpickling(mirror, isolated_cache, monkeypatch):
+    """The cache is safetensors: the grader's scorer (no torch.load, no unpickling) reads it instead of decoding."""
+    first = af.decoded_image_zip(mirror / "afhq" / "afhq_32x32.zip")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the cache should have been used")
+    monkeypatch.setattr(af, "decode_image_zip", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    for name in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, name, refuse)
+    again = af.decoded_image_zip(mirror / "afhq" / "afhq_32x32.zip")
+    assert again.keys() == first.keys()
+    for split, (images, labels, classes) in first.items():
+        assert torch.equal(again[split][0], images) and torch.equal(again[split][1], labels)
+        assert again[split][2] == classes and again[split][0].dtype == torch.uint8
 
 
 def test_sample_is_the_real_cifar_substitute_and_deterministic(isolated_cache, capsys):
