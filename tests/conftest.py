@@ -15,6 +15,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 MIRROR = configured_mirror(ROOT)
 
 
+def write_course(root: Path, stem: str, source: str) -> Path:
+    """A one-module course in `root`: jupytext pairing and notebooks/<stem>.py; returns the notebooks folder."""
+    (root / "jupytext.toml").write_text('formats = "ipynb,py:percent"\n')
+    (root / "notebooks").mkdir()
+    (root / "notebooks" / f"{stem}.py").write_text(source)
+    return root / "notebooks"
+
+
 @pytest.fixture
 def mirror() -> Path:
     """The offline mirror of real upstream files (../shared/datasets); CI always has it."""

@@ -12,7 +12,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from conftest import MIRROR
+from conftest import MIRROR, write_course
 from twdl_tools.cli import main as twdl
 from twdl_tools.notebooks import sync
 from twdl_tools.sandbox import sandbox_support
@@ -217,9 +217,7 @@ def graded(tmp_path_factory):
     if MIRROR is None:
         pytest.skip("the attacks need the MNIST files of the offline mirror")
     root = tmp_path_factory.mktemp("course")
-    (root / "jupytext.toml").write_text('formats = "ipynb,py:percent"\n')
-    (root / "notebooks").mkdir()
-    (root / "notebooks" / "98_claims.py").write_text(MODULE)
+    write_course(root, "98_claims", MODULE)
     sync(root)
     solution = nbformat.read(str(root / "notebooks" / "98_claims.ipynb"), as_version=4)
     alone, batch = root / "alone", root / "batch"

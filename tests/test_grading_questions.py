@@ -16,6 +16,8 @@ from twdl_tools.grading.scoring import apply_manual, answer_digest, score_questi
 from twdl_tools.notebooks import sync
 from twdl_tools.repo import module_notebooks, notebooks_dir
 
+from conftest import write_course
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TOY = '''# %% [markdown]
@@ -132,9 +134,7 @@ EXPECTED = {
 def toy(tmp_path_factory) -> Path:
     """A course with one toy module (synced), and one fixture submission per row of EXPECTED."""
     root = tmp_path_factory.mktemp("course")
-    (root / "jupytext.toml").write_text('formats = "ipynb,py:percent"\n')
-    (root / "notebooks").mkdir()
-    (root / "notebooks" / "99_toy.py").write_text(TOY)
+    write_course(root, "99_toy", TOY)
     sync(root)
     solution = nbformat.read(str(root / "notebooks" / "99_toy.ipynb"), as_version=4)
     student = nbformat.read(str(root / "notebooks" / "student" / "99_toy.ipynb"), as_version=4)
@@ -195,9 +195,7 @@ def test_sync_writes_grader_only_checks_and_keeps_hidden_ones_out_of_both_notebo
     (TOY.replace('question="q1" points=2 title', 'question="Q 1" points=2 title'), "question id 'Q 1'"),
 ])
 def test_sync_rejects_bad_question_declarations(tmp_path, source, message):
-    (tmp_path / "jupytext.toml").write_text('formats = "ipynb,py:percent"\n')
-    (tmp_path / "notebooks").mkdir()
-    (tmp_path / "notebooks" / "99_toy.py").write_text(source)
+    write_course(tmp_path, "99_toy", source)
     with pytest.raises(ValueError, match=message):
         sync(tmp_path)
 

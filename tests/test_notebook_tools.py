@@ -12,6 +12,7 @@ from twdl_tools import cli
 from twdl_helpers.records import records_in_outputs
 from twdl_tools.nbval_tolerance import compare_records, compare_values, tolerance_for
 from twdl_tools.notebooks import colab_setup_source, student_source, sync
+from conftest import write_course
 
 SOURCE = '''# %% [markdown]
 # # Module 9 — A test module
@@ -43,9 +44,7 @@ print("done")
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    (tmp_path / "jupytext.toml").write_text('formats = "ipynb,py:percent"\n')
-    (tmp_path / "notebooks").mkdir()
-    (tmp_path / "notebooks" / "09_test.py").write_text(SOURCE)
+    write_course(tmp_path, "09_test", SOURCE)
     return tmp_path
 
 

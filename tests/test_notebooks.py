@@ -21,6 +21,8 @@ from twdl_tools.references import execute_reference, reference_environment
 from twdl_tools.repo import module_notebooks, notebooks_dir
 from twdl_helpers.records import read_records
 
+from conftest import write_course
+
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = notebooks_dir(ROOT)
 NOTEBOOKS = module_notebooks(FOLDER, ".py")
@@ -156,9 +158,7 @@ twdl.record("m9.completed", False)
 
 
 def test_tolerance_check_fails_beyond_tolerance_and_passes_within(tmp_path, mirror):
-    (tmp_path / "jupytext.toml").write_text('formats = "ipynb,py:percent"\n')
-    (tmp_path / "notebooks").mkdir()
-    (tmp_path / "notebooks" / "09_tiny.py").write_text(TINY)
+    write_course(tmp_path, "09_tiny", TINY)
     sync(tmp_path)
     reference = tmp_path / "notebooks" / "09_tiny.ipynb"
     text = nbformat.writes(execute_reference(reference, reference_environment(tmp_path), timeout=300))
