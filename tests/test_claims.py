@@ -126,6 +126,17 @@ def test_an_extra_tensor_in_a_model_file_is_refused(tmp_path):
         read_claims(tmp_path)
 
 
+def test_a_model_tensor_of_another_dtype_is_refused(tmp_path):
+    from safetensors.torch import load_file
+
+    path = _exported_model(tmp_path)
+    tensors = load_file(str(path))
+    first = sorted(tensors)[0]
+    _rewrite(path, {**tensors, first: tensors[first].double()}, {"architecture": "ShallowNet", "arguments": {"seed": 0}})
+    with pytest.raises(ClaimError, match=f"the weights do not fit ShallowNet: tensor '{first}' is .*float64"):
+        read_claims(tmp_path)
+
+
 @pytest.mark.parametrize("document, reason", [
     ("not json", "not JSON"),
     (json.dumps({"format": 99}), "not a claims file"),

@@ -303,8 +303,13 @@ def export_claims(namespace: dict[str, Any], names: list[str], folder: str | Pat
 
 # ---------------------------------------------------------------- grader side: read ---------------------------------
 
-def read_regular_file(folder: Path, name: str, max_bytes: int) -> bytes:
-    """The bytes of `folder/name`: a regular file reached without following a symlink, at most `max_bytes`."""
+def read_regular_file(folder: Path, name: str, max_bytes: int | None) -> bytes:
+    """The bytes of `folder/name`: a regular file reached without following a symlink, at most `max_bytes` (None: any
+    size); a `ClaimError` otherwise.
+
+    For files written by code we do not trust: it could put a symlink to another student's files (followed here,
+    outside its sandbox) or a FIFO (blocking here) where a file is expected.
+    """
     if "/" in name or name in ("", ".", ".."):
         raise ClaimError(f"{name!r} is not a plain file name")
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -322,6 +327,8 @@ def read_regular_file(folder: Path, name: str, max_bytes: int) -> bytes:
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise ClaimError(f"{name} is not a regular file (a FIFO, device or folder is refused)")
+        if max_bytes is None:
+            return handle.read()
         if info.st_size > max_bytes:
             raise ClaimError(f"{name} holds {info.st_size:,} bytes, more than the {max_bytes:,} allowed")
         data = handle.read(max_bytes + 1)
@@ -408,10 +415,14 @@ class _Reader:
             raise ClaimError(f"tensor {key!r} is not in {TENSORS_FILE}")
         return tensors[key]
 
-    def build(self, node: Any, where: str, depth: int = 0) -> Any:
-        self.nodes += 1
+    def count(self, nodes: int) -> None:
+        """Count `nodes` more objects, list items or table cells against the limit."""
+        self.nodes += nodes
         if self.nodes > self.limits.max_nodes:
             raise ClaimError(f"the claims hold more than {self.limits.max_nodes:,} objects")
+
+    def build(self, node: Any, where: str, depth: int = 0) -> Any:
+        self.count(1)
         if depth > self.limits.max_depth:
             raise ClaimError(f"{where}: nested more than {self.limits.max_depth} levels deep")
         if not isinstance(node, dict) or not isinstance(node.get("type"), str):
@@ -444,9 +455,7 @@ class _Reader:
         items = node.get(key)
         if not isinstance(items, list):
             raise ClaimError(f"{where}: {key} must be a list")
-        self.nodes += len(items)
-        if self.nodes > self.limits.max_nodes:
-            raise ClaimError(f"the claims hold more than {self.limits.max_nodes:,} objects")
+        self.count(len(items))
         return items
 
     def _build_list(self, node: dict, where: str, depth: int) -> list:
@@ -492,9 +501,7 @@ class _Reader:
         if len(data) != len(columns) or len(dtypes) != len(columns) or \
                 any(not isinstance(col, list) or len(col) != len(index) for col in data):
             raise ClaimError(f"{where}: a table whose columns and rows do not line up")
-        self.nodes += len(columns) * len(index)
-        if self.nodes > self.limits.max_nodes:
-            raise ClaimError(f"the claims hold more than {self.limits.max_nodes:,} objects")
+        self.count(len(columns) * len(index))
         frame = pd.DataFrame({i: [self.plain(v, where) for v in col] for i, col in enumerate(data)},
                              index=pd.Index(index, name=self.plain(node.get("index_name"), where)))
         frame.columns = columns
@@ -554,14 +561,7 @@ class _Reader:
             skeleton = _skeleton(name, arguments)
         except Exception as err:  # noqa: BLE001
             raise ClaimError(f"{where}: {name}({arguments}) cannot be built ({type(err).__name__}: {err})") from err
-        expected = {k: (tuple(v.shape), v.dtype) for k, v in skeleton.state_dict().items()}
-        given = {k: (tuple(v.shape), v.dtype) for k, v in tensors.items()}
-        if set(given) != set(expected):
-            extra, absent = sorted(set(given) - set(expected)), sorted(set(expected) - set(given))
-            raise ClaimError(f"{where}: the weights do not fit {name}: unexpected {extra[:3]}, missing {absent[:3]}")
-        wrong = [k for k in expected if expected[k] != given[k]]
-        if wrong:
-            raise ClaimError(f"{where}: tensor {wrong[0]!r} is {given[wrong[0]]}, {name} needs {expected[wrong[0]]}")
+        _check_weights(skeleton.state_dict(), tensors, f"{where}: the weights do not fit {name}")
         model = ARCHITECTURES[name](**arguments)
         model.load_state_dict(tensors, strict=True)
         return model.train(bool(node.get("training")))
@@ -569,6 +569,18 @@ class _Reader:
     def _build_lora(self, node: dict, where: str, depth: int) -> nn.Module:
         metadata, tensors = self.file(_model_file(node, where))
         return _rebuild_adapters(_metadata(metadata, where), tensors, bool(node.get("training")), where)
+
+
+def _check_weights(expected_state: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], what: str) -> None:
+    """Refuse `tensors` unless they are exactly the expected state's keys, shapes and dtypes (a strict load)."""
+    expected = {k: (tuple(v.shape), v.dtype) for k, v in expected_state.items()}
+    given = {k: (tuple(v.shape), v.dtype) for k, v in tensors.items()}
+    if set(given) != set(expected):
+        extra, absent = sorted(set(given) - set(expected)), sorted(set(expected) - set(given))
+        raise ClaimError(f"{what}: unexpected {extra[:3]}, missing {absent[:3]}")
+    wrong = [k for k in expected if expected[k] != given[k]]
+    if wrong:
+        raise ClaimError(f"{what}: tensor {wrong[0]!r} is {given[wrong[0]]}, it should be {expected[wrong[0]]}")
 
 
 def _model_file(node: dict, where: str) -> str:
@@ -646,12 +658,7 @@ def _rebuild_adapters(meta: dict[str, Any], tensors: dict[str, torch.Tensor], tr
         return Unrebuildable(where, "LoRA model", f"the grader could not build it ({type(err).__name__}: {err})", True)
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
-    expected = {k: (tuple(v.shape), v.dtype) for k, v in get_peft_model_state_dict(model).items()}
-    given = {k: (tuple(v.shape), v.dtype) for k, v in tensors.items()}
-    if expected != given:
-        extra, absent = sorted(set(given) - set(expected)), sorted(set(expected) - set(given))
-        raise ClaimError(f"{where}: the adapter weights do not fit the LoRA model: unexpected {extra[:3]}, "
-                         f"missing {absent[:3]}, or other shapes")
+    _check_weights(get_peft_model_state_dict(model), tensors, f"{where}: the adapter weights do not fit the LoRA model")
     set_peft_model_state_dict(model, tensors)
     trainable = meta.get("trainable")
     if not isinstance(trainable, list) or not all(isinstance(n, str) for n in trainable):

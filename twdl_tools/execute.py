@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from twdl_helpers.claims import read_regular_file
 from twdl_helpers.files import atomic_write
 from twdl_helpers.records import read_records
 
@@ -176,30 +176,6 @@ def _collect(fd: int, into: list[bytes]) -> None:
             size += len(chunk)
 
 
-def _read_untrusted(folder: Path, name: str, max_bytes: int | None) -> bytes | None:
-    """The bytes of `folder/name`, written by code we do not trust: never through a symlink, only a regular file.
-
-    In the sandbox the folder lies in the submission's work directory, where its code could put a symlink to
-    another student's notebook (followed here, outside) or a FIFO (blocking here) in place of the notebook.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        dir_fd = os.open(folder, flags | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return None
-    try:
-        fd = os.open(name, flags, dir_fd=dir_fd)
-    except OSError:
-        return None
-    finally:
-        os.close(dir_fd)
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode) or (max_bytes and info.st_size > max_bytes):
-            return None
-        return handle.read()
-
-
 def _start_worker(spec: dict[str, Any], env: dict[str, str], log: Any, box: Sandbox | None) -> tuple[subprocess.Popen, int]:
     """Start the worker (inside `box` when given); its spec goes on stdin; return it and our end of the result pipe."""
     read_end, write_end = os.pipe()
@@ -323,8 +299,8 @@ def _interpret(run: _Run, seen: _Supervised, timeout: float | None, limits: Reso
 
     executed = None
     max_bytes = limits.file_mb * 2**20 if limits.file_mb else None
-    try:
-        executed = nbformat.reads(_read_untrusted(run.run_dir, "executed.ipynb", max_bytes).decode("utf-8"),
+    try:  # written inside the sandbox: never through a symlink, only a regular file
+        executed = nbformat.reads(read_regular_file(run.run_dir, "executed.ipynb", max_bytes).decode("utf-8"),
                                   as_version=4)
     except Exception:  # never written, cut mid-write by a kill, or not a plain file
         pass

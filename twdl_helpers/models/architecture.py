@@ -2,7 +2,8 @@
 
 The grader rebuilds a student's model from its exported weights (safetensors) and these arguments, never by
 unpickling it: `construction(model)` gives (class name, arguments), `ARCHITECTURES` (in `twdl_helpers.models`)
-names the classes it may build, and `rebuild(name, arguments)` builds one without allocating its weights.
+names the classes it may build, and the grader's reader (`twdl_helpers.claims`) builds one on the meta device,
+without allocating its weights, to check the exported tensors against it before the real model is made.
 """
 from __future__ import annotations
 
