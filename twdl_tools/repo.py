@@ -12,7 +12,7 @@ from pathlib import Path
 
 from twdl_helpers.files import BATCH_VARIABLE, OFFLINE_ENVIRONMENT, data_mirror
 
-__all__ = ["find_root", "notebooks_dir", "module_notebooks", "MODULE_NOTEBOOK", "settings", "configured_mirror",
+__all__ = ["find_root", "view_environment", "notebooks_dir", "module_notebooks", "MODULE_NOTEBOOK", "settings", "configured_mirror",
            "batch_environment",
            "resolve_notebooks", "thread_env"]
 
@@ -61,6 +61,11 @@ def configured_mirror(root: Path | None = None) -> Path | None:
         return None
     folder = (root / value).resolve()
     return folder if folder.is_dir() else None
+
+
+def view_environment(view: dict[str, str]) -> dict[str, str]:
+    """What points a kernel (and the scorer's loaders) at a grading's data view, given as its folders ({} for none)."""
+    return {"TWDL_DATA_MIRROR": view["mirror"], "TWDL_CACHE": view["cache"]} if view else {}
 
 
 def batch_environment(root: Path | None = None, *, base: dict[str, str] | None = None, offline: bool = False,

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .repo import batch_environment, find_root
+from .repo import batch_environment, find_root, view_environment
 from .sandbox import Sandbox, sandbox_support
 
 __all__ = ["PROBE_SCRIPT", "sandbox_probes", "check_sandbox"]
@@ -193,7 +193,7 @@ def _data_view_probes(workspace: Path, work: Path, env: dict[str, str]) -> list[
     (view / "withheld" / "mnist.safetensors").write_text("the scorer's data")
     real = env.get("TWDL_DATA_MIRROR") or str(workspace / "real-mirror")
     Path(real).mkdir(parents=True, exist_ok=True)
-    viewed = {**env, "TWDL_DATA_MIRROR": str(view / "mirror"), "TWDL_CACHE": str(view / "cache")}
+    viewed = {**env, **view_environment({"mirror": str(view / "mirror"), "cache": str(view / "cache")})}
     box = Sandbox(work, viewed, "python3")
     targets = {"view": str(view / "mirror" / "mnist" / "visible.txt"), "withheld": str(view / "withheld"),
                "mirror": real, "cache": str(Path(env.get("TWDL_CACHE") or cache_dir()))}

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from .scoring import answer_digest
+
 __all__ = ["copy_marks", "copy_groups"]
 
 UNTOUCHED = "raise NotImplementedError"  # an auto-graded cell as the student notebook hands it out
@@ -16,18 +18,13 @@ UNTOUCHED = "raise NotImplementedError"  # an auto-graded cell as the student no
 
 def copy_marks(fingerprints: dict[str, str], answers: dict[str, str]) -> dict[str, Any]:
     """What one row keeps to find copies: its model files' fingerprints, a hash of each answered question's cells."""
-    import hashlib
-
     return {"weights": sorted(v for k, v in fingerprints.items() if k.startswith("model-")),
-            "answers": {q: hashlib.sha256(t.strip().encode()).hexdigest()[:16]
-                        for q, t in answers.items() if t.strip() and UNTOUCHED not in t}}
+            "answers": {q: answer_digest(t) for q, t in answers.items() if t.strip() and UNTOUCHED not in t}}
 
 
 def copy_groups(rows: list[dict[str, Any]], templates: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Groups of two or more submissions sharing trained weights or an answer: what is shared, and by whom."""
-    import hashlib
-
-    blank = {q: hashlib.sha256(t.strip().encode()).hexdigest()[:16] for q, t in (templates or {}).items()}
+    blank = {q: answer_digest(t) for q, t in (templates or {}).items()}
     shared: dict[tuple[str, str], set[str]] = defaultdict(set)
     for row in rows:
         copies = row.get("copies") or {}

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WITHHOLDERS", "DataView", "build_view", "view_environment", "load_withheld", "withheld_for"]
+__all__ = ["WITHHOLDERS", "DataView", "build_view", "load_withheld", "withheld_for"]
 
 VIEWS = ".twdl/views"  # under the grading's --out folder
 SKIPPED_CACHE = ("decoded", "verified")  # derived files of the real cache never go into a view
@@ -44,11 +44,6 @@ class DataView:
     mirror: Path
     cache: Path
     withheld: Path
-
-
-def view_environment(view: dict[str, str]) -> dict[str, str]:
-    """What points a kernel (and the scorer's loaders) at a view given as its fields ({} for no view)."""
-    return {"TWDL_DATA_MIRROR": view["mirror"], "TWDL_CACHE": view["cache"]} if view else {}
 
 
 def _mnist(source: Path, target: Path, count: int, withheld: Path) -> None:

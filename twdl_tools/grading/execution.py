@@ -9,7 +9,7 @@ from typing import Any
 from twdl_helpers.params import check_notebook_parameters, notebook_parameters
 
 from ..execute import ExecutionResult, one_line, run_notebook
-from ..repo import batch_environment
+from ..repo import batch_environment, view_environment
 from .export import EXPORT_SECONDS, export_cell, new_export_folder
 from .plan import GradeTask
 
@@ -55,7 +55,7 @@ def prepare(task: GradeTask) -> Prepared | str:
     problems = check_notebook_parameters(local, task.parameters)
     if problems:
         return "the notebook was not run: " + problems[0]
-    declared = notebook_parameters(local) or {}
+    declared = notebook_parameters(nb) or {}  # the notebook just written to `local`
     return Prepared(nb, local, {**{name: spec.default for name, spec in declared.items()}, **task.parameters})
 
 
@@ -73,7 +73,7 @@ def execute(task: GradeTask, prepared: Prepared, exports: list[str] | None) -> E
     import nbformat
 
     folder = new_export_folder() if exports is not None else ""
-    env = batch_environment(figures=False, extra={**task.env, **task.view_environment()})  # built where it runs
+    env = batch_environment(figures=False, extra={**task.env, **view_environment(task.view)})  # built where it runs
     after = [export_cell(exports, folder)] if exports is not None else []
     timeout = task.timeout + EXPORT_SECONDS if task.timeout and after else task.timeout
     result = run_notebook(prepared.local, task.executed, task.parameters, cwd=task.workdir, timeout=timeout,

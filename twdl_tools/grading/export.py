@@ -36,12 +36,13 @@ def export_cell(names: list[str], folder: str) -> str:
             "_twdl_export_claims(globals(), _twdl_arguments['names'], _twdl_arguments['folder'])\n")
 
 
-def collect_claims(workdir: Path, folder: str, destination: Path, limits: ClaimLimits = ClaimLimits()) -> str:
+def collect_claims(workdir: Path, folder: str, destination: Path) -> str:
     """Copy the exported files to `destination` (replaced); return "" or why the export cannot be used.
 
     Only regular files directly inside the export folder are taken, opened without following links; a link, FIFO,
     subfolder or oversized file makes the whole export refused (the kernel's own exporter never writes one).
     """
+    limits = ClaimLimits()  # the same limits the scorer reads the copy with
     shutil.rmtree(destination, ignore_errors=True)
     source = workdir / folder
     try:

@@ -11,7 +11,6 @@ from typing import Any
 
 from ..execute import ResourceLimits
 from .checkfile import CHECKS_DIR
-from .dataview import view_environment
 
 __all__ = ["GradeTask", "FORMAT_VERSION", "find_submissions", "student_name", "safe_names", "plan_tasks",
            "check_file_for"]
@@ -49,10 +48,6 @@ class GradeTask:
         digest = hashlib.sha256(Path(self.source).read_bytes())
         digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
         return digest.hexdigest()
-
-    def view_environment(self) -> dict[str, str]:
-        """What points the kernel (and the scorer's loaders) at the data view; {} without one."""
-        return view_environment(self.view)
 
     @property
     def executed(self) -> Path:

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..repo import batch_environment, view_environment
+
 __all__ = ["Scorer", "scorer_for_this_thread", "close_scorers", "claims_job", "score_claims", "SCORER_MODULE",
            "SCORER_MARGIN"]
 
@@ -96,7 +98,7 @@ def _score(job: dict[str, Any], session: _Session) -> dict[str, Any]:
     os.environ.update(environment)  # the data view the notebook saw (its own split is loaded from it)
     try:
         try:
-            claims = read_claims(job["export"], ClaimLimits(**(job.get("limits") or {})))
+            claims = read_claims(job["export"], ClaimLimits())
         except ClaimError as err:
             return {"results": None, "problem": f"the exported claims were refused: {err}", "fingerprints": {},
                     "seconds": time.perf_counter() - start}
@@ -162,18 +164,15 @@ def serve() -> int:
 class Scorer:
     """One scorer process, started on first use; `score(job)` sends a job and waits for its answer."""
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
-        self.env = env
+    def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None
         self.started: float | None = None  # when the process was started, until its first answer
         self.home = tempfile.mkdtemp(prefix="twdl-scorer-")  # its working directory: never a submission's folder
         self.log = Path(self.home) / "scorer.log"
 
     def _start(self) -> subprocess.Popen:
-        from ..repo import batch_environment
-
-        env = self.env if self.env is not None else batch_environment(figures=False)
-        env = {k: v for k, v in env.items() if not k.startswith("PYTHON") or k == "PYTHONHASHSEED"}
+        env = {k: v for k, v in batch_environment(figures=False).items()
+               if not k.startswith("PYTHON") or k == "PYTHONHASHSEED"}
         with open(self.log, "ab") as log:
             return subprocess.Popen([sys.executable, "-I", "-m", SCORER_MODULE], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=log, cwd=self.home, env=env)
@@ -230,8 +229,6 @@ class Scorer:
 def claims_job(claims: Path, check_file: Any, parameters: dict[str, Any], view: dict[str, str], budget: float,
                untrusted: list[str]) -> dict[str, Any]:
     """The scorer's job for claims collected in `claims`: the check file, the run's parameters, the data view."""
-    from .dataview import view_environment
-
     return {"export": str(claims), "checks": str(check_file.path), "checks_digest": check_file.digest(),
             "parameters": parameters, "budget": budget, "environment": view_environment(view),
             "withheld": {"folder": view["withheld"]} if view else None, "untrusted": untrusted}
