@@ -94,10 +94,9 @@ def outputs_seconds(out: Path) -> float:
 
 def _parameters(module: str) -> dict:
     """The parameters the module's notebook runs with when graded here (its defaults, the smoke profile)."""
-    from twdl_helpers.params import notebook_parameters
+    from twdl_helpers.params import run_parameters
 
-    declared = notebook_parameters(notebooks_dir(ROOT) / f"{module}.ipynb") or {}
-    return {**{name: spec.default for name, spec in declared.items()}, "profile": "smoke"}
+    return run_parameters(notebooks_dir(ROOT) / f"{module}.ipynb", {"profile": "smoke"})
 
 
 def _scorer_cost(out: Path, module: str, repeats: int = 3) -> dict[str, float]:

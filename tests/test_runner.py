@@ -167,3 +167,12 @@ def test_every_module_parameter_declares_what_it_allows(notebook):
 
     untyped = [name for name, spec in notebook_parameters(notebook).items() if spec.rule == "any"]
     assert not untyped, f"{notebook.name}: give {untyped} a spec (e.g. '# ... [int >= 1 or None]' above it)"
+
+
+def test_run_parameters_are_the_declared_defaults_overlaid_with_the_given_values():
+    from twdl_helpers.params import run_parameters
+
+    nb = new_notebook(cells=[new_code_cell('profile = "smoke"  # @param ["smoke", "full"]\nseed = 0',
+                                           metadata={"tags": ["parameters"]}), new_code_cell("print(seed)")])
+    assert run_parameters(nb, {"seed": 3}) == {"profile": "smoke", "seed": 3}
+    assert run_parameters(new_notebook(cells=[new_code_cell("x = 1")]), {"seed": 3}) == {"seed": 3}

@@ -28,7 +28,7 @@ from typing import Any
 __all__ = [
     "ParameterError", "ParameterSpec", "parse_parameters", "parameter_problems", "parameter_message", "validate_parameters",
     "watch_parameters", "declared_parameters", "check_notebook_parameters", "parse_parameter_values",
-    "notebook_parameters", "describe",
+    "notebook_parameters", "run_parameters", "describe",
 ]
 
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str, "path": str, "existing path": str, "list": list}
@@ -310,6 +310,12 @@ def notebook_parameters(notebook: Any) -> dict[str, ParameterSpec] | None:
         if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
             return parse_parameters(cell.source)
     return None
+
+
+def run_parameters(notebook: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """What a run of the notebook (a path or a loaded notebook) gets: its declared defaults, overlaid with `values`."""
+    declared = notebook_parameters(notebook) or {}
+    return {**{name: spec.default for name, spec in declared.items()}, **values}
 
 
 def check_notebook_parameters(notebook: Any, values: dict[str, Any]) -> list[str]:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from twdl_helpers.files import atomic_write
-from twdl_helpers.params import (ParameterError, check_notebook_parameters, notebook_parameters,
+from twdl_helpers.params import (ParameterError, check_notebook_parameters, run_parameters,
+                                 notebook_parameters,
                                  parse_parameter_values)
 
 from ..execute import ResourceLimits
@@ -127,8 +128,7 @@ def _data_view(check_file, values: dict[str, Any], module_notebook: Path | None,
         return {}
     profile = values.get("profile")
     if profile is None and module_notebook is not None:
-        declared = notebook_parameters(module_notebook) or {}
-        profile = declared["profile"].default if "profile" in declared else None
+        profile = run_parameters(module_notebook, {}).get("profile")
     spec = withheld_for(check_file.withheld, profile)
     if spec:
         print(f"twdl grade: keeping data the {profile} profile never loads from the submissions: "

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from twdl_helpers.params import check_notebook_parameters, notebook_parameters
+from twdl_helpers.params import check_notebook_parameters, run_parameters
 
 from ..execute import ExecutionResult, one_line, run_notebook
 from ..repo import batch_environment, view_environment
@@ -55,8 +55,7 @@ def prepare(task: GradeTask) -> Prepared | str:
     problems = check_notebook_parameters(local, task.parameters)
     if problems:
         return "the notebook was not run: " + problems[0]
-    declared = notebook_parameters(nb) or {}  # the notebook just written to `local`
-    return Prepared(nb, local, {**{name: spec.default for name, spec in declared.items()}, **task.parameters})
+    return Prepared(nb, local, run_parameters(nb, task.parameters))
 
 
 @dataclass

@@ -8,6 +8,7 @@ from typing import Any
 from twdl_helpers.files import atomic_write
 
 from .checkfile import CheckFile
+from .scoring import TA_STATES
 
 __all__ = ["FEEDBACK_DIR", "feedback_html", "write_feedback"]
 
@@ -42,7 +43,7 @@ def feedback_html(row: dict[str, Any], check_file: CheckFile, title: str = "") -
         if not entry.get("checks"):
             parts.append(f"<p class=\"fail\">{e(entry.get('summary', ''))}</p>")
             continue
-        if entry.get("state") in ("needs_ta", "graded"):
+        if entry.get("state") in TA_STATES:
             parts.append(f"<p class=\"muted\">{e(entry.get('summary', ''))}</p>")
         rows = []
         for c in entry["checks"]:

@@ -17,6 +17,7 @@ from typing import Any
 from twdl_helpers.files import atomic_write
 
 from .checkfile import CheckFile
+from .scoring import TA_STATES
 
 __all__ = ["MANUAL_DIR", "SCORES_FILE", "MANUAL_COLUMNS", "export_manual", "read_manual_csv", "merge_manual",
            "load_manual_scores", "canvas_csv"]
@@ -60,19 +61,18 @@ def export_manual(rows: list[dict[str, Any]], check_file: CheckFile, out_dir: st
     folder = Path(out_dir) / MANUAL_DIR
     written = []
     for question in check_file.questions:
-        if question.kind != "manual" and not any((_entry(r, question.id) or {}).get("state") in ("needs_ta", "graded")
-                                                 for r in rows):
-            continue
         records = []
         for row in rows:
             entry = _entry(row, question.id)
-            if entry is None or (question.kind != "manual" and entry.get("state") not in ("needs_ta", "graded")):
+            if entry is None or (question.kind != "manual" and entry.get("state") not in TA_STATES):
                 continue
             points = "" if entry.get("points") is None else f"{entry['points']:g}"
             records.append({"question": question.id, "student": row["student"], "submission": row["submission"],
                             "state": entry.get("state", ""), "points": points, "max_points": f"{question.points:g}",
                             "comment": entry.get("comment", ""), "digest": entry.get("digest", ""),
                             "answer": entry.get("answer", "")})
+        if question.kind != "manual" and not records:
+            continue  # an auto-graded question no TA has to look at
         target = folder / f"{question.id}.csv"
         if _unmerged_edits(target, records):
             print(f"twdl grade: {target} holds scores not merged yet: left unchanged; merge it with "
@@ -132,7 +132,7 @@ def read_manual_csv(path: str | Path, check_file: CheckFile, submissions: set[st
             question = check_file.question(qid)
         except KeyError as err:
             raise ValueError(f"{path} line {line}: {err.args[0]}") from None
-        if question.kind != "manual" and row.get("state") not in ("needs_ta", "graded"):
+        if question.kind != "manual" and row.get("state") not in TA_STATES:
             raise ValueError(f"{path} line {line}: question {qid!r} is auto-graded; only written answers and "
                              "questions that need a TA are merged")
         if submission not in submissions:

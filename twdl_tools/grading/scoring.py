@@ -14,9 +14,10 @@ from typing import Any
 from .checkfile import CheckFile, Question
 
 __all__ = ["score_questions", "written_answers", "cell_errors", "apply_manual", "finalize_row", "answer_digest",
-           "ANSWER_CHARS"]
+           "ANSWER_CHARS", "TA_STATES"]
 
 ANSWER_CHARS = 20_000  # longer written answers are cut in the rows (the submission keeps the whole text)
+TA_STATES = ("needs_ta", "graded")  # an auto-graded question a TA scores: waiting for one, or scored by one
 
 
 def answer_digest(text: str) -> str:
