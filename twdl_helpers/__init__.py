@@ -17,6 +17,7 @@ from .models import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403
 from .regularization import *  # noqa: F401,F403
 from .experiments import *  # noqa: F401,F403
+from .evidence import *  # noqa: F401,F403  (run health, paired verdicts over seeds)
 from .features import *  # noqa: F401,F403
 from .plotting import *  # noqa: F401,F403
 from .widgets import *  # noqa: F401,F403
