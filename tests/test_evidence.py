@@ -88,3 +88,17 @@ def test_verdicts_note_counts_tested_comparisons():
     note = twdl.verdicts_note(vs)
     assert note.startswith("2 comparisons were tested at the 5 % level and 1 gave a verdict")
     assert "about 0.1 of them" in note
+
+
+def test_record_health_marks_expected_failures(monkeypatch):
+    seen = {}
+    monkeypatch.setattr("twdl_helpers.evidence.record", lambda name, value, show=True: seen.__setitem__(name, value))
+    bad = twdl.Health(False, ("val accuracy ended at 33.0 %",))
+    twdl.record_health("m3", "random labels", bad, expected_failure=True)
+    twdl.record_health("m3", "none", bad)
+    twdl.record_health("m3", "l2", twdl.Health(True))
+    assert seen == {"m3.health.random_labels": "failed, as this section expects: val accuracy ended at 33.0 %",
+                    "m3.health.none": "failed: val accuracy ended at 33.0 %",
+                    "m3.health.l2": "trained normally"}
+    assert seen["m3.health.none"].startswith(twdl.HEALTH_FAILED)
+    assert not seen["m3.health.random_labels"].startswith(twdl.HEALTH_FAILED)

@@ -7,11 +7,12 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from .records import record
 from .training import History
 
 __all__ = [
     "Health", "chance_accuracy", "chance_margin", "near_chance", "run_health", "Verdict", "paired_verdict",
-    "welch_verdict", "describe_verdict", "verdicts_note", "MIN_SEEDS",
+    "welch_verdict", "describe_verdict", "verdicts_note", "record_health", "HEALTH_FAILED", "MIN_SEEDS",
 ]
 
 MIN_SEEDS = 3  # no verdict from fewer seeds
@@ -69,6 +70,21 @@ def run_health(history: History, *, n_classes: int, n_images: int, split: str = 
         problems.append(f"{split} accuracy ended at {accuracy:.1f} %, within noise of chance "
                         f"({chance:.1f} % + {margin:.1f} points on {n_images} images)")
     return Health(not problems, tuple(problems))
+
+
+HEALTH_FAILED = "failed:"  # how a failed run's health record starts (one a section expected starts otherwise)
+
+
+def record_health(prefix: str, run: str, health: Health, *, expected_failure: bool = False,
+                  show: bool = False) -> Health:
+    """Record `<prefix>.health.<run>`: "trained normally", "failed: <why>", or, where the section expects the
+    run to fail (random labels, where chance is the point), "failed, as this section expects: <why>". The tests
+    refuse a committed notebook with a "failed:" health record."""
+    text = str(health)
+    if not health.ok and expected_failure:
+        text = "failed, as this section expects: " + "; ".join(health.problems)
+    record(f"{prefix}.health.{run.replace(' ', '_')}", text, show=show)
+    return health
 
 
 @dataclass(frozen=True)
