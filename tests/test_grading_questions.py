@@ -243,6 +243,19 @@ def test_each_question_gets_a_heading_with_its_points_and_every_check_in_words(t
         assert "Model answer" not in q3
 
 
+def test_check_words_render_as_markdown_sentences_with_names_as_code():
+    from twdl_tools.grading.headings import CheckWords, heading_markdown
+
+    checks = [CheckWords("q4", "each row is recorded as m9.homework.<run>[_bn].accuracy, e.g. 2*x < $y$"),
+              CheckWords("q4", "`model` is trained.", weight=3.0, required=True, hidden=True)]
+    heading = heading_markdown(Question("q4", 2.0, title="a toy"), checks)
+    assert heading.splitlines()[0] == "### Question 4 (2 points): a toy"
+    assert ("- (0.5 points) Each row is recorded as `m9.homework.<run>[_bn].accuracy`, e.g. 2\\*x \\< \\$y\\$."
+            in heading.splitlines())
+    assert "- (1.5 points, required) `model` is trained." in heading.splitlines()
+    assert "by 2 checks" in heading and heading.index("**Public checks**") < heading.index("**Hidden checks**")
+
+
 def test_a_heading_pasted_back_into_the_source_is_regenerated_not_kept(tmp_path):
     pasted = '# %% [markdown] tags=["question-heading"]\n# ### Question 3 (7 points): stale\n\n'
     write_course(tmp_path, "99_toy", TOY.replace('# %% [markdown] question="q3"', pasted + '# %% [markdown] question="q3"'))
