@@ -300,8 +300,11 @@ def test_every_student_notebooks_question_headings_show_points_and_criteria_in_w
             if question.kind == "auto":
                 described = [line for line in heading.splitlines() if line.startswith("- (")]
                 assert len(described) == len(checks[question.id]), f"{where}: not every check is described"
+                public, _, hidden_part = heading.partition("**Hidden checks**")
                 for doc, hidden in checks[question.id]:
-                    assert doc and _words(doc) in _words(heading), f"{where}: {doc!r} is not in its heading"
+                    section = hidden_part if hidden else public
+                    assert doc and _words(doc) in _words(section), f"{where}: {doc!r} is not in its heading's " \
+                                                                   f"{'hidden' if hidden else 'public'} checks"
             else:
                 rubric = question.rubric[question.rubric.index("Rubric"):]
                 assert _words(rubric) in _words(heading), f"{where}: its rubric is not in its heading"
