@@ -164,7 +164,7 @@ twdl.questions.hidden_section()  # the checks below are hidden: only the grader 
 # %% hidden checks (notebooks/01_feedforward.py cell 31)
 @twdl.question_check("q1", required=True)
 def test_rows_are_held_out(hw_data):
-    """hw_data.test holds at least 10 rows, most of them not copies of training rows"""
+    """`hw_data.test` is a real held-out set: enough rows, and not copies of the training rows"""
     import torch
 
     def rows(split):

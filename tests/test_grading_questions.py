@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -92,7 +93,9 @@ def squares_have_the_shape_of_data(squares, data):
 # %% [markdown] question="q3" points=1
 # *Your answer to question 3:* (why is the mean of 0..9 equal to 4.5?)
 # ### BEGIN SOLUTION
-# Rubric: the sum 45 divided by the count 10.
+# Model answer: the sum 45 divided by the count 10.
+#
+# Rubric (1 point): says that the mean is the sum divided by the count, with both numbers.
 # ### END SOLUTION
 
 # %%
@@ -174,7 +177,9 @@ def test_sync_writes_grader_only_checks_and_keeps_hidden_ones_out_of_both_notebo
     checks = load_check_file(toy / "autograder" / "99_toy.py")
     assert [(q.id, q.points, q.kind) for q in checks.questions] == [("q1", 2, "auto"), ("q2", 3, "auto"),
                                                                    ("q3", 1, "manual")]
-    assert checks.question("q3").rubric == "Rubric: the sum 45 divided by the count 10."
+    assert checks.question("q3").rubric == ("Model answer: the sum 45 divided by the count 10.\n\n"
+                                            "Rubric (1 point): says that the mean is the sum divided by the count, "
+                                            "with both numbers.")
     assert checks.checks == {"q1": ["mean_is_the_mean_of_data", "mean_is_recorded", "mean_of_the_graders_data"],
                              "q2": ["squares_are_right", "squares_have_the_shape_of_data"]}
     for notebook in (toy / "notebooks" / "99_toy.ipynb", toy / "notebooks" / "student" / "99_toy.ipynb"):
@@ -182,7 +187,7 @@ def test_sync_writes_grader_only_checks_and_keeps_hidden_ones_out_of_both_notebo
         assert "mean_is_the_mean_of_data" in text  # public checks stay
         assert "mean_of_the_graders_data" not in text and "squares_are_right" not in text  # hidden ones do not
     student = (toy / "notebooks" / "student" / "99_toy.ipynb").read_text()
-    assert "Rubric" not in student and '"question": "q3"' in student
+    assert "Model answer" not in student and '"question": "q3"' in student  # the rubric is in its heading
     assert sync(toy, check=True).clean
 
 
@@ -193,6 +198,9 @@ def test_sync_writes_grader_only_checks_and_keeps_hidden_ones_out_of_both_notebo
     (TOY.replace('@twdl.question_check("q2")', '@twdl.question_check("q1")').replace(
         'question_check("q2", points=2', 'question_check("q1", points=2'), "'q2' is auto-graded but has no check"),
     (TOY.replace('question="q1" points=2 title', 'question="Q 1" points=2 title'), "question id 'Q 1'"),
+    (TOY.replace('    """squares has the shape of data"""\n', ""), "squares_have_the_shape_of_data has no docstring"),
+    (TOY.replace("# Rubric (1 point): says", "# Marking: says"), "written answer 'q3' has no rubric"),
+    (TOY.replace("Rubric (1 point)", "Rubric (2 points)"), "rubric of 'q3' says 2 points"),
 ])
 def test_sync_rejects_bad_question_declarations(tmp_path, source, message):
     write_course(tmp_path, "99_toy", source)
@@ -204,6 +212,112 @@ def test_split_solution_keeps_the_prompt_and_returns_the_rubric():
     assert split_solution("prompt\n### BEGIN SOLUTION\nrubric\n### END SOLUTION\n") == ("prompt", "rubric")
     with pytest.raises(ValueError, match="never closed"):
         split_solution("### BEGIN SOLUTION\nx")
+
+
+def _heading_above(nb, question: str) -> str:
+    """The generated heading cell directly above the cell that answers `question` (its Markdown)."""
+    index = next(i for i, c in enumerate(nb.cells) if c.metadata.get("question") == question)
+    above = nb.cells[index - 1]
+    assert "question-heading" in above.metadata.get("tags", []), f"no heading above question {question}"
+    return above.source
+
+
+def test_each_question_gets_a_heading_with_its_points_and_every_check_in_words(toy):
+    for path in (toy / "notebooks" / "99_toy.ipynb", toy / "notebooks" / "student" / "99_toy.ipynb"):
+        nb = nbformat.read(str(path), as_version=4)
+        q1, q2, q3 = (_heading_above(nb, q) for q in ("q1", "q2", "q3"))
+        assert sum("question-heading" in c.metadata.get("tags", []) for c in nb.cells) == 3
+        assert q1.startswith("### Question 1 (2 points): the mean of data\n")
+        public, hidden = q1.index("**Public checks**"), q1.index("**Hidden checks**")
+        assert 0 < public < q1.index("- (0.67 points, required) `mean` is the mean of `data`.") < hidden
+        assert public < q1.index("- (0.67 points) The mean is recorded as `m9.homework.mean`.") < hidden
+        assert hidden < q1.index("- (0.67 points, required) The mean is that of the data the grader rebuilds from "
+                                 "the parameters.")
+        assert '`twdl.check("q1")`' in q1
+        assert q2.startswith("### Question 2 (3 points)\n") and "**Public checks**" not in q2  # hidden checks only
+        assert "- (2 points) Squares holds the element-wise squares of data." in q2
+        assert "- (1 point) Squares has the shape of data." in q2
+        assert "squares_are_right" not in q2 and "allclose" not in q2  # described, never shown
+        assert q3.startswith("### Question 3 (1 point)\n") and "scored by a TA" in q3
+        assert "> Rubric (1 point): says that the mean is the sum divided by the count, with both numbers." in q3
+        assert "Model answer" not in q3
+
+
+def test_check_words_render_as_markdown_sentences_with_names_as_code():
+    from twdl_tools.grading.headings import CheckWords, heading_markdown
+
+    checks = [CheckWords("q4", "each row is recorded as m9.homework.<run>[_bn].accuracy, e.g. 2*x < $y$"),
+              CheckWords("q4", "`model` is trained.", weight=3.0, required=True, hidden=True)]
+    heading = heading_markdown(Question("q4", 2.0, title="a toy"), checks)
+    assert heading.splitlines()[0] == "### Question 4 (2 points): a toy"
+    assert ("- (0.5 points) Each row is recorded as `m9.homework.<run>[_bn].accuracy`, e.g. 2\\*x \\< \\$y\\$."
+            in heading.splitlines())
+    assert "- (1.5 points, required) `model` is trained." in heading.splitlines()
+    assert "by 2 checks" in heading and heading.index("**Public checks**") < heading.index("**Hidden checks**")
+
+
+def test_a_heading_pasted_back_into_the_source_is_regenerated_not_kept(tmp_path):
+    pasted = '# %% [markdown] tags=["question-heading"]\n# ### Question 3 (7 points): stale\n\n'
+    write_course(tmp_path, "99_toy", TOY.replace('# %% [markdown] question="q3"', pasted + '# %% [markdown] question="q3"'))
+    sync(tmp_path)
+    assert "question-heading" not in (tmp_path / "notebooks" / "99_toy.py").read_text()
+    student = nbformat.read(str(tmp_path / "notebooks" / "student" / "99_toy.ipynb"), as_version=4)
+    assert sum("question-heading" in c.metadata.get("tags", []) for c in student.cells) == 3
+    assert "stale" not in _heading_above(student, "q3") and sync(tmp_path, check=True).clean
+
+
+def _docstrings(source: str) -> dict[str, list[tuple[str, bool]]]:
+    """question id -> (first docstring paragraph, hidden) of each check in a check file, in its order."""
+    import ast
+
+    hidden_from = source.index("twdl.questions.hidden_section()")
+    lines = [0] + [len(line) + 1 for line in source.splitlines()]
+    offsets = [sum(lines[: i + 1]) for i in range(len(lines))]
+    found: dict[str, list[tuple[str, bool]]] = {}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef):
+            for deco in node.decorator_list:
+                if getattr(getattr(deco, "func", None), "attr", "") == "question_check":
+                    doc = " ".join((ast.get_docstring(node) or "").split("\n\n")[0].split())
+                    found.setdefault(deco.args[0].value, []).append((doc, offsets[node.lineno - 1] > hidden_from))
+    return found
+
+
+def _words(text: str) -> str:
+    """Text as words only: no Markdown code marks, escapes or quote marks, one space, lower case."""
+    return " ".join(re.sub(r"[`\\]", "", text).replace("\n> ", "\n").split()).lower()
+
+
+def test_every_student_notebooks_question_headings_show_points_and_criteria_in_words():
+    for check_path in module_notebooks(ROOT / "autograder", ".py"):
+        check_file = load_check_file(check_path)
+        checks = _docstrings(check_file.source)
+        student = nbformat.read(str(notebooks_dir(ROOT) / "student" / f"{check_path.stem}.ipynb"), as_version=4)
+        for question in check_file.questions:
+            heading = _heading_above(student, question.id)
+            where = f"{check_path.stem} {question.id}"
+            assert re.search(rf"\({question.points:g} points?\)", heading.splitlines()[0]), f"{where}: no points"
+            if question.kind == "auto":
+                described = [line for line in heading.splitlines() if line.startswith("- (")]
+                assert len(described) == len(checks[question.id]), f"{where}: not every check is described"
+                public, _, hidden_part = heading.partition("**Hidden checks**")
+                for doc, hidden in checks[question.id]:
+                    section = hidden_part if hidden else public
+                    assert doc and _words(doc) in _words(section), f"{where}: {doc!r} is not in its heading's " \
+                                                                   f"{'hidden' if hidden else 'public'} checks"
+            else:
+                rubric = question.rubric[question.rubric.index("Rubric"):]
+                assert _words(rubric) in _words(heading), f"{where}: its rubric is not in its heading"
+
+
+def test_hidden_checks_are_described_without_their_thresholds():
+    names = re.compile(r"`[^`]*`|\b\w+(?:\.[\w<>\[\]]+)+")  # code and record names (m2.homework...) may hold digits
+    for check_path in module_notebooks(ROOT / "autograder", ".py"):
+        for question, checks in _docstrings(check_path.read_text()).items():
+            for doc, hidden in checks:
+                if hidden:
+                    assert not re.search(r"\d", names.sub("", doc)), \
+                        f"{check_path.stem} {question}: the hidden check described as {doc!r} states a number"
 
 
 def _checks() -> CheckFile:
@@ -327,7 +441,7 @@ def test_grade_scores_every_fixture_submission_and_merges_ta_scores(toy, capsys)
 
     manual = pd.read_csv(out / "manual" / "q3.csv", keep_default_na=False).set_index("submission")
     assert manual.loc["right", "answer"].endswith(ANSWER) and manual.loc["blank", "state"] == "blank"
-    assert "Rubric: the sum 45" in (out / "manual" / "q3.html").read_text()
+    assert "Model answer: the sum 45" in (out / "manual" / "q3.html").read_text()  # TAs see the model answer
     manual.loc[["right", "forged"], "points"] = ["1", "0.5"]
     manual.loc["right", "comment"] = "clear"
     manual.reset_index().to_csv(out / "filled.csv", index=False)

@@ -3,7 +3,8 @@
 The jupytext percent files `notebooks/0k_name.py` are the only source. `sync` writes
 `notebooks/0k_name.ipynb` (solutions) and `notebooks/student/0k_name.ipynb` (homework blocks replaced
 by `raise NotImplementedError(hint)`, a written answer's solution block left out), rewrites the Colab badge
-and the colab-setup cell from `REPOSITORY_URL`, and writes the grader-only check file `autograder/0k_name.py` of every notebook that declares
+and the colab-setup cell from `REPOSITORY_URL`, puts above each question a heading that states its points and how
+they are earned (twdl_tools/grading/headings.py), and writes the grader-only check file `autograder/0k_name.py` of every notebook that declares
 questions (hidden check cells appear in neither generated notebook; see twdl_tools/grading/checkfile.py).
 Outputs of a solution notebook survive a sync only while every code cell (source and
 tags) is unchanged: markdown edits keep the executed references, any code edit drops them all (run
@@ -24,6 +25,7 @@ from twdl_helpers import REPOSITORY_URL
 from twdl_helpers.files import atomic_write
 
 from .grading.checkfile import CHECKS_DIR, check_file_path, check_file_text, is_hidden_cell, split_solution
+from .grading.headings import question_headings, strip_headings, with_headings
 from .repo import find_root, module_notebooks, notebooks_dir
 
 __all__ = ["SyncReport", "colab_setup_source", "colab_badge", "student_source", "sync", "finish_notebook"]
@@ -61,7 +63,9 @@ def colab_badge(relative_path: str) -> str:
 
 
 def _canonical_source(text: str, notebook_path: str) -> str:
-    """Return the .py source with its badge and colab-setup cell rewritten from REPOSITORY_URL."""
+    """Return the .py source with its badge and colab-setup cell rewritten from REPOSITORY_URL (no question heading:
+    those are generated into the .ipynb only)."""
+    text = strip_headings(text)
     badge = colab_badge(notebook_path)
     if BADGE_PATTERN.search(text):
         text = BADGE_PATTERN.sub(lambda _: badge, text, count=1)
@@ -220,7 +224,8 @@ def sync(root: str | Path | None = None, check: bool = False, names: list[str] |
         canonical = _canonical_source(text, rel_solution)
         source_nb = jupytext.reads(canonical, fmt="py:percent")
         checks_text = check_file_text(source.stem, source_nb, source.relative_to(root).as_posix())  # validates questions
-        source_nb.cells = [c for c in source_nb.cells if not is_hidden_cell(c)]  # hidden checks: grader only
+        headings = question_headings(source_nb, source.relative_to(root).as_posix())  # points and criteria, in words
+        source_nb.cells = with_headings([c for c in source_nb.cells if not is_hidden_cell(c)], headings)  # hidden: grader
         solution_text, dropped = _solution_notebook(source_nb, solution_path)
         student_text = _student_notebook(source_nb, source.name, colab_badge(rel_solution), colab_badge(rel_student))
         if dropped:

@@ -3,7 +3,8 @@
 In `notebooks/0k_name.py` a question is declared on the cell that answers it: a code cell
 `# %% tags=["homework"] question="q1" points=4 title="..."` is auto-graded by checks; a markdown cell
 `# %% [markdown] question="q2" points=2` is a written answer graded by a TA (a `### BEGIN SOLUTION` ..
-`### END SOLUTION` block in it is the model answer or rubric: TAs see it, students' notebooks leave it out). Checks live in cells tagged
+`### END SOLUTION` block in it holds the rubric and any model answer: TAs see it, students' notebooks leave it out and
+show the rubric in the question's heading, twdl_tools/grading/headings.py). Checks live in cells tagged
 `checks` (public: they stay in the student notebook, where `twdl.check("q1")` runs them) and `hidden-checks`
 (removed from both generated notebooks). `sync` writes `autograder/0k_name.py`: the questions as data, the
 export manifest (`EXPORTS`: the notebook objects the checks take, which each submission's kernel exports as
