@@ -77,8 +77,12 @@ def test_a_full_page_gets_its_header_and_the_book_checks_it_against_the_source(t
     source = toy / "notebooks" / "09_toy.py"
     source.write_text(source.read_text().replace('twdl.record("m9.rows", rows)', 'twdl.record("m9.rows", 2 * rows)'))
     problems = site_page_problems(toy)
-    assert len(problems) == 1 and "executed from another version of notebooks/09_toy.py (code cell 4 differs" in \
+    assert len(problems) == 1 and "executed from another version of notebooks/09_toy.py (cell 5, code, differs" in \
         problems[0] and "twdl execute-references --profile full 09_toy" in problems[0]
+    source.write_text(TOY.replace("# Rows to use.", "# How many rows to use."))
+    assert "(cell 4, code, differs" in site_page_problems(toy)[0]  # the parameters cell
+    source.write_text(TOY.replace("a toy page", "a toy page, renamed"))
+    assert "(cell 1, markdown, differs" in site_page_problems(toy)[0]
 
     source.write_text(TOY)
     nb.metadata[RUN_METADATA]["profile"] = "smoke"

@@ -26,7 +26,7 @@ from twdl_helpers.files import atomic_write
 from .grading.checkfile import CHECKS_DIR, check_file_path, check_file_text, is_hidden_cell, split_solution
 from .repo import find_root, module_notebooks, notebooks_dir
 
-__all__ = ["SyncReport", "colab_setup_source", "colab_badge", "student_source", "sync", "finish_notebook", "solution_code"]
+__all__ = ["SyncReport", "colab_setup_source", "colab_badge", "student_source", "sync", "finish_notebook", "solution_cells"]
 
 STUDENT_DIR = "student"
 FIX_COMMAND = "make sync"
@@ -203,8 +203,9 @@ class SyncReport:
         return "; ".join(parts) + f". Run `{FIX_COMMAND}` (twdl sync) and commit the result."
 
 
-def solution_code(root: Path, stem: str) -> list[str]:
-    """The code cells of module `stem`'s solution notebook as `twdl sync` builds it from notebooks/<stem>.py now."""
+def solution_cells(root: Path, stem: str) -> list[tuple[str, str]]:
+    """(cell type, source) of each cell of module `stem`'s solution notebook as `twdl sync` builds it from
+    notebooks/<stem>.py now."""
     import jupytext
 
     folder = notebooks_dir(root)
@@ -212,7 +213,7 @@ def solution_code(root: Path, stem: str) -> list[str]:
     canonical = _canonical_source(source.read_text(encoding="utf-8"),
                                   (folder / f"{stem}.ipynb").relative_to(root).as_posix())
     nb = jupytext.reads(canonical, fmt="py:percent")
-    return [c.source for c in nb.cells if c.cell_type == "code" and not is_hidden_cell(c)]
+    return [(c.cell_type, c.source) for c in nb.cells if not is_hidden_cell(c)]
 
 
 def sync(root: str | Path | None = None, check: bool = False, names: list[str] | None = None) -> SyncReport:

@@ -13,7 +13,7 @@ from typing import Any
 
 from twdl_helpers.data.fetch import banner_lines
 
-from .notebooks import solution_code
+from .notebooks import solution_cells
 from .repo import module_notebooks, notebooks_dir, site_pages_dir
 
 __all__ = ["HEADER_TAG", "RUN_METADATA", "site_page_path", "cpu_model", "hardware_line", "page_header",
@@ -76,11 +76,20 @@ def _escape(text: str) -> str:
     return re.sub(r"([\\`*_$\[\]<>|#])", r"\\\1", text)
 
 
+def _condensed(lines: list[str], context: int = 40) -> list[str]:
+    """Banner lines, each after the first shown from a little before where it starts to differ from the first."""
+    shown = lines[:1]
+    for line in lines[1:]:
+        same = len(os.path.commonprefix([lines[0], line]))
+        shown.append(line if same < context else "also " + "…" + line[same - context:])
+    return shown
+
+
 def page_header(run: dict[str, Any]) -> str:
     """The Markdown of a page's header cell, from the run's metadata."""
     changed = run["parameters"]
     given = ", ".join(f"`{name}={value!r}`" for name, value in changed.items()) or "none (the notebook's defaults)"
-    data = "; ".join(_escape(line) for line in run["data"]) or "no loader announced its data"
+    data = "; ".join(_escape(line) for line in _condensed(run["data"])) or "no loader announced its data"
     return "\n".join([
         f"> **How this page was run.** Profile **{run['profile']}** (the course's settings; a notebook opens in the "
         f"quick `smoke` profile), executed by `twdl execute-references --profile {run['profile']}`.",
@@ -109,15 +118,16 @@ def add_page_header(nb: Any, root: Path, stem: str, parameters: dict[str, Any], 
     return nb
 
 
-def _page_code(nb: Any) -> list[str]:
-    return [c.source for c in nb.cells
-            if c.cell_type == "code" and INJECTED not in c.get("metadata", {}).get("tags", [])]
+def _page_cells(nb: Any) -> list[tuple[str, str]]:
+    """(cell type, source) of each cell a page was executed from: its header and papermill's injected cell aside."""
+    return [(c.cell_type, c.source) for c in nb.cells
+            if not {INJECTED, HEADER_TAG} & set(c.get("metadata", {}).get("tags", []))]
 
 
 def site_page_problems(root: Path) -> list[str]:
     """What keeps the site's module pages from showing the current course at full settings: a page missing, run in
-    another profile, or executed from another version of the source (its code cells, papermill's injected
-    parameters cell aside, differ from what notebooks/0k_name.py gives now)."""
+    another profile, or executed from another version of the source (its cells, code and text, differ from what
+    notebooks/0k_name.py gives now; its header and papermill's injected parameters cell aside)."""
     import nbformat
 
     problems = []
@@ -133,12 +143,13 @@ def site_page_problems(root: Path) -> list[str]:
         if profile != "full":
             problems.append(f"{where} was not executed in the full profile (found {profile!r}; {fix})")
             continue
-        current, executed = solution_code(root, stem), _page_code(nb)
+        current, executed = solution_cells(root, stem), _page_cells(nb)
         if current != executed:
             first = next((i for i, (a, b) in enumerate(zip(current, executed)) if a != b),
                          min(len(current), len(executed)))
+            kind = current[first][0] if first < len(current) else executed[first][0]
             problems.append(f"{where} was executed from another version of {source.relative_to(root).as_posix()} "
-                            f"(code cell {first + 1} differs; {len(executed)} code cells executed, {len(current)} "
+                            f"(cell {first + 1}, {kind}, differs; {len(executed)} cells executed, {len(current)} "
                             f"now; {fix})")
     pages = {p.stem for p in module_notebooks(site_pages_dir(root))}
     sources = {p.stem for p in module_notebooks(notebooks_dir(root), ".py")}
