@@ -63,7 +63,8 @@ def test_a_full_page_gets_its_header_and_the_book_checks_it_against_the_source(t
     assert "Profile **full**" in text and "`rows=3`" in text
     assert re.search(r"Hardware: CPU: .+, 1 thread\(s\)", text), text
     assert r"Data: Covertype: 3 real rows from \$TWDL\_DATA\_MIRROR/covertype (full)" in text, text
-    assert re.search(r"Time: \d+\.\d minutes, on \d{4}-\d\d-\d\d \(UTC\)", text) and "Source: commit" in text
+    assert re.search(r"Time: \d+\.\d minutes \(the machine's load average was \d+\.\d on \d+ CPU cores when it "
+                     r"finished\), on \d{4}-\d\d-\d\d \(UTC\)", text) and "Source: commit" in text, text
     run = nb.metadata[RUN_METADATA]
     assert run["profile"] == "full" and run["parameters"] == {"rows": 3} and run["minutes"] > 0
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)

@@ -76,12 +76,13 @@ def _escape(text: str) -> str:
     return re.sub(r"([\\`*_$\[\]<>|#])", r"\\\1", text)
 
 
-def _condensed(lines: list[str], context: int = 40) -> list[str]:
-    """Banner lines, each after the first shown from a little before where it starts to differ from the first."""
+def _condensed(lines: list[str]) -> list[str]:
+    """Banner lines, each after the first shown from the last bracket or word before it differs from the first."""
     shown = lines[:1]
     for line in lines[1:]:
         same = len(os.path.commonprefix([lines[0], line]))
-        shown.append(line if same < context else "also " + "…" + line[same - context:])
+        start = max(line.rfind("(", 0, same), line.rfind("; ", 0, same) + 1)
+        shown.append("also …" + line[start:].lstrip() if start > 0 else line)
     return shown
 
 
@@ -90,6 +91,8 @@ def page_header(run: dict[str, Any]) -> str:
     changed = run["parameters"]
     given = ", ".join(f"`{name}={value!r}`" for name, value in changed.items()) or "none (the notebook's defaults)"
     data = "; ".join(_escape(line) for line in _condensed(run["data"])) or "no loader announced its data"
+    load = (f" (the machine's load average was {run['load']:.1f} on {run['cores']} CPU cores when it finished)"
+            if run.get("load") is not None else "")
     return "\n".join([
         f"> **How this page was run.** Profile **{run['profile']}** (the course's settings; a notebook opens in the "
         f"quick `smoke` profile), executed by `twdl execute-references --profile {run['profile']}`.",
@@ -97,7 +100,7 @@ def page_header(run: dict[str, Any]) -> str:
         f"> - Parameters other than the profile's defaults: {given}",
         f"> - Hardware: {_escape(run['hardware'])}",
         f"> - Data: {data}",
-        f"> - Time: {run['minutes']:.1f} minutes, on {run['date']} (UTC)",
+        f"> - Time: {run['minutes']:.1f} minutes{load}, on {run['date']} (UTC)",
         f"> - Source: commit {_escape(run['commit'])}",
     ])
 
@@ -110,7 +113,8 @@ def add_page_header(nb: Any, root: Path, stem: str, parameters: dict[str, Any], 
     run = {"profile": parameters.get("profile", "smoke"), "parameters": changed, "hardware": hardware_line(nb),
            "data": banner_lines(_printed(nb)), "minutes": seconds / 60,
            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-           "commit": _commit(root, notebooks_dir(root) / f"{stem}.py")}
+           "commit": _commit(root, notebooks_dir(root) / f"{stem}.py"),
+           "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None, "cores": os.cpu_count()}
     nb.cells = [c for c in nb.cells if HEADER_TAG not in c.get("metadata", {}).get("tags", [])]
     cell = nbformat.v4.new_markdown_cell(page_header(run), metadata={"tags": [HEADER_TAG]})
     nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, cell)
