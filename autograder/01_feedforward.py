@@ -33,7 +33,7 @@ QUESTIONS = [{'id': 'q1',
 EXPORTS = ['hw_data', 'hw_features', 'hw_figure', 'hw_layer', 'hw_model', 'hw_net']
 
 
-# %% public checks (notebooks/01_feedforward.py cell 30; also in the student notebook)
+# %% public checks (notebooks/01_feedforward.py cell 32; also in the student notebook)
 def _test_score(model, data):
     """Accuracy (%) for classification, RMSE for regression, of `model` on data.test."""
     outputs = twdl.predict(model, data.test.inputs)
@@ -111,7 +111,7 @@ def beats_a_constant_guess(hw_model, hw_data):
 twdl.check("q1")
 
 
-# %% public checks (notebooks/01_feedforward.py cell 34; also in the student notebook)
+# %% public checks (notebooks/01_feedforward.py cell 36; also in the student notebook)
 @twdl.question_check(
     "q2",
     hint="pick a layer name from dict(hw_net.named_modules()), other than 'output'",
@@ -161,7 +161,7 @@ twdl.check("q2")
 twdl.questions.hidden_section()  # the checks below are hidden: only the grader runs them
 
 
-# %% hidden checks (notebooks/01_feedforward.py cell 31)
+# %% hidden checks (notebooks/01_feedforward.py cell 33)
 @twdl.question_check("q1", required=True)
 def test_rows_are_held_out(hw_data):
     """`hw_data.test` is a real held-out set: enough rows, and not copies of the training rows"""
@@ -176,7 +176,7 @@ def test_rows_are_held_out(hw_data):
     assert copies < len(test) / 2, f"{copies} of {len(test)} test rows are also training rows"
 
 
-# %% hidden checks (notebooks/01_feedforward.py cell 35)
+# %% hidden checks (notebooks/01_feedforward.py cell 37)
 @twdl.grader_loads("shown")
 def _shown_test_rows(parameters):
     """The test rows the notebook projects, drawn again by the grader from the data files."""

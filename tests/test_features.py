@@ -136,3 +136,26 @@ def test_d3_test_only_codes_count_rows_unseen_in_training_and_shifted_codes():
     assert data.test.inputs[1][:, 0].tolist() == [2, 0, 3, 3]
     assert twdl.test_only_codes(data)[:, 0].tolist() == [1, 2, 3, 3]
     assert twdl.per_split_code_mismatch_percent(data) == {"soil": 50.0}
+
+
+class _Fixed(torch.nn.Module):
+    """Predicts the class given per row (as one-hot logits)."""
+
+    def __init__(self, predictions):
+        super().__init__()
+        self.predictions = torch.tensor(predictions)
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return torch.nn.functional.one_hot(self.predictions, 3).float() + 0 * self.dummy
+
+
+def test_classification_scores_give_accuracy_macro_f1_and_the_classes_never_predicted():
+    from sklearn.metrics import f1_score
+
+    truth, predicted = [0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 1, 0]
+    split = twdl.TensorData(torch.zeros(6, 2), torch.tensor(truth))
+    scores = twdl.classification_scores(_Fixed(predicted), split, ["a", "b", "c"])
+    assert scores["accuracy"] == pytest.approx(100 * 4 / 6)
+    assert scores["macro_f1"] == pytest.approx(f1_score(truth, predicted, average="macro", zero_division=0))
+    assert scores["macro_f1"] < 0.7 and scores["never_predicted"] == ["c"]  # class c counts as an F1 of 0

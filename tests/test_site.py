@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from twdl_tools.repo import module_notebooks, notebooks_dir
+from twdl_tools.repo import module_notebooks, notebooks_dir, site_pages_dir
 from twdl_tools.site import build_book, unexpected_warnings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,14 +80,19 @@ def test_warning_filter_keeps_only_unlisted_warnings():
 
 
 def test_real_site_builds_and_module_pages_render(tmp_path):
-    build = build_book(ROOT)  # raises with the list of what is missing (fragments, executed notebooks)
+    build = build_book(ROOT)  # raises with what is missing or stale (fragments, full-profile pages)
     assert build.ok, f"exit {build.returncode}; unexpected warnings: {build.unexpected}\n{build.log[-3000:]}"
-    notebooks = module_notebooks(notebooks_dir(ROOT))
-    assert len(notebooks) == 4, f"expected the four module notebooks, found {[p.name for p in notebooks]}"
+    notebooks = module_notebooks(site_pages_dir(ROOT))
+    assert len(notebooks) == 4, f"expected the four full-profile pages, found {[p.name for p in notebooks]}"
     for path in notebooks:
-        page = build.html / "notebooks" / f"{path.stem}.html"
+        page = build.html / "notebooks" / "full" / f"{path.stem}.html"
         assert page.is_file(), f"{path.name} has no page in the site (check _toc.yml)"
         check_module_page(page, notebook_title(path), tmp_path / f"chrome-{path.stem}", ARTIFACTS / f"{path.stem}.png")
+        text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+        assert "How this page was run. Profile full" in text and "Hardware: " in text, \
+            f"{page.name}: no header saying the profile and hardware it ran on"
+    smoke = [p for p in (build.html / "notebooks").glob("0*.html")]
+    assert not smoke, f"the site shows smoke references: {[p.name for p in smoke]}"
     for name in ("index.html", "docs/fixes.html", "docs/grading.html", "docs/benchmarks.html"):
         assert (build.html / name).is_file(), f"{name} missing from the site"
     published = [p for p in build.html.rglob("*") if "autograder" in p.as_posix()]

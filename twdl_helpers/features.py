@@ -16,6 +16,7 @@ __all__ = [
     "CategoryEncoder", "TabularData", "build_tabular", "stratified_split", "stratified_sample", "tabular_tensors",
     "test_only_codes", "per_split_code_mismatch_percent",
     "one_hot_features", "layer_activations", "project_2d", "plot_projections", "PROJECTION_METHODS",
+    "classification_scores",
 ]
 
 PROJECTION_METHODS = ("pca", "tsne", "umap")
@@ -267,3 +268,16 @@ def plot_projections(
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def classification_scores(model: nn.Module, split: TensorData, class_names: Sequence[str]) -> dict:
+    """Accuracy (%), macro-F1 (the unweighted mean of per-class F1, so a rare class counts as much as a common
+    one) and the classes `model` never predicts on `split`."""
+    from sklearn.metrics import f1_score
+
+    predicted = predict(model, split.inputs).argmax(1).cpu().numpy()
+    truth = split.labels.cpu().numpy()
+    labels = list(range(len(class_names)))
+    return {"accuracy": 100.0 * float((predicted == truth).mean()),
+            "macro_f1": float(f1_score(truth, predicted, labels=labels, average="macro", zero_division=0)),
+            "never_predicted": [class_names[k] for k in labels if not (predicted == k).any()]}

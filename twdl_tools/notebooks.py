@@ -28,7 +28,7 @@ from .grading.checkfile import CHECKS_DIR, check_file_path, check_file_text, is_
 from .grading.headings import question_headings, strip_headings, with_headings
 from .repo import find_root, module_notebooks, notebooks_dir
 
-__all__ = ["SyncReport", "colab_setup_source", "colab_badge", "student_source", "sync", "finish_notebook"]
+__all__ = ["SyncReport", "colab_setup_source", "colab_badge", "student_source", "sync", "finish_notebook", "solution_cells"]
 
 STUDENT_DIR = "student"
 FIX_COMMAND = "make sync"
@@ -205,6 +205,19 @@ class SyncReport:
         if self.orphans:
             parts.append(f"notebooks without a .py source: {rel(self.orphans)}")
         return "; ".join(parts) + f". Run `{FIX_COMMAND}` (twdl sync) and commit the result."
+
+
+def solution_cells(root: Path, stem: str) -> list[tuple[str, str]]:
+    """(cell type, source) of each cell of module `stem`'s solution notebook as `twdl sync` builds it from
+    notebooks/<stem>.py now."""
+    import jupytext
+
+    folder = notebooks_dir(root)
+    source = folder / f"{stem}.py"
+    canonical = _canonical_source(source.read_text(encoding="utf-8"),
+                                  (folder / f"{stem}.ipynb").relative_to(root).as_posix())
+    nb = jupytext.reads(canonical, fmt="py:percent")
+    return [(c.cell_type, c.source) for c in nb.cells if not is_hidden_cell(c)]
 
 
 def sync(root: str | Path | None = None, check: bool = False, names: list[str] | None = None) -> SyncReport:

@@ -12,12 +12,13 @@ from pathlib import Path
 
 from twdl_helpers.files import BATCH_VARIABLE, OFFLINE_ENVIRONMENT, data_mirror
 
-__all__ = ["find_root", "view_environment", "notebooks_dir", "module_notebooks", "MODULE_NOTEBOOK", "settings", "configured_mirror",
+__all__ = ["find_root", "view_environment", "notebooks_dir", "site_pages_dir", "module_notebooks", "MODULE_NOTEBOOK", "settings", "configured_mirror",
            "batch_environment",
            "resolve_notebooks", "thread_env"]
 
 MARKER = "jupytext.toml"  # the repository root holds this file and notebooks/
 NOTEBOOKS = "notebooks"  # the module notebooks' folder, under the root
+SITE_PAGES = "full"  # under notebooks/: the site's pages, each module executed in the full profile
 MODULE_NOTEBOOK = "[0-9][0-9]_*"  # a module notebook's name: two digits, "_", what it teaches (01_feedforward)
 
 
@@ -34,6 +35,12 @@ def find_root(start: str | Path | None = None) -> Path:
 def notebooks_dir(root: Path | None = None) -> Path:
     """The module notebooks' folder of the repository `root` (default: the repository around the current folder)."""
     return (root or find_root()) / NOTEBOOKS
+
+
+def site_pages_dir(root: Path | None = None) -> Path:
+    """Where the site's module pages live: notebooks/full/0k_name.ipynb, each executed in the full profile by
+    `twdl execute-references --profile full` (the smoke references in notebooks/ are what nbval and CI re-run)."""
+    return notebooks_dir(root) / SITE_PAGES
 
 
 def module_notebooks(folder: Path, suffix: str = ".ipynb") -> list[Path]:

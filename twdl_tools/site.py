@@ -1,4 +1,5 @@
-"""`twdl book`: build the Jupyter Book site offline from the committed executed notebooks, checking warnings."""
+"""`twdl book`: build the Jupyter Book site offline from the committed full-profile pages (notebooks/full/), checking
+that each was executed from the current source, and checking the build's warnings."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .repo import find_root, module_notebooks, notebooks_dir
+from .site_pages import site_page_problems
 
 __all__ = ["ALLOWED_WARNINGS", "BookBuild", "build_book", "unexpected_warnings", "missing_inputs"]
 
@@ -47,19 +49,13 @@ def unexpected_warnings(log: str, allowed: tuple[tuple[str, str], ...] = ALLOWED
 
 
 def missing_inputs(root: Path) -> list[str]:
-    """Return the pages the site needs that are not in the checkout (fragments, notebooks, unexecuted notebooks)."""
-    import nbformat
-
+    """Return what the site needs that is not in the checkout: fix fragments, module sources, and each module's
+    full-profile page executed from the current source (`site_page_problems`)."""
     missing = [f"{name} (written by the module's helper, included by docs/fixes.md)"
                for name in FRAGMENTS if not (root / name).is_file()]
-    notebooks = module_notebooks(notebooks_dir(root))
-    if not notebooks:
-        missing.append("notebooks/0k_*.ipynb (run `make sync`)")
-    for path in notebooks:
-        nb = nbformat.read(str(path), as_version=4)
-        if not any(cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"):
-            missing.append(f"executed outputs in {path.relative_to(root)} (run `make references`)")
-    return missing
+    if not module_notebooks(notebooks_dir(root), ".py"):
+        missing.append("notebooks/0k_*.py (the module sources)")
+    return missing + site_page_problems(root)
 
 
 def build_book(root: str | Path | None = None, allow_missing: bool = False) -> BookBuild:
@@ -81,7 +77,7 @@ def add_book_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `twdl book`."""
     parser.add_argument("--root", default=None, help="repository root (default: found from the current folder)")
     parser.add_argument("--allow-missing", action="store_true",
-                        help="build even when fix fragments or executed notebooks are missing (drafts only)")
+                        help="build even when fix fragments or full-profile pages are missing or stale (drafts only)")
 
 
 def book_main(args: argparse.Namespace) -> int:

@@ -13,6 +13,8 @@
 """
 from __future__ import annotations
 
+import re
+
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ from .errors import DataFileError, DataNotFoundError
 from .verify import remember_download, sha256_of, verify_file
 
 __all__ = ["RemoteFile", "DataFiles", "Found", "SOURCES", "resolve", "locate", "download", "check_source", "banner",
-           "quarantine", "local_candidates"]
+           "BANNER_DATASETS", "banner_lines", "quarantine", "local_candidates"]
 
 SOURCES = ("auto", "full", "sample")
 
@@ -310,6 +312,18 @@ def _sample(datasets: list[DataFiles], passed_over: list[str]) -> Found:
             raise
         raise exc.found_in("package") from exc
     return Found(value, dataset, "bundled sample", files, {n: "package" for n in files}, {}, passed_over)
+
+
+# The datasets a loader announces with `banner` (tests/test_data.py checks every call names one): the site's page
+# header (twdl execute-references --profile full) quotes these lines to say which data a page was run on.
+BANNER_DATASETS = ("Covertype", "MNIST", "Animal Faces", "WikiText-2", "Your text")
+
+
+def banner_lines(text: str) -> list[str]:
+    """The lines of printed output that are loaders' banners, without the '***' of a non-real source."""
+    names = "|".join(re.escape(name) for name in BANNER_DATASETS)
+    found = re.findall(rf"^(?:\*\*\* )?((?:{names}): .*?)(?: \*\*\*)?$", text, re.M)
+    return list(dict.fromkeys(found))  # in order, each once
 
 
 def banner(dataset: str, source: str, detail: str) -> None:

@@ -109,7 +109,9 @@ class WideDeepNet(Rebuildable, nn.Module):
 
 
 class CrossLayer(nn.Module):
-    """One Deep & Cross layer: x_{l+1} = x0 * (W x_l + b) + x_l, with a full dim x dim matrix W."""
+    """One cross layer of DCN-V2 (Wang et al., 2021): x_{l+1} = x0 * (W x_l + b) + x_l, with a full dim x dim
+    matrix W (the original course's layer). The 2017 Deep & Cross paper's layer has one weight vector w instead:
+    x_{l+1} = x0 (x_l . w) + b + x_l, a rank-one cross with dim weights per layer."""
 
     def __init__(self, dim: int):
         super().__init__()
@@ -120,7 +122,8 @@ class CrossLayer(nn.Module):
 
 
 class DeepCrossNet(Rebuildable, nn.Module):
-    """Deep & Cross: a cross network (then BatchNorm1d) beside a deep path on the same inputs, joined at the output."""
+    """Deep & Cross (DCN-V2's full-matrix cross layers): a cross network (then BatchNorm1d) beside a deep path on the
+    same inputs, joined at the output."""
 
     def __init__(self, n_numeric: int, cardinalities: Sequence[int], n_classes: int = 7,
                  hidden: Sequence[int] = (32, 32), dropout: float = 0.1,
