@@ -28,16 +28,15 @@ from ..sandbox import SANDBOX_MODES, Sandbox, SandboxUnavailable, sandbox_suppor
 from .batch import grade_all
 from .checkfile import CHECKS_DIR, load_check_file
 from .dataview import build_view, withheld_for
-from .plan import GRADE_SUFFIX, check_file_for, find_submissions, plan_tasks
+from .plan import check_file_for, find_submissions, plan_tasks
 from .canvas import extract_zip, newest_per_user, parse_canvas_name, read_roster
 from .late import LatePolicy, parse_due, read_extensions
-from .overrides import OVERRIDES_FILE, OverrideError, read_overrides
-from .publish import Term, write_outputs
+from .overrides import OVERRIDES_FILE, read_overrides
+from .publish import MANIFEST, Term, read_manifest, stored_rows, write_outputs
 from .rows import STATUSES
 
 __all__ = ["add_arguments", "main"]
 
-MANIFEST = "grading.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -163,23 +162,6 @@ def _data_view(check_file, values: dict[str, Any], module_notebook: Path | None,
     return {k: str(v) for k, v in asdict(view).items()} if view is not None else {}
 
 
-def _manifest(out: Path) -> dict[str, Any]:
-    try:
-        return json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def _stored_rows(out: Path, names: list[str]) -> list[dict[str, Any]]:
-    rows = []
-    for name in names:
-        try:
-            rows.append(json.loads((out / "executed" / f"{name}{GRADE_SUFFIX}").read_text(encoding="utf-8"))["row"])
-        except (OSError, ValueError, KeyError):
-            continue
-    return sorted(rows, key=lambda r: (r["file"], r["submission"]))
-
-
 def _warn_late(term: Term, table) -> None:
     """Nothing late passes silently: late rows without a penalty rule, and roster mismatches, are said."""
     late = int(table["late"].sum()) if "late" in table else 0
@@ -231,14 +213,14 @@ def _rescore(args: argparse.Namespace, out: Path) -> int:
     a late rule): merge, then rewrite DIR's outputs from the stored rows; nothing is executed."""
     from .manual import merged_scores
 
-    manifest = _manifest(out)
+    manifest = read_manifest(out)
     if not manifest.get("checks") or not manifest.get("submissions"):
         print(f"twdl grade: {out} holds no scored grading ({MANIFEST} missing): grade the submissions with "
               "--module first", file=sys.stderr)
         return 2
     try:
         check_file = load_check_file(args.checks or manifest["checks"])
-        rows = _stored_rows(out, manifest["submissions"])
+        rows = stored_rows(out, manifest["submissions"])
         term = _term(args, out, manifest, check_file)
         term.manual, merged = merged_scores(args.merge_manual, out, check_file, {r["submission"] for r in rows})
         term.manual_changed = bool(args.merge_manual)
@@ -299,7 +281,7 @@ def main(args: argparse.Namespace) -> int:
         checks = None if args.no_checks else (Path(args.checks) if args.checks else
                                               check_file_for(module_notebook) if module_notebook else None)
         check_file = load_check_file(checks) if checks else None
-        before = _manifest(out)  # a re-run keeps the last grading's late rule, roster and release
+        before = read_manifest(out)  # a re-run keeps the last grading's late rule, roster and release
         term = _term(args, out, {k: before.get(k) for k in ("late", "roster", "release_hidden")}, check_file)
     except (FileNotFoundError, ValueError, ParameterError) as err:
         print(f"twdl grade: {err}", file=sys.stderr)

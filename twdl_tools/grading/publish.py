@@ -19,7 +19,10 @@ from .late import LATE_COLUMNS, LatePolicy, lateness
 from .overrides import OVERRIDES_FILE, Override, apply_overrides, resolve_overrides
 from .rows import FIXED_COLUMNS, SCORE_COLUMNS
 
-__all__ = ["Term", "grades_table", "final_rows", "write_outputs", "TERM_COLUMNS"]
+__all__ = ["Term", "grades_table", "final_rows", "write_outputs", "TERM_COLUMNS", "MANIFEST", "read_manifest",
+           "stored_rows"]
+
+MANIFEST = "grading.json"  # in --out: what the last grading was (title, check file, submissions, intake, rules)
 
 TERM_COLUMNS = LATE_COLUMNS  # user_id, late, days_late, penalty, final
 INTAKE_KEYS = ("user_id", "late_flag", "submitted_at", "attachment_id", "canvas_file")
@@ -48,6 +51,27 @@ class Published:
     roster_rows: dict[str, dict[str, str]]
     no_roster_row: list[dict[str, Any]]
     no_submission: list[dict[str, str]]
+
+
+def read_manifest(out: Path) -> dict[str, Any]:
+    """The last grading's manifest in `out` ({} when there is none)."""
+    try:
+        return json.loads((Path(out) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def stored_rows(out: Path, names: list[str]) -> list[dict[str, Any]]:
+    """The scored rows stored beside the executed notebooks (executed/<submission>.grade.json), sorted by file."""
+    from .plan import GRADE_SUFFIX
+
+    rows = []
+    for name in names:
+        try:
+            rows.append(json.loads((Path(out) / "executed" / f"{name}{GRADE_SUFFIX}").read_text(encoding="utf-8"))["row"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return sorted(rows, key=lambda r: (r["file"], r["submission"]))
 
 
 def grades_table(rows: list[dict[str, Any]], check_file: CheckFile | None = None):

@@ -129,8 +129,7 @@ def _grade(notebook: Path, config: dict[str, Any], config_dir: Path, work: Path)
     from twdl_tools.cli import main as twdl
 
     from .checkfile import load_check_file
-    from .command import MANIFEST, _stored_rows
-    from .publish import Term, final_rows
+    from .publish import Term, final_rows, read_manifest, stored_rows
 
     inbox = work / "submission"
     inbox.mkdir(parents=True, exist_ok=True)
@@ -145,9 +144,9 @@ def _grade(notebook: Path, config: dict[str, Any], config_dir: Path, work: Path)
         code = twdl(args)
     if code != 0:
         raise RuntimeError(f"twdl grade exited with {code}")
-    manifest = json.loads((out / MANIFEST).read_text())
+    manifest = read_manifest(out)
     check_file = load_check_file(manifest["checks"])
-    rows = final_rows(_stored_rows(out, manifest["submissions"]), out, check_file, Term()).rows
+    rows = final_rows(stored_rows(out, manifest["submissions"]), out, check_file, Term()).rows
     return rows[0], check_file
 
 
