@@ -285,3 +285,22 @@ def test_gradescope_run_autograder_gives_the_points_twdl_grade_gives_a_module_02
     assert hidden and all(t["visibility"] in ("visible", "after_published") for t in results["tests"])
     if results["extra_data"]["twdl"]["sandboxed"] is False:
         assert "without twdl's sandbox" in results["output"]
+
+
+def test_a_module_can_release_its_hidden_checks_in_its_check_file(term, tmp_path):
+    from twdl_tools.grading.checkfile import load_check_file
+    from twdl_tools.grading.feedback import feedback_html
+    from twdl_tools.grading.publish import read_manifest, stored_rows
+
+    text = (term / "autograder" / "99_toy.py").read_text()
+    assert not load_check_file(term / "autograder" / "99_toy.py").release_hidden
+    released = tmp_path / "99_toy.py"
+    released.write_text(text + "\n\nRELEASE_HIDDEN = True\n")
+    check_file = load_check_file(released)
+    assert check_file.release_hidden
+    row = next(r for r in stored_rows(term / "out", read_manifest(term / "out")["submissions"]) if r["status"] == "ok")
+    from twdl_tools.grading.scoring import finalize_row
+
+    row = finalize_row(row, check_file, {})
+    assert "squares holds the element-wise squares" in feedback_html(row, check_file, release_hidden=True)
+    assert "squares holds the element-wise squares" not in feedback_html(row, check_file)

@@ -200,7 +200,8 @@ def _term(args: argparse.Namespace, out: Path, manifest: dict[str, Any], check_f
     return Term(intake=manifest.get("intake", {}), superseded=manifest.get("superseded", []),
                 roster=read_roster(roster) if roster else None, late=_late_policy(args, manifest.get("late")),
                 overrides=overrides, overrides_text=text,
-                release_hidden=bool(args.release_hidden or manifest.get("release_hidden")))
+                release_hidden=bool(args.release_hidden or manifest.get("release_hidden")
+                                    or (check_file is not None and check_file.release_hidden)))
 
 
 def _save_manifest(out: Path, manifest: dict[str, Any], term: Term, roster: str | None) -> None:

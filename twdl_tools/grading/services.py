@@ -251,7 +251,7 @@ def run_service(service: str, root: str | Path) -> dict[str, Any]:
         try:
             row, check_file = _grade(notebook, config, config_dir, root / "twdl-work")
             build = gradescope_results if service == "gradescope" else prairielearn_results
-            results = build(row, check_file, config.get("release_hidden", False))
+            results = build(row, check_file, config.get("release_hidden", False) or check_file.release_hidden)
         except Exception as err:  # the grader's own failure: say so, never a silent 0
             text = f"The autograder failed ({type(err).__name__}: {err}); ask the course staff to regrade."
             results = ({"score": 0.0, "output": text, "tests": []} if service == "gradescope" else
