@@ -12,7 +12,6 @@ profile): tests/test_grading_term.py runs the same scenario on the toy module in
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 import time
@@ -83,7 +82,7 @@ def check(out: Path) -> list[str]:
         if got != want:
             problems.append(f"{user}: {got} != {want}")
     canvas = (out / "canvas.csv").read_text().splitlines()
-    for user, (sortable, name, *_) in STUDENTS.items():
+    for user, (_, name, *_) in STUDENTS.items():
         if name and user in grades.index and not any(line.startswith(f"{name},{user},sis{user},") for line in canvas):
             problems.append(f"canvas.csv has no row for {name} by ID {user}")
     term = json.loads((out / "term.json").read_text())

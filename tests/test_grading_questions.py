@@ -306,9 +306,9 @@ def test_grade_scores_every_fixture_submission_and_merges_ta_scores(toy, capsys)
             "--jobs", "2", "--timeout", "300"]
     assert twdl(args) == 0
     grades = pd.read_csv(out / "grades.csv").set_index("submission")
-    assert list(grades.columns[:20]) == ["file", "student", "status", "failing_cell", "error", "runtime_s",
+    assert list(grades.columns[:21]) == ["file", "student", "status", "failing_cell", "error", "runtime_s",
                                          "completed_modules", "q1", "q2", "q3", "total", "max_points",
-                                         "manual_pending", "user_id", "late", "days_late", "penalty", "final",
+                                         "manual_pending", "user_id", "canvas_late", "late", "days_late", "penalty", "final",
                                          "m9.completed", "m9.homework.mean"]
     for name, (status, q1, q2, q3, total) in EXPECTED.items():
         row = grades.loc[name]

@@ -124,7 +124,7 @@ def test_a_canvas_zip_is_graded_in_one_command_with_roster_due_date_extension_an
     by_user = grades.set_index("user_id")
     for user, (sortable, name, flag, _, kind) in STUDENTS.items():
         row = by_user.loc[user]
-        assert row["student"] == (name or sortable), user
+        assert row["student"] == (name or sortable) and bool(row["canvas_late"]) == flag, user
         assert row["total"] == (0.0 if kind == "blank" else 5.0), user
         days, penalty, final = EXPECTED_LATE.get(user, (0, 0.0, row["total"]))
         assert (bool(row["late"]), row["days_late"], row["penalty"], row["final"]) == \

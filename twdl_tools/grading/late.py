@@ -17,7 +17,7 @@ from typing import Any
 
 __all__ = ["LatePolicy", "parse_due", "read_extensions", "lateness", "LATE_COLUMNS"]
 
-LATE_COLUMNS = ["user_id", "late", "days_late", "penalty", "final"]
+LATE_COLUMNS = ["user_id", "canvas_late", "late", "days_late", "penalty", "final"]
 
 
 def parse_due(text: str, what: str = "--due") -> dt.datetime:

@@ -24,7 +24,7 @@ __all__ = ["Term", "grades_table", "final_rows", "write_outputs", "TERM_COLUMNS"
 
 MANIFEST = "grading.json"  # in --out: what the last grading was (title, check file, submissions, intake, rules)
 
-TERM_COLUMNS = LATE_COLUMNS  # user_id, late, days_late, penalty, final
+TERM_COLUMNS = LATE_COLUMNS  # user_id, canvas_late, late, days_late, penalty, final
 INTAKE_KEYS = ("user_id", "late_flag", "submitted_at", "attachment_id", "canvas_file")
 
 
@@ -76,14 +76,15 @@ def stored_rows(out: Path, names: list[str]) -> list[dict[str, Any]]:
 
 def grades_table(rows: list[dict[str, Any]], check_file: CheckFile | None = None):
     """grades.csv as a DataFrame: the fixed columns, one column of points per question, total, max_points and
-    manual_pending (with a check file; rows already finalized), user_id, late, days_late, penalty and final (with a
-    check file; the first three always), the mK.completed flags, then every recorded metric.
+    manual_pending (with a check file; rows already finalized), user_id, canvas_late (Canvas's LATE flag), late
+    (decided by the due date when the time is known), days_late, penalty and final (with a check file; the first
+    four always), the mK.completed flags, then every recorded metric.
 
     A recorded metric cannot overwrite a fixed or score column (a record named "total" is left out).
     """
     import pandas as pd
 
-    term = TERM_COLUMNS if check_file is not None else TERM_COLUMNS[:3]
+    term = TERM_COLUMNS if check_file is not None else TERM_COLUMNS[:4]
     scores = ([q.id for q in check_file.questions] + SCORE_COLUMNS) if check_file is not None else []
     taken = scores + term
     flat = []
@@ -92,7 +93,8 @@ def grades_table(rows: list[dict[str, Any]], check_file: CheckFile | None = None
         if check_file is not None:
             points = {e["id"]: e["points"] for e in row.get("questions", [])}
             points.update({c: row.get(c) for c in SCORE_COLUMNS})
-        extra = {"user_id": row.get("user_id"), "late": bool(row.get("late", row.get("late_flag", False))),
+        extra = {"user_id": row.get("user_id"), "canvas_late": bool(row.get("late_flag")),
+                 "late": bool(row.get("late", row.get("late_flag", False))),
                  "days_late": int(row.get("days_late") or 0)}
         if check_file is not None:
             extra.update(penalty=row.get("penalty", 0.0), final=row.get("final", row.get("total")))

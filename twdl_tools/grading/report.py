@@ -14,7 +14,7 @@ __all__ = ["choose_histogram_metric", "module_summary", "question_summary", "his
            "write_report"]
 
 FIXED = {"file", "student", "submission", "status", "failing_cell", "error", "runtime_s", "completed_modules",
-         "total", "max_points", "manual_pending", "user_id", "late", "days_late", "penalty", "final"}
+         "total", "max_points", "manual_pending", "user_id", "canvas_late", "late", "days_late", "penalty", "final"}
 MODULE_OF = re.compile(r"^(m\d+)\.")
 CELL_CHARS = 200
 
