@@ -148,7 +148,7 @@ def test_a_canvas_zip_is_graded_in_one_command_with_roster_due_date_extension_an
     assert "Canvas user 1004" in late_page and "Penalty 0.6 point(s)" in late_page and "started day" in late_page
 
 
-def test_overrides_last_through_reruns_and_merges_and_bad_rows_change_nothing(term, tmp_path):
+def test_overrides_last_through_reruns_and_merges_and_bad_rows_change_nothing(term, tmp_path, capsys):
     out = tmp_path / "out"
     shutil.copytree(term / "out", out)
     grades = pd.read_csv(out / "grades.csv", dtype={"user_id": str}).set_index("user_id")
@@ -191,10 +191,10 @@ def test_overrides_last_through_reruns_and_merges_and_bad_rows_change_nothing(te
     for kind, line in bad_rows.items():
         bad = tmp_path / f"{kind}.csv"
         bad.write_text(f"student,question,points,delta,reason,grader\n1002,q1,1,,fine,g\n{line}\n")
-        result = subprocess.run([sys.executable, "-m", "twdl_tools.cli", "grade", "--overrides", str(bad), "--out",
-                                 str(out)], capture_output=True, text=True, cwd=ROOT)
-        assert result.returncode == 2 and f"override error [{kind}]" in result.stderr, (kind, result.stderr)
-        assert "no file was changed" in result.stderr
+        capsys.readouterr()
+        code = twdl(["grade", "--overrides", str(bad), "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and f"override error [{kind}]" in err and "no file was changed" in err, (kind, err)
         assert _snapshot(out) == before, kind
     bad = tmp_path / "late-delta.csv"  # a delta past the maximum, found against the scored rows during a re-run
     bad.write_text("student,question,points,delta,reason,grader\n1004,q2,,+5,bonus,g\n")
