@@ -18,7 +18,7 @@ from twdl_helpers.files import atomic_write
 from .checkfile import CheckFile
 from .scoring import TA_STATES
 
-__all__ = ["MANUAL_DIR", "SCORES_FILE", "MANUAL_COLUMNS", "export_manual", "read_manual_csv", "merge_manual",
+__all__ = ["MANUAL_DIR", "SCORES_FILE", "MANUAL_COLUMNS", "export_manual", "read_manual_csv",
            "load_manual_scores", "merged_scores", "store_manual_scores"]
 
 MANUAL_DIR = "manual"
@@ -170,10 +170,3 @@ def merged_scores(paths: list[str | Path], out_dir: str | Path, check_file: Chec
 def store_manual_scores(scores: dict[str, dict[str, dict[str, Any]]], out_dir: str | Path) -> None:
     """Write manual/scores.json."""
     atomic_write(Path(out_dir) / MANUAL_DIR / SCORES_FILE, json.dumps(scores, indent=1, sort_keys=True))
-
-
-def merge_manual(paths: list[str | Path], out_dir: str | Path, check_file: CheckFile, submissions: set[str]) -> int:
-    """Add the scores of the given filled-in CSV files to manual/scores.json; return how many scores were merged."""
-    scores, count = merged_scores(paths, out_dir, check_file, submissions)
-    store_manual_scores(scores, out_dir)
-    return count
