@@ -12,7 +12,8 @@ import pytest
 
 from twdl_tools.cli import main as twdl
 from twdl_tools.grading.checkfile import Question, CheckFile, load_check_file, split_solution
-from twdl_tools.grading.manual import canvas_csv, read_manual_csv
+from twdl_tools.grading.canvas import canvas_csv
+from twdl_tools.grading.manual import read_manual_csv
 from twdl_tools.grading.scoring import apply_manual, answer_digest, score_questions
 from twdl_tools.notebooks import sync
 from twdl_tools.repo import module_notebooks, notebooks_dir
@@ -396,13 +397,17 @@ def test_manual_export_never_overwrites_scores_a_ta_has_not_merged(tmp_path, cap
 
 
 def test_canvas_csv_has_the_gradebook_columns_and_one_row_per_student(tmp_path):
-    table = pd.DataFrame({"student": ["ann", "bob", "ann"], "total": [3.0, 4.5, 5.0]})
+    from twdl_tools.grading.canvas import match_roster, read_roster
+
+    table = [{"submission": s, "student": n, "final": t} for s, n, t in [("a1", "ann", 3.0), ("b", "bob", 4.5),
+                                                                         ("a2", "ann", 5.0)]]
     rows = canvas_csv(table, "Module 9", 6.0).splitlines()
     assert rows[0] == "Student,ID,SIS User ID,SIS Login ID,Section,Module 9"
     assert rows[1] == "Points Possible,,,,,6" and rows[2:] == ["ann,,,ann,,5", "bob,,,bob,,4.5"]
     roster = tmp_path / "roster.csv"
-    roster.write_text("Student,ID,SIS User ID,SIS Login ID,Section\nAnn Lee,101,s1,ann,A\n")
-    assert canvas_csv(table, "Module 9", 6.0, roster).splitlines()[2] == "Ann Lee,101,s1,ann,A,5"
+    roster.write_text("Student,ID,SIS User ID,SIS Login ID,Section\n    Points Possible,,,,\nAnn Lee,101,s1,ann,A\n")
+    matched, missing = match_roster(table, read_roster(roster))
+    assert canvas_csv(table, "Module 9", 6.0, matched).splitlines()[2] == "Ann Lee,101,s1,ann,A,5" and not missing
 
 
 def _without_runtimes(path: Path) -> pd.DataFrame:
@@ -415,9 +420,10 @@ def test_grade_scores_every_fixture_submission_and_merges_ta_scores(toy, capsys)
             "--jobs", "2", "--timeout", "300"]
     assert twdl(args) == 0
     grades = pd.read_csv(out / "grades.csv").set_index("submission")
-    assert list(grades.columns[:15]) == ["file", "student", "status", "failing_cell", "error", "runtime_s",
+    assert list(grades.columns[:21]) == ["file", "student", "status", "failing_cell", "error", "runtime_s",
                                          "completed_modules", "q1", "q2", "q3", "total", "max_points",
-                                         "manual_pending", "m9.completed", "m9.homework.mean"]
+                                         "manual_pending", "user_id", "canvas_late", "late", "days_late", "penalty", "final",
+                                         "m9.completed", "m9.homework.mean"]
     for name, (status, q1, q2, q3, total) in EXPECTED.items():
         row = grades.loc[name]
         got = (row["status"], row["q1"], row["q2"], None if pd.isna(row["q3"]) else row["q3"], row["total"])
@@ -425,8 +431,9 @@ def test_grade_scores_every_fixture_submission_and_merges_ta_scores(toy, capsys)
     assert (grades["max_points"] == 6).all() and grades.loc["right", "manual_pending"] == "q3"
     assert grades.loc["empty", "error"] == "the notebook is empty (it has no code to run)"
 
-    looping = (out / "feedback" / "looping.html").read_text()
-    assert "took longer than its time limit of 3 s" in looping and "squares holds the element-wise squares" in looping
+    looping = (out / "feedback" / "looping.html").read_text()  # hidden checks held back: a count and points only
+    assert "squares holds the element-wise squares" not in looping and "time limit" not in looping
+    assert "2 hidden checks, 3 of 3 points" in (out / "feedback" / "right.html").read_text()
     tamper = (out / "feedback" / "tamper.html").read_text()
     assert "the question&#x27;s cells ran without an error" in tamper and "NotImplementedError" in tamper
     report = (out / "report.html").read_text()
@@ -452,6 +459,9 @@ def test_grade_scores_every_fixture_submission_and_merges_ta_scores(toy, capsys)
     assert "clear" in (out / "feedback" / "right.html").read_text()
     assert "right,,,right,,6" in (out / "canvas.csv").read_text()
     assert json.loads((out / "manual" / "scores.json").read_text())["q3"]["right"]["points"] == 1.0
+    assert twdl(["grade", "--release-hidden", "--out", str(out)]) == 0  # released: re-published, nothing executed
+    looping = (out / "feedback" / "looping.html").read_text()
+    assert "took longer than its time limit of 3 s" in looping and "squares holds the element-wise squares" in looping
 
 
 def _hidden_check_names(check_file: Path) -> list[str]:

@@ -9,6 +9,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("twdl_tools.run", "execute module notebooks with papermill (smoke or full profile)"),
     "grade": ("twdl_tools.grading.command", "execute and grade a folder of student notebooks"),
+    "autograder": ("twdl_tools.grading.services", "build a Gradescope or PrairieLearn autograder for a module"),
     "sync": ("twdl_tools.notebooks", "regenerate solution and student .ipynb from the .py sources"),
     "execute-references": ("twdl_tools.references", "re-execute the committed reference notebooks"),
     "book": ("twdl_tools.site", "build the Jupyter Book site offline"),

@@ -68,6 +68,7 @@ class CheckFile:
     checks: dict[str, list[str]] = field(default_factory=dict)  # question -> check function names
     exports: list[str] = field(default_factory=list)  # notebook objects the kernel exports (the checks' arguments)
     withheld: dict[str, dict[str, int]] = field(default_factory=dict)  # profile -> dataset -> count kept out
+    release_hidden: bool = False  # RELEASE_HIDDEN = True in a hidden cell: feedback shows hidden checks at once
 
     def digest(self) -> str:
         """SHA-256 of the file's text (part of the key that decides whether a submission is graded again)."""
@@ -245,14 +246,15 @@ def check_file_path(root: str | Path, stem: str) -> Path:
 
 
 def load_check_file(path: str | Path) -> CheckFile:
-    """Read a check file: its QUESTIONS, EXPORTS and WITHHELD (as data, without running anything) and its source."""
+    """Read a check file: its QUESTIONS, EXPORTS, WITHHELD and RELEASE_HIDDEN (as data, without running anything)
+    and its source."""
     path = Path(path)
     try:
         source = path.read_text(encoding="utf-8")
     except OSError as err:
         raise FileNotFoundError(f"no check file {path}: run `twdl sync` (it writes one per notebook that declares "
                                 "questions)") from err
-    module, questions, exports, withheld = path.stem, None, None, {}
+    module, questions, exports, withheld, release = path.stem, None, None, {}, False
     for node in ast.parse(source).body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             name = node.targets[0].id
@@ -264,6 +266,8 @@ def load_check_file(path: str | Path) -> CheckFile:
                 exports = list(ast.literal_eval(node.value))
             elif name == "WITHHELD":
                 withheld = ast.literal_eval(node.value)
+            elif name == "RELEASE_HIDDEN":
+                release = ast.literal_eval(node.value)
     if questions is None:
         raise ValueError(f"{path} has no QUESTIONS list: it is not a check file written by `twdl sync`")
     needed = exported_names([source])
@@ -271,4 +275,6 @@ def load_check_file(path: str | Path) -> CheckFile:
         raise ValueError(f"{path}: its EXPORTS {exports} are not the objects its checks take ({needed}): run `twdl sync`")
     if not isinstance(withheld, dict):
         raise ValueError(f"{path}: WITHHELD must be a dict profile -> dataset -> count")
-    return CheckFile(module, questions, source, path, checked_questions(source, str(path)), exports, withheld)
+    if not isinstance(release, bool):
+        raise ValueError(f"{path}: RELEASE_HIDDEN must be True or False")
+    return CheckFile(module, questions, source, path, checked_questions(source, str(path)), exports, withheld, release)

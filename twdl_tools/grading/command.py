@@ -1,14 +1,16 @@
 """`twdl grade SUBMISSIONS`: the command line. A grading walks one straight path, one room per step:
 
-plan (plan.py: the submissions, their tasks, the data view of dataview.py) -> execute (execution.py: every cell
-in the sandbox, then the export cell of export.py) -> export (export.py: the claims copied out) -> score
-(scorer.py: a trusted process runs the module's checks on the rebuilt claims; scoring.py: points) -> publish
-(publish.py: grades.csv, report.html, feedback/, manual/, canvas.csv). submission.py walks one submission,
-batch.py the class (local pool or Dask, skipping what was graded before), rows.py builds each row.
+plan (plan.py: the submissions, their tasks, the data view of dataview.py; canvas.py: a Canvas download's zip and
+names) -> execute (execution.py: every cell in the sandbox, then the export cell of export.py) -> export
+(export.py: the claims copied out) -> score (scorer.py: a trusted process runs the module's checks on the rebuilt
+claims; scoring.py: points) -> publish (publish.py: roster, TA scores, overrides.py, late.py, then grades.csv,
+report.html, feedback/, manual/, canvas.csv). submission.py walks one submission, batch.py the class (local pool
+or Dask, skipping what was graded before), rows.py builds each row.
 """
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from dataclasses import asdict
@@ -26,20 +28,23 @@ from ..sandbox import SANDBOX_MODES, Sandbox, SandboxUnavailable, sandbox_suppor
 from .batch import grade_all
 from .checkfile import CHECKS_DIR, load_check_file
 from .dataview import build_view, withheld_for
-from .plan import GRADE_SUFFIX, check_file_for, find_submissions, plan_tasks
-from .publish import write_outputs
+from .plan import check_file_for, find_submissions, plan_tasks
+from .canvas import extract_zip, newest_per_user, parse_canvas_name, read_roster
+from .late import LatePolicy, parse_due, read_extensions
+from .overrides import OVERRIDES_FILE, read_overrides
+from .publish import MANIFEST, Term, read_manifest, stored_rows, write_outputs
 from .rows import STATUSES
 
 __all__ = ["add_arguments", "main"]
 
-MANIFEST = "grading.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `twdl grade`."""
     parser.add_argument("submissions", nargs="*",
-                        help="a folder of student notebooks (searched recursively) or .ipynb files; may be left out "
-                             "with --merge-manual to re-score the last grading in --out")
+                        help="a folder of student notebooks (searched recursively), .ipynb files, or the zip of "
+                             "Canvas's \"Download Submissions\"; left out, the last grading in --out is published "
+                             "again (with --merge-manual, --overrides, --release-hidden, --publish), nothing executed")
     parser.add_argument("--module", default=None,
                         help="the module the submissions answer: checks -p against it, names students, and scores "
                              "its questions with its check file (autograder/<module>.py, written by `twdl sync`)")
@@ -73,7 +78,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--canvas-assignment", default=None,
                         help="column name of canvas.csv, Canvas's gradebook import (default: the module's name)")
     parser.add_argument("--canvas-roster", default=None,
-                        help="a gradebook export from Canvas: copies each student's ID, SIS User ID and section")
+                        help="a gradebook export from Canvas: rows match by its ID column (the Canvas user id), then "
+                             "SIS ids; names, ID, SIS ids and section come from it; kept for later publishes")
+    parser.add_argument("--due", default=None,
+                        help="the deadline, with its zone: 2026-02-06T23:59-05:00 or '2026-02-06 23:59 America/Chicago'")
+    parser.add_argument("--extensions", default=None,
+                        help="a CSV with columns student (Canvas user id, name or submission) and due: new deadlines")
+    parser.add_argument("--late-penalty", type=float, default=None, metavar="PERCENT",
+                        help="percent of the assignment's points taken per started day late (e.g. 10)")
+    parser.add_argument("--late-cap", type=float, default=None, metavar="PERCENT",
+                        help="the most a late penalty takes, in percent of the points")
+    parser.add_argument("--late-flat", type=float, default=None, metavar="PERCENT",
+                        help="percent taken when Canvas flagged a file LATE but no submission time is known "
+                             "(default: one day's penalty)")
+    parser.add_argument("--overrides", default=None,
+                        help="a CSV of TA score changes (student, question, points or delta, reason, grader), "
+                             f"validated as a whole, kept as --out/{OVERRIDES_FILE} and applied at every publish")
+    parser.add_argument("--release-hidden", action="store_true",
+                        help="feedback pages show hidden checks' names and messages (default: only their count and "
+                             "points); kept for later publishes of --out")
+    parser.add_argument("--publish", action="store_true",
+                        help="without submissions: rewrite --out's outputs from the stored results (executes nothing)")
 
 
 def _precheck(args: argparse.Namespace, values: dict[str, Any], submissions: list[tuple[Path, str]]) -> list[str]:
@@ -137,48 +162,103 @@ def _data_view(check_file, values: dict[str, Any], module_notebook: Path | None,
     return {k: str(v) for k, v in asdict(view).items()} if view is not None else {}
 
 
-def _manifest(out: Path) -> dict[str, Any]:
-    try:
-        return json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+def _warn_late(term: Term, table) -> None:
+    """Nothing late passes silently: late rows without a penalty rule, and roster mismatches, are said."""
+    late = int(table["late"].sum()) if "late" in table else 0
+    if late and not (term.late.per_day or term.late.flat):
+        print(f"twdl grade: warning: {late} submission(s) are late and no --late-penalty was given: flagged in "
+              "grades.csv and report.html, not penalised", file=sys.stderr)
+    if term.superseded:
+        print(f"twdl grade: {len(term.superseded)} older Canvas file(s) superseded by a newer one of the same user "
+              "(listed in report.html)", file=sys.stderr)
 
 
-def _stored_rows(out: Path, names: list[str]) -> list[dict[str, Any]]:
-    rows = []
-    for name in names:
-        try:
-            rows.append(json.loads((out / "executed" / f"{name}{GRADE_SUFFIX}").read_text(encoding="utf-8"))["row"])
-        except (OSError, ValueError, KeyError):
-            continue
-    return sorted(rows, key=lambda r: (r["file"], r["submission"]))
+def _late_policy(args: argparse.Namespace, stored: dict[str, Any] | None) -> LatePolicy:
+    """The late rule from the options; options not given keep the stored rule's values."""
+    base = LatePolicy.from_dict(stored)
+    due = parse_due(args.due).isoformat() if args.due else base.due
+    extensions = ({k: v.isoformat() for k, v in read_extensions(args.extensions).items()} if args.extensions
+                  else base.extensions)
+    per_day = args.late_penalty if args.late_penalty is not None else base.per_day
+    for name, value in (("--late-penalty", per_day), ("--late-cap", args.late_cap), ("--late-flat", args.late_flat)):
+        if value is not None and not 0 <= value <= 100:
+            raise ValueError(f"{name} {value:g} is not a percentage between 0 and 100")
+    return LatePolicy(due, per_day or 0.0, args.late_cap if args.late_cap is not None else base.cap,
+                      args.late_flat if args.late_flat is not None else base.flat, extensions)
+
+
+def _term(args: argparse.Namespace, out: Path, manifest: dict[str, Any], check_file) -> Term:
+    """What publish applies, from the options and what the last grading into `out` stored (validated; raises)."""
+    roster = args.canvas_roster or manifest.get("roster")
+    overrides_path = Path(args.overrides) if args.overrides else out / OVERRIDES_FILE
+    overrides, text = [], None
+    if check_file is not None and (args.overrides or overrides_path.exists()):
+        overrides = read_overrides(overrides_path, check_file)
+        text = overrides_path.read_text(encoding="utf-8-sig") if args.overrides else None
+    elif args.overrides:
+        raise ValueError("--overrides needs a check file (--module or --checks): overrides change question points")
+    return Term(intake=manifest.get("intake", {}), superseded=manifest.get("superseded", []),
+                roster=read_roster(roster) if roster else None, late=_late_policy(args, manifest.get("late")),
+                overrides=overrides, overrides_text=text,
+                release_hidden=bool(args.release_hidden or manifest.get("release_hidden")
+                                    or (check_file is not None and check_file.release_hidden)))
+
+
+def _save_manifest(out: Path, manifest: dict[str, Any], term: Term, roster: str | None) -> None:
+    atomic_write(out / MANIFEST, json.dumps({**manifest, "late": term.late.to_dict(), "roster": roster,
+                                             "release_hidden": term.release_hidden}, indent=1))
 
 
 def _rescore(args: argparse.Namespace, out: Path) -> int:
-    """`twdl grade --merge-manual FILE --out DIR` without submissions: merge, then rewrite DIR's outputs."""
-    from .manual import merge_manual
+    """`twdl grade --out DIR` without submissions (with --merge-manual, --overrides, --release-hidden, --publish or
+    a late rule): merge, then rewrite DIR's outputs from the stored rows; nothing is executed."""
+    from .manual import merged_scores
 
-    manifest = _manifest(out)
+    manifest = read_manifest(out)
     if not manifest.get("checks") or not manifest.get("submissions"):
         print(f"twdl grade: {out} holds no scored grading ({MANIFEST} missing): grade the submissions with "
-              "--module first, or pass them again with --merge-manual", file=sys.stderr)
+              "--module first", file=sys.stderr)
         return 2
     try:
         check_file = load_check_file(args.checks or manifest["checks"])
-        rows = _stored_rows(out, manifest["submissions"])
-        merged = merge_manual(args.merge_manual, out, check_file, {r["submission"] for r in rows})
-    except (FileNotFoundError, ValueError) as err:
+        rows = stored_rows(out, manifest["submissions"])
+        term = _term(args, out, manifest, check_file)
+        term.manual, merged = merged_scores(args.merge_manual, out, check_file, {r["submission"] for r in rows})
+        term.manual_changed = bool(args.merge_manual)
+        write_outputs(rows, out, check_file, title=manifest.get("title", "Grades"), histogram=args.histogram,
+                      canvas_assignment=args.canvas_assignment, term=term)
+    except (FileNotFoundError, ValueError) as err:  # OverrideError is a ValueError
         print(f"twdl grade: {err}", file=sys.stderr)
         return 2
-    write_outputs(rows, out, check_file, title=manifest.get("title", "Grades"), histogram=args.histogram,
-                  canvas_assignment=args.canvas_assignment, canvas_roster=args.canvas_roster)
+    _save_manifest(out, manifest, term, args.canvas_roster or manifest.get("roster"))
     print(f"merged {merged} TA score(s); rewrote {out / 'grades.csv'}, {out / 'report.html'} and feedback/")
     return 0
 
 
+def _intake(given: list[str], out: Path, zone) -> tuple[list[str], dict[str, dict[str, Any]], list[dict[str, Any]],
+                                                          set[str]]:
+    """Canvas's download as given: zips unpacked under --out; each Canvas file's parts, keyed by its shown name
+    (newest per user id), the superseded files, and the shown names to leave out."""
+    paths = []
+    for item in given:
+        if item.lower().endswith(".zip"):
+            folder, times = extract_zip(item, out / ".twdl" / "canvas" / Path(item).stem, zone)
+            paths.append((str(folder), times))
+        else:
+            paths.append((item, {}))
+    found = find_submissions([p for p, _ in paths], exclude=out)
+    times = {name: t for _, ts in paths for name, t in ts.items()}
+    canvas = [c for c in (parse_canvas_name(shown, times.get(Path(shown).name)) for _, shown in found) if c]
+    kept, superseded = newest_per_user(canvas)
+    dropped = {old.shown for old, _ in superseded}
+    listed = [{"file": old.shown, "user_id": old.user_id, "attachment_id": old.attachment_id,
+               "submitted_at": old.submitted_at or "", "kept": new.shown} for old, new in superseded]
+    return [p for p, _ in paths], {c.shown: c.to_dict() for c in kept}, listed, dropped
+
+
 def main(args: argparse.Namespace) -> int:
     """Run `twdl grade`; 0 when every submission was graded (whatever its status), 2 for bad arguments."""
-    from .manual import merge_manual
+    from .manual import merged_scores
 
     if args.check_sandbox:
         from ..sandbox_check import check_sandbox
@@ -186,18 +266,24 @@ def main(args: argparse.Namespace) -> int:
         return check_sandbox()
     out = Path(args.out)
     if not args.submissions:
-        if args.merge_manual:
+        if (args.merge_manual or args.overrides or args.release_hidden or args.publish or args.due or args.extensions
+                or args.late_penalty is not None or args.canvas_roster):
             return _rescore(args, out)
-        print("twdl grade: name a folder of submissions (or .ipynb files), or pass --check-sandbox", file=sys.stderr)
+        print("twdl grade: name a folder of submissions (or .ipynb files, or a Canvas zip), or pass --check-sandbox",
+              file=sys.stderr)
         return 2
     try:
         values = parse_parameter_values(args.parameter)
-        submissions = find_submissions(args.submissions, exclude=out)
+        zone = parse_due(args.due).tzinfo if args.due else None
+        given, intake, superseded, dropped = _intake(args.submissions, out, zone or dt.timezone.utc)
+        submissions = [s for s in find_submissions(given, exclude=out) if s[1] not in dropped]
         problems = _precheck(args, values, submissions)
         module_notebook = resolve_notebooks(args.module)[0] if args.module else None
         checks = None if args.no_checks else (Path(args.checks) if args.checks else
                                               check_file_for(module_notebook) if module_notebook else None)
         check_file = load_check_file(checks) if checks else None
+        before = read_manifest(out)  # a re-run keeps the last grading's late rule, roster and release
+        term = _term(args, out, {k: before.get(k) for k in ("late", "roster", "release_hidden")}, check_file)
     except (FileNotFoundError, ValueError, ParameterError) as err:
         print(f"twdl grade: {err}", file=sys.stderr)
         return 2
@@ -229,18 +315,24 @@ def main(args: argparse.Namespace) -> int:
                        sandbox=args.sandbox, checks=checks, check_budget=args.check_time, view=view)
     rows = grade_all(tasks, jobs=args.jobs, force=args.force, scheduler=args.scheduler)
     title = f"Grades: {module or ', '.join(args.submissions)}"
+    term.intake = {t.submission: {**intake[t.file], "canvas_file": t.file} for t in tasks if t.file in intake}
+    term.superseded = superseded
+    try:
+        if check_file is not None:
+            term.manual, merged = merged_scores(args.merge_manual, out, check_file, {t.submission for t in tasks})
+            term.manual_changed = bool(args.merge_manual)
+            if args.merge_manual:
+                print(f"merged {merged} TA score(s)")
+        table = write_outputs(rows, out, check_file, title=title, histogram=args.histogram,
+                              canvas_assignment=args.canvas_assignment, term=term)
+    except (FileNotFoundError, ValueError) as err:  # a bad override or extension: no output was written
+        print(f"twdl grade: {err}", file=sys.stderr)
+        return 2
     if check_file is not None:
-        atomic_write(out / MANIFEST, json.dumps({"title": title, "checks": str(Path(checks).resolve()),
-                                                 "submissions": [t.submission for t in tasks]}, indent=1))
-        if args.merge_manual:
-            try:
-                merged = merge_manual(args.merge_manual, out, check_file, {t.submission for t in tasks})
-            except (FileNotFoundError, ValueError) as err:
-                print(f"twdl grade: {err}", file=sys.stderr)
-                return 2
-            print(f"merged {merged} TA score(s)")
-    table = write_outputs(rows, out, check_file, title=title, histogram=args.histogram,
-                          canvas_assignment=args.canvas_assignment, canvas_roster=args.canvas_roster)
+        _save_manifest(out, {"title": title, "checks": str(Path(checks).resolve()),
+                             "submissions": [t.submission for t in tasks], "intake": term.intake,
+                             "superseded": superseded}, term, args.canvas_roster or before.get("roster"))
+    _warn_late(term, table)
     counts = table["status"].value_counts().to_dict()
     print(f"graded {len(table)} submission(s): " + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES)
           + f"; see {out / 'grades.csv'} and {out / 'report.html'}"

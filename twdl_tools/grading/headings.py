@@ -142,7 +142,8 @@ def heading_markdown(question: Question, checks: list[CheckWords], rubric: str =
                  f"it; if a *required* check fails, or a cell of this question raises an error, the question "
                  f"scores 0.")
     for hidden, intro in ((False, f"**Public checks** (run them here with `twdl.check(\"{question.id}\")`):"),
-                          (True, "**Hidden checks** (only the grader runs them; your feedback shows their results):")):
+                          (True, "**Hidden checks** (only the grader runs them; your feedback shows how many "
+                                 "passed and their points, and each one's result once the course releases them):")):
         group = [c for c in checks if c.hidden == hidden]
         if not group:
             continue

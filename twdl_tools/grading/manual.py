@@ -2,8 +2,7 @@
 
 `twdl grade` writes `manual/<question>.csv` (fill in `points` and `comment`) and `manual/<question>.html` (to
 read); `twdl grade --merge-manual manual/<question>.csv` stores the scores in `manual/scores.json`, keyed by
-submission and by a hash of the answer, so a changed answer is never given an old score. Also the
-Canvas gradebook import file (`canvas.csv`).
+submission and by a hash of the answer, so a changed answer is never given an old score.
 """
 from __future__ import annotations
 
@@ -19,13 +18,12 @@ from twdl_helpers.files import atomic_write
 from .checkfile import CheckFile
 from .scoring import TA_STATES
 
-__all__ = ["MANUAL_DIR", "SCORES_FILE", "MANUAL_COLUMNS", "export_manual", "read_manual_csv", "merge_manual",
-           "load_manual_scores", "canvas_csv"]
+__all__ = ["MANUAL_DIR", "SCORES_FILE", "MANUAL_COLUMNS", "export_manual", "read_manual_csv",
+           "load_manual_scores", "merged_scores", "store_manual_scores"]
 
 MANUAL_DIR = "manual"
 SCORES_FILE = "scores.json"
 MANUAL_COLUMNS = ["question", "student", "submission", "state", "points", "max_points", "comment", "digest", "answer"]
-CANVAS_FIXED = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 
 
 def _entry(row: dict[str, Any], qid: str) -> dict[str, Any] | None:
@@ -156,40 +154,19 @@ def load_manual_scores(out_dir: str | Path) -> dict[str, dict[str, dict[str, Any
         return {}
 
 
-def merge_manual(paths: list[str | Path], out_dir: str | Path, check_file: CheckFile, submissions: set[str]) -> int:
-    """Add the scores of the given filled-in CSV files to manual/scores.json; return how many scores were merged."""
+def merged_scores(paths: list[str | Path], out_dir: str | Path, check_file: CheckFile,
+                  submissions: set[str]) -> tuple[dict[str, dict[str, dict[str, Any]]], int]:
+    """manual/scores.json's scores with those of the given filled-in CSV files added (validated; nothing written),
+    and how many scores the files gave."""
     scores = load_manual_scores(out_dir)
     count = 0
     for path in paths:
         for qid, given in read_manual_csv(path, check_file, submissions).items():
             scores.setdefault(qid, {}).update(given)
             count += len(given)
+    return scores, count
+
+
+def store_manual_scores(scores: dict[str, dict[str, dict[str, Any]]], out_dir: str | Path) -> None:
+    """Write manual/scores.json."""
     atomic_write(Path(out_dir) / MANUAL_DIR / SCORES_FILE, json.dumps(scores, indent=1, sort_keys=True))
-    return count
-
-
-def canvas_csv(table, assignment: str, max_points: float, roster: str | Path | None = None) -> str:
-    """A CSV for Canvas's gradebook import: Student, ID, SIS User ID, SIS Login ID, Section, then `assignment`.
-
-    Canvas matches rows by ID / SIS User ID / SIS Login ID. With `roster` (a gradebook export from Canvas) those
-    are copied from the roster row whose Student, SIS Login ID or SIS User ID equals the student's name; without
-    it, the student's name fills Student and SIS Login ID.
-    """
-    people: dict[str, dict[str, str]] = {}
-    if roster is not None:
-        for row in csv.DictReader(io.StringIO(Path(roster).read_text(encoding="utf-8-sig"))):
-            for key in ("Student", "SIS Login ID", "SIS User ID"):
-                if (row.get(key) or "").strip():
-                    people.setdefault(row[key].strip().lower(), row)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CANVAS_FIXED + [assignment])
-    writer.writerow(["Points Possible", "", "", "", "", f"{max_points:g}"])
-    best: dict[str, float] = {}
-    for student, total in zip(table["student"], table["total"]):
-        best[student] = max(best.get(student, 0.0), float(total))  # several files of one student: the best one
-    for student in sorted(best):
-        known = people.get(student.lower())
-        fixed = [known.get(k, "") for k in CANVAS_FIXED] if known else [student, "", "", student, ""]
-        writer.writerow(fixed + [f"{best[student]:g}"])
-    return buffer.getvalue()

@@ -76,9 +76,10 @@ def find_submissions(paths: Iterable[str | Path], exclude: str | Path | None = N
     excluded = Path(exclude).resolve() if exclude else None
     for given in map(Path, paths):
         if given.is_dir():
+            inside = excluded is not None and excluded in given.resolve().parents  # e.g. a zip unpacked into --out
             for path in sorted(given.rglob("*.ipynb")):
                 resolved = path.resolve()
-                if ".ipynb_checkpoints" in path.parts or (excluded and excluded in resolved.parents):
+                if ".ipynb_checkpoints" in path.parts or (excluded and excluded in resolved.parents and not inside):
                     continue
                 found.append((resolved, path.relative_to(given).as_posix()))
         elif given.exists():
@@ -89,7 +90,13 @@ def find_submissions(paths: Iterable[str | Path], exclude: str | Path | None = N
 
 
 def student_name(shown: str, module: str | None = None) -> str:
-    """The student a file belongs to: its first folder ("alice/01.ipynb"), else its stem minus the module name."""
+    """The student a file belongs to: the sortable name of a Canvas download ("smithjohn_LATE_12345_678902_x.ipynb"),
+    else its first folder ("alice/01.ipynb"), else its stem minus the module name."""
+    from .canvas import parse_canvas_name
+
+    canvas = parse_canvas_name(shown)
+    if canvas is not None:
+        return canvas.sortable_name
     parts = Path(shown).parts
     if len(parts) > 1:
         return parts[0]

@@ -14,7 +14,7 @@ __all__ = ["choose_histogram_metric", "module_summary", "question_summary", "his
            "write_report"]
 
 FIXED = {"file", "student", "submission", "status", "failing_cell", "error", "runtime_s", "completed_modules",
-         "total", "max_points", "manual_pending"}
+         "total", "max_points", "manual_pending", "user_id", "canvas_late", "late", "days_late", "penalty", "final"}
 MODULE_OF = re.compile(r"^(m\d+)\.")
 CELL_CHARS = 200
 
@@ -176,12 +176,37 @@ def _table_html(table, sortable: bool = True) -> str:
     return f"<table{css}><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>"
 
 
+def _term_html(term: dict[str, Any]) -> list[str]:
+    """The term's sections: late work and its rule, TA overrides, superseded files, roster mismatches."""
+    import pandas as pd
+
+    def listed(title: str, intro: str, rows: list[dict[str, Any]], empty: str) -> list[str]:
+        return [f"<h2>{html.escape(title)}</h2>", f"<p>{html.escape(intro)}</p>",
+                _table_html(pd.DataFrame(rows)) if rows else f"<p>{html.escape(empty)}</p>"]
+
+    parts = listed("Late work", f"Rule: {term['late_rule']}.", term["late"], "No submission is late.")
+    parts += listed("Overrides", "Scores a TA changed (overrides.csv), applied at every publish; the student's "
+                    "feedback page shows each as \"adjusted by a TA\" with its reason.", term["overrides"], "None.")
+    if term["superseded"]:
+        parts += listed("Superseded files", "Older files of a Canvas user: only the newest is graded.",
+                        term["superseded"], "")
+    if term["roster"]:
+        parts += listed("Submissions with no roster row", "Not matched to the roster by Canvas user id or SIS id: "
+                        "canvas.csv carries their user id and name; check them before importing.",
+                        term["no_roster_row"], "None: every submission matched a roster row.")
+        parts += listed("Roster students with no submission", "In the roster, with no graded submission: "
+                        "canvas.csv leaves them out (their Canvas grade is not changed).", term["no_submission"],
+                        "None: every roster student submitted.")
+    return parts
+
+
 def render_report(table, histogram_metric: str | None = None, title: str = "Grades", questions=None,
-                  copies: list[dict[str, Any]] | None = None) -> str:
+                  copies: list[dict[str, Any]] | None = None, term: dict[str, Any] | None = None) -> str:
     """The whole report as one self-contained HTML string (student content escaped, long texts cut).
 
     `questions`: the per-question statistics (question_summary) shown above the per-module ones; `copies`: groups of
-    submissions sharing trained weights or answers (copies.copy_groups), listed for the TA.
+    submissions sharing trained weights or answers (copies.copy_groups), listed for the TA; `term`: late work,
+    overrides, superseded files and roster mismatches (publish._term_sections).
     """
     counts = table["status"].value_counts().to_dict() if len(table) else {}
     status_line = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ok", "error", "timeout", "invalid"))
@@ -207,6 +232,8 @@ def render_report(table, histogram_metric: str | None = None, title: str = "Grad
                   "identical. A flag, not a penalty: the course is deterministic by seed, so the same code with the "
                   "same seed trains the same weights.</p>",
                   _table_html(listed) if len(listed) else "<p>None found.</p>"]
+    if term is not None:
+        parts += _term_html(term)
     summary = module_summary(table)
     parts += ["<h2>Per-module statistics</h2>",
               _table_html(summary) if len(summary) else "<p>No metric was recorded by any submission.</p>"]
@@ -222,7 +249,7 @@ def render_report(table, histogram_metric: str | None = None, title: str = "Grad
 
 
 def write_report(table, path: str | Path, histogram_metric: str | None = None, title: str = "Grades",
-                 questions=None, copies: list[dict[str, Any]] | None = None) -> Path:
+                 questions=None, copies: list[dict[str, Any]] | None = None, term: dict[str, Any] | None = None) -> Path:
     """Write render_report(...) to `path` atomically and return the path."""
-    atomic_write(path, render_report(table, histogram_metric, title, questions, copies))
+    atomic_write(path, render_report(table, histogram_metric, title, questions, copies, term))
     return Path(path)
