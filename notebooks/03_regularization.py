@@ -72,7 +72,7 @@ E = epochs or P.pick(smoke=60, full=200)  # the spec's 200-epoch runs
 scale = lambda n: max(2, round(n * E / 200))  # noqa: E731  (60 -> 0.3 E, ...)
 seeds = [seed + i for i in range(3)]  # a verdict needs at least 3 seeds
 more_seeds = [seed + i for i in range(P.pick(smoke=3, full=5))]  # dropout, augmentation
-# batch for the `medium` images: two SGD steps per epoch in both profiles (100 / 50, 250 / 128)
+# batch for the `medium` images: 2 SGD steps per epoch either profile (100/50, 250/128)
 batch = P.pick(smoke=50, full=128)
 last = 5  # a run's score: its mean validation accuracy over its last 5 epochs
 lr, momentum = 5e-3, 0.99  # the SGD of sections 2-6
@@ -91,9 +91,10 @@ all_effects = []  # every verdict of the notebook, for the note on chance at the
 # We draw our **training** and **validation** sets as random, disjoint subsets of `train/`, sized from what is
 # actually there (the original hard-coded `[100, 100, 14430]`, which breaks on any other copy of the data). The
 # training sets stay small, because small training sets are what over-fit: the first 100 training images
-# (`small`) for memorisation, pruning, the lottery ticket and distillation, the first 250 (`medium`) for early
-# stopping, the penalties, dropout and the batch size, and all of them for augmentation. The validation set is
-# much larger, so that differences between techniques are not one or two images.
+# (`small`) for memorisation, pruning, the lottery ticket and distillation, the first 250 (100 in the smoke
+# profile: `medium`) for early stopping, the penalties, dropout and the batch size, and all of them for
+# augmentation. The validation set is much larger, so that differences between techniques are not one or two
+# images.
 #
 # Some techniques make a **choice** from data: early stopping picks an epoch, the grid search picks $\lambda$. A
 # choice made on the validation images and then scored on the same images looks better than it is (the best of
@@ -123,15 +124,19 @@ print(f"tuning {len(tune)} images; small {len(small)}; medium {len(medium)}")
 fig = twdl.show_images(faces.train, faces.classes, n=8)
 n_classes = len(faces.classes)
 steps = math.ceil(len(medium) / batch)  # SGD steps per epoch on the medium images
-twdl.record("m3.settings", {"profile": P.name, "epochs": E, "seeds": seeds, "more_seeds": more_seeds,
-                            "batch": batch, "steps_per_epoch": steps, "medium_images": len(medium),
-                            "lr": lr, "momentum": momentum, "score_epochs": last})
-Markdown(f"**This run** ({P.name} profile): the long runs train {E} epochs; verdicts use seeds "
-         f"{seeds} (dropout and augmentation: {more_seeds}); the {len(medium)} `medium` images train with "
-         f"batch {batch}, so {steps} SGD steps per epoch, learning rate {lr:g} and momentum {momentum:g}; "
-         f"the {len(small)} `small` images train in one batch (one step per epoch); {len(faces.val)} "
-         f"validation, {len(tune)} tuning and {len(faces.test)} test images. A run's score is its mean "
-         f"validation accuracy over its last {last} epochs (or at the epoch early stopping kept).")
+twdl.record("m3.settings", {
+    "profile": P.name, "epochs": E, "seeds": seeds, "more_seeds": more_seeds,
+    "batch": batch, "steps_per_epoch": steps, "medium_images": len(medium),
+    "lr": lr, "momentum": momentum, "score_epochs": last})
+Markdown(
+    f"**This run** ({P.name} profile): the long runs train {E} epochs; verdicts use "
+    f"seeds {seeds} (dropout and augmentation: {more_seeds}); the {len(medium)} "
+    f"`medium` images train with batch {batch}, so {steps} SGD steps per epoch, "
+    f"learning rate {lr:g} and momentum {momentum:g}; the {len(small)} `small` images "
+    f"train in one batch (one step per epoch); {len(faces.val)} validation, "
+    f"{len(tune)} tuning and {len(faces.test)} test images. A run's score is its mean "
+    f"validation accuracy over its last {last} epochs (or at the epoch early stopping "
+    "kept).")
 
 # %% [markdown]
 # *Think:* why must the validation images never be used to fit weights, and why keep a third, untouched test set
@@ -174,7 +179,8 @@ small_batch = len(small)  # the whole set: one step per epoch
 big = twdl.Experiment(twdl.BigAnimalNet, lr=5e-3, momentum=0.9, epochs=E)
 memorise = run({kind: big.with_(train_data=data) for kind, data in labels.items()},
                small, faces.val, batch_size=small_batch)
-check = partial(twdl.check_runs, n_classes=n_classes, n_images=len(faces.val), last=last)
+check = partial(twdl.check_runs, n_classes=n_classes, n_images=len(faces.val),
+                last=last)
 failed = check({k: memorise[k] for k in ("true", "partial")}, "m3.memorize")
 failed |= check({"random": memorise["random"]}, "m3.memorize", expected_failure=True)
 remembered = twdl.summarize_runs(memorise, last=last)
@@ -226,7 +232,8 @@ runs = run({"unregularized": base, "momentum 0.9": base.with_(momentum=0.9),
 failed |= check(runs, "m3")
 scores = twdl.seed_scores(runs, last)  # each experiment's score per seed
 # the well-trained baseline: the momentum and epoch the tuning images prefer
-schedule, fair_epoch = twdl.tuned_schedule({k: runs[k] for k in ("unregularized", "momentum 0.9")})
+candidates = {k: runs[k] for k in ("unregularized", "momentum 0.9")}
+schedule, fair_epoch = twdl.tuned_schedule(candidates)
 scores["well-trained"] = twdl.scores_at_epoch(runs[schedule], fair_epoch)
 if schedule in failed:
     failed["well-trained"] = failed[schedule]
@@ -250,15 +257,17 @@ fig = twdl.plot_runs({k: runs[k] for k in ("unregularized", "momentum 0.9")},
                      ["val_loss", "val_accuracy", "param_norm"], title="Unregularised")
 for ax in fig.axes:
     ax.axvline(fair_epoch, color="grey", ls="--")  # the well-trained baseline's epoch
-Markdown(f"The tuning images prefer **{schedule}** stopped at **epoch {fair_epoch}** (dashed line): "
-         f"this well-trained baseline scores {mean(scores['well-trained']):.1f} % on the validation "
-         f"images, the over-trained run {mean(scores['unregularized']):.1f} % over its last {last} "
-         f"epochs (means over seeds {seeds}). Early stopping kept epochs "
-         f"{[r.best_epoch for r in kept]}, one per seed.")
+Markdown(
+    f"The tuning images prefer **{schedule}** stopped at **epoch {fair_epoch}** "
+    f"(dashed line): this well-trained baseline scores "
+    f"{mean(scores['well-trained']):.1f} % on the validation images, the over-trained "
+    f"run {mean(scores['unregularized']):.1f} % over its last {last} epochs (means "
+    f"over seeds {seeds}). Early stopping kept epochs {[r.best_epoch for r in kept]}, "
+    "one per seed.")
 
 # %%
 def verdicts(pairs, prefix="m3"):
-    """Paired verdicts of `pairs` {technique: baseline} from `scores`, recorded and shown."""
+    """Paired verdicts of `pairs` {technique: baseline} from `scores`, recorded."""
     table = twdl.effect_over_seeds(scores, pairs, failed=failed)
     all_effects.append(table)
     display(twdl.record_effects(table, prefix))
@@ -293,10 +302,12 @@ start = twdl.AnimalNet(seed=seed, device=dev)
 ce = twdl.evaluate(start, medium)["loss"]  # the untrained network's cross-entropy
 size = {lam: (twdl.l1_penalty(lam)(start).item(), twdl.l2_penalty(lam)(start).item())
         for lam in (0.1, 1e-4)}
-twdl.record("m3.penalty_at_init", {f"{lam:g}": {"l1": l1, "l2": l2} for lam, (l1, l2) in size.items()})
+twdl.record("m3.penalty_at_init",
+            {f"{lam:g}": {"l1": l1, "l2": l2} for lam, (l1, l2) in size.items()})
 Markdown(f"At initialisation the cross-entropy is {ce:.2f} (about ln 3). " + " ".join(
-    f"With $\\lambda = {lam:g}$ the L1 penalty is {l1:.3g} ({l1 / ce:.3g} times the cross-entropy) and the "
-    f"L2 penalty {l2:.3g} ({l2 / ce:.3g} times)." for lam, (l1, l2) in size.items()))
+    f"With $\\lambda = {lam:g}$ the L1 penalty is {l1:.3g} ({l1 / ce:.3g} times the "
+    f"cross-entropy) and the L2 penalty {l2:.3g} ({l2 / ce:.3g} times)."
+    for lam, (l1, l2) in size.items()))
 
 # %%
 lambdas = [1e-2, 3e-2, 1e-1]
@@ -312,9 +323,11 @@ failed |= check({f"l2 {lam:g}": grid.attrs["runs"][f"l2 {lam:g}"] for lam in lam
 failed |= check({"l2": runs["l2"]}, "m3")
 scores["l2"] = twdl.seed_scores({"l2": runs["l2"]}, last)["l2"]
 fig = twdl.plot_lambda_grid(grid)
-Markdown(f"The tuning images chose $\\lambda_2$ = {lam2:g} (ringed in the figure) from the grid "
-         f"{lambdas}" + (": that is an **edge** of the grid, so a better value may lie beyond it and "
-         "a wider grid would tell." if edge else ", inside the grid (not at an edge)."))
+Markdown(f"The tuning images chose $\\lambda_2$ = {lam2:g} (ringed in the figure) from "
+         f"the grid {lambdas}" + (
+             ": that is an **edge** of the grid, so a better value may lie beyond it "
+             "and a wider grid would tell." if edge else
+             ", inside the grid (not at an edge)."))
 
 # %%
 effects = verdicts({"l2": "unregularized"})
@@ -419,11 +432,13 @@ runs |= dropout
 failed |= check(dropout, "m3")
 scores |= twdl.seed_scores(dropout, last)
 drop_epoch = twdl.tuned_epoch(dropout["no dropout (same width)"])
-scores["no dropout, tuned epochs"] = twdl.scores_at_epoch(dropout["no dropout (same width)"], drop_epoch)
-failed |= {"no dropout, tuned epochs": failed[k] for k in ["no dropout (same width)"] if k in failed}
+plain_wide = dropout["no dropout (same width)"]
+scores["no dropout, tuned epochs"] = twdl.scores_at_epoch(plain_wide, drop_epoch)
+if "no dropout (same width)" in failed:
+    failed["no dropout, tuned epochs"] = failed["no dropout (same width)"]
 twdl.record("m3.well_trained.dropout_epoch", drop_epoch)
 fig = twdl.plot_runs(dropout, curves, title="Dropout")
-print(f"well-trained baseline: no dropout stopped at epoch {drop_epoch} (tuning images)")
+print(f"well-trained baseline: no dropout stopped at epoch {drop_epoch} (tuning)")
 effects = verdicts({"dropout": "no dropout (same width)"})
 fair = verdicts({"dropout": "no dropout, tuned epochs"}, "m3.vs_well_trained")
 
@@ -454,18 +469,23 @@ runs |= augmented
 failed |= check(augmented, "m3")
 scores |= twdl.seed_scores(augmented, last)
 aug_epoch = twdl.tuned_epoch(augmented["no augmentation"])
-scores["no augmentation, tuned epochs"] = twdl.scores_at_epoch(augmented["no augmentation"], aug_epoch)
-failed |= {"no augmentation, tuned epochs": failed[k] for k in ["no augmentation"] if k in failed}
+plain_all = augmented["no augmentation"]
+scores["no augmentation, tuned epochs"] = twdl.scores_at_epoch(plain_all, aug_epoch)
+if "no augmentation" in failed:
+    failed["no augmentation, tuned epochs"] = failed["no augmentation"]
 twdl.record("m3.well_trained.augmentation_epoch", aug_epoch)
-fig = twdl.plot_runs(augmented, curves, title=f"Augmentation ({len(faces.train)} images)")
-print(f"well-trained baseline: no augmentation stopped at epoch {aug_epoch} (tuning images)")
-effects = verdicts({"augmentation": "no augmentation", "course flips": "no augmentation"})
+fig = twdl.plot_runs(augmented, curves,
+                     title=f"Augmentation ({len(faces.train)} images)")
+print(f"well-trained baseline: no augmentation stopped at epoch {aug_epoch} (tuning)")
+effects = verdicts({"augmentation": "no augmentation",
+                    "course flips": "no augmentation"})
 fair = verdicts({"augmentation": "no augmentation, tuned epochs"}, "m3.vs_well_trained")
 helped = effects.loc["augmentation", "verdict"] == "helps"
+said = effects.loc["augmentation", "verdict"]
 Markdown("Label-preserving augmentation " + (
     "helps beyond the seed noise in this run." if helped else
-    f"does **not** stand out from the seed noise in this run ({effects.loc['augmentation', 'verdict']}): "
-    "its effect depends on the draw of images and seeds, and another draw can tell otherwise."))
+    f"does **not** stand out from the seed noise in this run ({said}): its effect "
+    "depends on the draw of images and seeds, and another draw can tell otherwise."))
 
 # %% [markdown]
 # *Think:* a vertical flip turns an animal upside down, and a test photo is never upside down. Compare the two
@@ -484,23 +504,27 @@ Markdown("Label-preserving augmentation " + (
 # %%
 sizes = (batch // 4, batch // 2, batch)
 sized = base.with_(epochs=scale(60))
-by_batch = run({f"batch {bs}": sized.with_(batch_size=bs, lr=lr * bs / batch) for bs in sizes},
-               medium, faces.val)
+by_batch = run({f"batch {bs}": sized.with_(batch_size=bs, lr=lr * bs / batch)
+                for bs in sizes}, medium, faces.val)
 failed |= check(by_batch, "m3")
 scores |= twdl.seed_scores(by_batch, last)
-table = pd.DataFrame({name: {"steps per epoch": rs[0].history.last["batches"],
-                             "learning rate": rs[0].history.last["lr"],
-                             **{f"seed {r.seed} (%)": score for r, score in zip(rs, scores[name])},
-                             "mean val accuracy (%)": mean(scores[name])}
-                      for name, rs in by_batch.items()}).T.rename_axis("batch size")
+def batch_row(name, rs):
+    per_seed = {f"seed {r.seed} (%)": v for r, v in zip(rs, scores[name])}
+    return {"steps per epoch": rs[0].history.last["batches"],
+            "learning rate": rs[0].history.last["lr"], **per_seed,
+            "mean val accuracy (%)": mean(scores[name])}
+
+table = pd.DataFrame({name: batch_row(name, rs) for name, rs in by_batch.items()})
+table = table.T.rename_axis("batch size")
 for name in by_batch:
     twdl.record(f"m3.batch_size.{name.split()[1]}.val_accuracy", mean(scores[name]))
 display(table.round(2).assign(**{"learning rate": table["learning rate"]}))
 effects = verdicts({f"batch {bs}": f"batch {batch}" for bs in sizes[:-1]})
 per_seed = [max(by_batch, key=lambda n: scores[n][i]) for i in range(len(seeds))]
 top = max(by_batch, key=lambda n: mean(scores[n]))
-Markdown(f"With the rate scaled to the batch, **{top}** has the highest mean validation accuracy; the best "
-         f"batch per seed ({', '.join(f'seed {s}: {n}' for s, n in zip(seeds, per_seed))}). The verdicts above "
+each = ", ".join(f"seed {s}: {n}" for s, n in zip(seeds, per_seed))
+Markdown(f"With the rate scaled to the batch, **{top}** has the highest mean "
+         f"validation accuracy; the best batch per seed: {each}. The verdicts above "
          "say whether the differences stand out from the seed noise.")
 
 # %% [markdown]
@@ -557,19 +581,22 @@ fit = sweep["train accuracy (%)"]
 underfit = sweep.index[fit < 0.9 * fit.iloc[0]]
 twdl.record("m3.prune.underfit_fraction", float(underfit[0]) if len(underfit) else None)
 held = sweep["val accuracy (%)"]
-worse = sweep.index[held < held.iloc[0] - 2]  # validation more than 2 points below the unpruned
+worse = sweep.index[held < held.iloc[0] - 2]  # 2 points below the unpruned
 twdl.record("m3.prune.val_drop_fraction", float(worse[0]) if len(worse) else None)
 ax = sweep.plot(marker="o", figsize=(5, 3.2), ylabel="accuracy (%)",
                 title="Prune and retrain (first seed)")
 ax.grid(alpha=0.3)
-first = lambda found: (f"from a prune fraction of {found[0]:g}" if len(found)  # noqa: E731
-                       else "nowhere in this sweep")
+def first(found):
+    """Where a fall starts, in words."""
+    return f"from a prune fraction of {found[0]:g}" if len(found) else "nowhere here"
+
 order = ("" if not (len(worse) and len(underfit)) else
          " Validation accuracy falls first." if worse[0] < underfit[0] else
-         " Training accuracy falls first." if underfit[0] < worse[0] else " Both fall at the same fraction.")
-Markdown(f"In this sweep, validation accuracy falls more than 2 points below the unpruned "
-         f"{held.iloc[0]:.1f} % {first(worse)}; training accuracy falls below 90 % of the unpruned "
-         f"{fit.iloc[0]:.1f} % {first(underfit)}.{order}")
+         " Training accuracy falls first." if underfit[0] < worse[0] else
+         " Both fall at the same fraction.")
+Markdown(f"In this sweep, validation accuracy falls more than 2 points below the "
+         f"unpruned {held.iloc[0]:.1f} % {first(worse)}; training accuracy falls below "
+         f"90 % of the unpruned {fit.iloc[0]:.1f} % {first(underfit)}.{order}")
 
 # %%
 def prune_experiment(fraction=0.5):
@@ -605,7 +632,8 @@ tickets = [twdl.lottery_ticket(twdl.BigAnimalNet, small, amount=0.4, epochs=E,
                                eval_data={"val": faces.val}, seed=s, device=dev)
            for s in seeds]
 tail = lambda history: mean(history["val_accuracy"][-last:])  # noqa: E731
-final = {part: [tail(getattr(t, part)) for t in tickets] for part in ("dense", "ticket", "random")}
+final = {part: [tail(getattr(t, part)) for t in tickets]
+         for part in ("dense", "ticket", "random")}
 for part, values in final.items():
     twdl.record(f"m3.lottery.{part}.val_accuracy", mean(values))
 
@@ -619,7 +647,8 @@ def untrained(t, s, offset):
 
 def epochs_to(history, target):
     """The first epoch whose validation accuracy reaches `target`, or None."""
-    return next((int(r["epoch"]) for r in history.rows if r["val_accuracy"] >= target), None)
+    reached = (int(r["epoch"]) for r in history.rows if r["val_accuracy"] >= target)
+    return next(reached, None)
 
 lottery = pd.DataFrame([{
     "seed": s, "dense (%)": d,
@@ -628,7 +657,7 @@ lottery = pd.DataFrame([{
     "ticket: epochs to dense": epochs_to(t.ticket, d) or "—",
     "random re-init: epochs to dense": epochs_to(t.random, d) or "—",
     "ticket (%)": k, "random re-init (%)": r}
-    for s, t, d, k, r in zip(seeds, tickets, final["dense"], final["ticket"], final["random"])
+    for s, t, d, k, r in zip(seeds, tickets, *final.values())
 ]).set_index("seed")
 twdl.record("m3.lottery.epochs_to_dense", {
     part: [epochs_to(getattr(t, part), d) for t, d in zip(tickets, final["dense"])]
@@ -639,29 +668,35 @@ twdl.record("m3.lottery.before_retraining", {k: mean(v) for k, v in before.items
 display(lottery.round(1))
 print("— : never reached the dense accuracy within the epochs")
 first_ticket = tickets[0]
-fig = twdl.plot_histories({"dense": first_ticket.dense, "ticket (same init)": first_ticket.ticket,
+fig = twdl.plot_histories({"dense": first_ticket.dense,
+                           "ticket (same init)": first_ticket.ticket,
                            "random re-init": first_ticket.random},
                           ["train_accuracy", "val_accuracy"],
                           title="Lottery ticket, 40 % pruned (first seed)")
 effects = twdl.effect_over_seeds(final, {"ticket": "random"})
-early = twdl.effect_over_seeds({"ticket before retraining": before["ticket"],
-                                "random re-init before retraining": before["random"]},
-                               {"ticket before retraining": "random re-init before retraining"})
+early = twdl.effect_over_seeds(
+    {"ticket before retraining": before["ticket"],
+     "random re-init before retraining": before["random"]},
+    {"ticket before retraining": "random re-init before retraining"})
 all_effects += [effects, early]
 display(twdl.record_effects(effects, "m3.lottery"))
 twdl.record_effects(early, "m3.lottery")
 
 # %%
 chance = 100 / n_classes
-Markdown(f"Before any retraining, the ticket (its mask on its own initial weights) scores "
-         f"{mean(before['ticket']):.1f} % on the validation images and the random re-initialisation under "
-         f"the same mask {mean(before['random']):.1f} % (chance {chance:.1f} %). "
-         + ("The mask alone, with no training after it, already carries much of the solution: it was chosen "
-            "from the trained weights, and it keeps the initial weights that training grew and drops the rest. "
-            "Zhou et al. (2019) call such masks **supermasks**. A head start of this kind is the mask's, not a "
-            "sign that the ticket learns better."
-            if early.iloc[0]["verdict"] == "helps" else
-            "In this run the mask alone does not lift the ticket above the control before retraining."))
+Markdown(
+    f"Before any retraining, the ticket (its mask on its own initial weights) scores "
+    f"{mean(before['ticket']):.1f} % on the validation images and the random "
+    f"re-initialisation under the same mask {mean(before['random']):.1f} % (chance "
+    f"{chance:.1f} %). " + (
+        "The mask alone, with no training after it, already carries much of the "
+        "solution: it was chosen from the trained weights, and it keeps the initial "
+        "weights that training grew and drops the rest. Zhou et al. (2019) call such "
+        "masks **supermasks**. A head start of this kind is the mask's, not a sign "
+        "that the ticket learns better."
+        if early.iloc[0]["verdict"] == "helps" else
+        "In this run the mask alone does not lift the ticket above the control "
+        "before retraining beyond the seed noise (the verdict above)."))
 
 # %% [markdown]
 # Frankle & Carbin found their winning tickets at high sparsity, with most weights pruned. With 40 % pruned, both
@@ -698,8 +733,8 @@ twdl.record("m3.distill.hard_label_student_val_accuracy",
             taught.loc["hard labels", "val_accuracy"])
 fig = twdl.plot_runs(students, ["train_accuracy", "val_accuracy"],
                      title="Student: distilled vs hard labels")
-effects = twdl.effect_over_seeds(twdl.seed_scores(students, last), {"distilled": "hard labels"},
-                                 failed=failed)
+effects = twdl.effect_over_seeds(twdl.seed_scores(students, last),
+                                 {"distilled": "hard labels"}, failed=failed)
 all_effects.append(effects)
 twdl.record_effects(effects, "m3.distill")
 
@@ -860,18 +895,23 @@ def every_technique_trained_its_own_models(homework):
 # %%
 summary = twdl.summarize_runs(runs | sparse | by_batch, last=last)
 for name in summary.index:
-    twdl.record(f"m3.{twdl.record_key(name)}.val_accuracy", summary.loc[name, "val_accuracy"])
-comparable = ["unregularized", "momentum 0.9", "early stopping", "l2", "no dropout (same width)", "dropout"]
+    twdl.record(f"m3.{twdl.record_key(name)}.val_accuracy",
+                summary.loc[name, "val_accuracy"])
+comparable = ["unregularized", "momentum 0.9", "early stopping", "l2",
+              "no dropout (same width)", "dropout"]
 best = twdl.select_best({name: runs[name] for name in comparable}, on="tune")
 twdl.record("m3.best.technique", best.name)
 twdl.record("m3.best.seed", best.seed)
 # the one look at the test set
 test_accuracy = twdl.evaluate(best.model, faces.test)["accuracy"]
 twdl.record("m3.best.test_accuracy", test_accuracy)
-display(Markdown(f"Chosen on the tuning images among {comparable}: **{best.name}** (seed {best.seed}), "
-                 f"{best.tune['accuracy']:.1f} % on the tuning images, {best.val['accuracy']:.1f} % on the "
-                 f"validation images, **{test_accuracy:.1f} %** on the {len(faces.test)} test images."))
-summary.round(2).astype(object).where(summary.notna(), "—")  # —: no tuning images for that run
+display(Markdown(
+    f"Chosen on the tuning images among {comparable}: **{best.name}** (seed "
+    f"{best.seed}), {best.tune['accuracy']:.1f} % on the tuning images, "
+    f"{best.val['accuracy']:.1f} % on the validation images, **{test_accuracy:.1f} %** "
+    f"on the {len(faces.test)} test images."))
+# —: no tuning images for that run
+summary.round(2).astype(object).where(summary.notna(), "—")
 
 # %% [markdown]
 # Does each technique help, or is its change smaller than the seed noise? Each technique is compared with the
@@ -887,16 +927,20 @@ own = twdl.effect_over_seeds(scores, {
     "course flips": "no augmentation"}, failed=failed)
 well = twdl.effect_over_seeds(scores, {
     "early stopping": "well-trained", "l2": "well-trained",
-    "dropout": "no dropout, tuned epochs", "augmentation": "no augmentation, tuned epochs"},
-    failed=failed)
+    "dropout": "no dropout, tuned epochs",
+    "augmentation": "no augmentation, tuned epochs"}, failed=failed)
 effects = twdl.join_effects(own, well)
 fig = twdl.plot_effects(effects)
 verdict_list = [v for table in all_effects for v in twdl.verdicts_of(table)]
-twdl.record("m3.verdicts.tested", sum(v.decided or v.verdict == "within noise" for v in verdict_list))
+tested = [v for v in verdict_list if v.decided or v.verdict == "within noise"]
+twdl.record("m3.verdicts.tested", len(tested))
 twdl.record("m3.verdicts.decided", sum(v.decided for v in verdict_list))
-display(Markdown(f"All verdicts use a paired t-test over seeds. {twdl.verdicts_note(verdict_list)}"))
-table = effects[["baseline", "val_accuracy_change", "standard_error", "seeds", "p_value", "verdict"]]
-table.round(3).astype(object).where(table.notna(), "—")  # —: no test (too few seeds or a failed baseline)
+display(Markdown("All verdicts use a paired t-test over seeds. "
+                 + twdl.verdicts_note(verdict_list)))
+table = effects[["baseline", "val_accuracy_change", "standard_error", "seeds",
+                 "p_value", "verdict"]]
+# —: no test (too few seeds or a failed baseline)
+table.round(3).astype(object).where(table.notna(), "—")
 
 # %%
 twdl.record("m3.completed", completed)

@@ -23,10 +23,10 @@ from .training import evaluate, train
 from .weights import frobenius_norm
 
 __all__ = [
-    "Experiment", "Run", "run_experiments", "record_key", "run_score", "seed_scores", "tuned_epoch", "scores_at_epoch",
-    "summarize_runs", "summarize_accuracies", "check_runs", "effect_over_seeds", "join_effects", "verdicts_of", "tuned_schedule", "describe_effects", "record_effects", "plot_effects", "select_best", "histories", "plot_runs",
-    "TECHNIQUES",
-    "technique_experiment", "compare_regularizers", "lambda_grid", "plot_lambda_grid",
+    "Experiment", "Run", "run_experiments", "record_key", "run_score", "seed_scores", "tuned_epoch",
+    "scores_at_epoch", "summarize_runs", "summarize_accuracies", "check_runs", "effect_over_seeds", "join_effects",
+    "verdicts_of", "tuned_schedule", "describe_effects", "record_effects", "plot_effects", "select_best", "histories",
+    "plot_runs", "TECHNIQUES", "technique_experiment", "compare_regularizers", "lambda_grid", "plot_lambda_grid",
     "compare_optimizers",
 ]
 
@@ -236,8 +236,10 @@ def tuned_schedule(results: dict[str, list[Run]]) -> tuple[str, int]:
     """The training schedule the tuning images prefer: the experiment (e.g. a momentum) and the epoch at which its
     mean tuning accuracy over seeds is highest. Score it with `scores_at_epoch(results[name], epoch)`."""
     best = {name: tuned_epoch(runs) for name, runs in results.items()}
-    mean = lambda name: sum(scores_at_epoch(results[name], best[name], "tune_accuracy")) / len(results[name])  # noqa: E731
-    name = max(best, key=mean)
+    def mean_tuning(name: str) -> float:
+        return sum(scores_at_epoch(results[name], best[name], "tune_accuracy")) / len(results[name])
+
+    name = max(best, key=mean_tuning)
     return name, best[name]
 
 
@@ -275,7 +277,7 @@ def plot_effects(effects: pd.DataFrame, title: str = "Each technique's effect on
     a bar that crosses zero is within noise. A comparison with no verdict gets a point and no bar."""
     fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(effects) + 1.5))
     positions = range(len(effects))[::-1]  # the first technique at the top
-    for y, verdict, (technique, row) in zip(positions, verdicts_of(effects), effects.iterrows()):
+    for y, verdict, (_, row) in zip(positions, verdicts_of(effects), effects.iterrows()):
         colour = VERDICT_COLOURS.get(row["verdict"], "tab:grey")
         half = verdict.critical * verdict.standard_error
         ax.errorbar(row["val_accuracy_change"], y, xerr=half if math.isfinite(half) else None, fmt="o",
@@ -407,9 +409,10 @@ def lambda_grid(
     images named by `table.attrs["chosen_on"]`: `tune_data` when given ("tune_accuracy", so the validation
     accuracy of the choice stays an honest score), else the validation images ("val_accuracy").
     `table.attrs["at_edge"]` says, per kind, whether that lambda is the grid's smallest or largest (the best may
-    lie beyond it). `table.attrs["unregularized"]` holds the unregularised run's accuracy on those same images. The runs are kept
-    in `table.attrs["runs"]` ({"none": [...], "l2 0.01": [...]}, one Run per seed); `unregularized` reuses
-    runs of `base` already trained on the same data with the same seeds instead of training them again.
+    lie beyond it). `table.attrs["unregularized"]` holds the unregularised run's accuracy on those same images.
+    The runs are kept in `table.attrs["runs"]` ({"none": [...], "l2 0.01": [...]}, one Run per seed);
+    `unregularized` reuses runs of `base` already trained on the same data with the same seeds instead of training
+    them again.
     """
     make = {"l1": lambda lam: base.with_(penalty=l1_penalty(lam)), "l2": lambda lam: base.with_(penalty=l2_penalty(lam)),
             "proximal_l1": lambda lam: base.with_(proximal_l1=lam)}
