@@ -72,7 +72,7 @@ E = epochs or P.pick(smoke=60, full=200)  # the spec's 200-epoch runs
 scale = lambda n: max(2, round(n * E / 200))  # noqa: E731  (60 -> 0.3 E, ...)
 seeds = [seed + i for i in range(3)]  # a verdict needs at least 3 seeds
 more_seeds = [seed + i for i in range(P.pick(smoke=3, full=5))]  # dropout, augmentation
-# batch for the `medium` images: 2 SGD steps per epoch either profile (100/50, 250/128)
+# batch for the `medium` images: 2 SGD steps/epoch in either profile (100/50, 250/128)
 batch = P.pick(smoke=50, full=128)
 last = 5  # a run's score: its mean validation accuracy over its last 5 epochs
 lr, momentum = 5e-3, 0.99  # the SGD of sections 2-6
