@@ -689,11 +689,11 @@ Markdown(
     f"{mean(before['ticket']):.1f} % on the validation images and the random "
     f"re-initialisation under the same mask {mean(before['random']):.1f} % (chance "
     f"{chance:.1f} %). " + (
-        "The mask alone, with no training after it, already carries much of the "
-        "solution: it was chosen from the trained weights, and it keeps the initial "
-        "weights that training grew and drops the rest. Zhou et al. (2019) call such "
-        "masks **supermasks**. A head start of this kind is the mask's, not a sign "
-        "that the ticket learns better."
+        "The mask alone, with no training after it, already lifts the ticket above "
+        "the control (the verdict above): it was chosen from the trained weights, and "
+        "it keeps the initial weights that training grew and drops the rest. Zhou et "
+        "al. (2019) call such masks **supermasks**. A head start of this kind is the "
+        "mask's, not a sign that the ticket learns better."
         if early.iloc[0]["verdict"] == "helps" else
         "In this run the mask alone does not lift the ticket above the control "
         "before retraining beyond the seed noise (the verdict above)."))
