@@ -29,7 +29,7 @@ QUESTIONS = [{'id': 'q1',
 EXPORTS = ['homework']
 
 
-# %% public checks (notebooks/03_regularization.py cell 53; also in the student notebook)
+# %% public checks (notebooks/03_regularization.py cell 55; also in the student notebook)
 def _mean_accuracy(models, data):
     """Mean accuracy (%) of `models` on `data` (batches go to each model's device)."""
     return sum(twdl.evaluate(m, data)["accuracy"] for m in models) / len(models)
@@ -82,7 +82,7 @@ twdl.check("q1")
 twdl.questions.hidden_section()  # the checks below are hidden: only the grader runs them
 
 
-# %% hidden checks (notebooks/03_regularization.py cell 54)
+# %% hidden checks (notebooks/03_regularization.py cell 56)
 # images of train/ that no profile's notebook loads: no submission can see them
 WITHHELD = {"smoke": {"cifar_animals": 1500, "afhq": 1500}, "full": {"cifar_animals": 1500, "afhq": 1500}}
 
@@ -93,7 +93,7 @@ def _graders_images(parameters):
     import dataclasses
 
     smoke = parameters["profile"] == "smoke"
-    n_val, n_tune = (300, 150) if smoke else (1000, 500)
+    n_val, n_tune = (500, 150) if smoke else (1000, 500)
     faces = twdl.load_animal_faces(source=parameters["data_source"], dataset=parameters["dataset"],
                                    n_train=200 if smoke else 1000, n_val=n_val + n_tune, seed=parameters["seed"])
     return dataclasses.replace(faces, val=faces.val.subset(range(n_val)))  # the tuning images follow

@@ -126,29 +126,75 @@ def test_lambda_grid_rows_best_lambda_and_log_plot():
         twdl.lambda_grid(base, train, val, [0.0])
 
 
-def test_effect_over_seeds_judges_a_change_against_the_spread_over_seeds():
-    summary = pd.DataFrame({"val_accuracy": [50.0, 56.0, 51.0, 52.0], "val_accuracy_std": [1.0, 1.0, 1.0, 0.0],
-                            "seeds": [3, 3, 3, 1]}, index=["base", "big", "small", "single"])
-    effects = twdl.effect_over_seeds(summary, {"big": "base", "small": "base", "single": "base"})
-    error = (2 * 1.0 / 3) ** 0.5  # sqrt(1/3 + 1/3)
-    assert effects.loc["big", "standard_error"] == pytest.approx(error)
+def test_effect_over_seeds_is_a_paired_t_test_over_seeds():
+    scores = {"base": [50.0, 52.0, 48.0], "big": [56.0, 58.5, 53.5], "small": [51.0, 51.0, 51.0],
+              "pair": [50.0, 52.0], "pbase": [49.0, 50.0]}
+    effects = twdl.effect_over_seeds(scores, {"big": "base", "small": "base", "pair": "pbase"})
+    expected = twdl.paired_verdict(scores["big"], scores["base"])
     assert effects.loc["big", "val_accuracy_change"] == pytest.approx(6.0)
+    assert effects.loc["big", "standard_error"] == pytest.approx(expected.standard_error)
+    assert effects.loc["big", "p_value"] == pytest.approx(expected.p_value)
+    # the arms differ by 6 points on every seed: paired, that is far beyond the noise, though the seeds spread by 2
     assert effects["verdict"].to_dict() == {"big": "helps", "small": "within noise",
-                                           "single": "one seed: no spread to judge by"}
-    hurt = twdl.effect_over_seeds(summary, {"base": "big"})
-    assert hurt.loc["base", "verdict"] == "hurts"
+                                           "pair": "too few seeds to tell (2; a verdict needs 3)"}
+    assert "paired t-test" in twdl.verdicts_of(effects)[0].test
+    assert twdl.effect_over_seeds(scores, {"base": "big"}).loc["base", "verdict"] == "hurts"
+    against_failed = twdl.effect_over_seeds(scores, {"big": "base"}, failed={"base": "base failed (diverged)"})
+    assert against_failed.loc["big", "verdict"].startswith("no verdict: the baseline base failed")
+    with pytest.raises(ValueError, match="paired"):
+        twdl.effect_over_seeds(scores, {"pair": "base"})
 
 
-def test_plot_effects_draws_each_change_with_two_standard_errors_and_a_zero_line():
-    effects = pd.DataFrame({"baseline": ["base", "base"], "val_accuracy_change": [3.0, -0.5],
-                            "standard_error": [1.0, 0.4], "verdict": ["helps", "within noise"]},
-                           index=pd.Index(["l2", "flips"], name="technique"))
+def test_plot_effects_draws_each_change_with_its_95_percent_interval_and_a_zero_line():
+    effects = twdl.effect_over_seeds({"base": [50.0, 51.0, 52.0], "l2": [53.0, 54.5, 54.5],
+                                      "flips": [50.0, 50.5, 52.0], "two": [1.0, 2.0]},
+                                     {"l2": "base", "flips": "base"})
     ax = twdl.plot_effects(effects).axes[0]
     rows = {t.get_text(): t.get_position()[1] for t in ax.get_yticklabels()}
     assert rows["l2 (vs base)"] > rows["flips (vs base)"]  # the table's first row on top
     spans = sorted(tuple(seg[:, 0]) for coll in ax.collections for seg in coll.get_segments())
-    assert spans == [pytest.approx((-1.3, 0.3)), pytest.approx((1.0, 5.0))]  # change +- 2 standard errors
+    expected = sorted((v.change - v.critical * v.standard_error, v.change + v.critical * v.standard_error)
+                      for v in twdl.verdicts_of(effects))
+    assert spans == [pytest.approx(e) for e in expected]
+    assert "95 %" in ax.get_xlabel()
     assert any(list(line.get_xdata()) == [0, 0] for line in ax.get_lines())  # the zero line
+    joined = twdl.join_effects(effects, effects.iloc[:1])
+    assert len(joined) == 3 and twdl.verdicts_of(joined)[2] == twdl.verdicts_of(effects)[0]
+
+
+def test_scores_use_the_last_epochs_or_the_kept_epoch_and_the_schedule_is_chosen_on_tuning():
+    def run(name, seed, val, tune, best_epoch=None):
+        history = twdl.History()
+        for epoch, (v, t) in enumerate(zip(val, tune), 1):
+            history.rows.append({"epoch": epoch, "val_accuracy": v, "tune_accuracy": t})
+        return twdl.Run(name, seed, None, history, {"accuracy": 0.0}, {"accuracy": val[-1] if best_epoch is None
+                                                                           else val[best_epoch - 1]},
+                        best_epoch, {"accuracy": tune[-1]})
+
+    a = [run("a", 0, [40, 50, 60, 40], [40, 70, 50, 40]), run("a", 1, [42, 52, 62, 44], [41, 69, 51, 41])]
+    b = [run("b", 0, [45, 45, 45, 45], [60, 60, 60, 60], best_epoch=2), run("b", 1, [46] * 4, [61] * 4, best_epoch=2)]
+    assert twdl.run_score(a[0]) == 40 and twdl.run_score(a[0], last=2) == 50
+    assert twdl.run_score(b[0], last=3) == 45  # early stopping: the kept epoch's score
+    assert twdl.seed_scores({"a": a}, last=2) == {"a": [50.0, 53.0]}
+    assert twdl.tuned_epoch(a) == 2 and twdl.scores_at_epoch(a, 2) == [50, 52]
+    assert twdl.tuned_schedule({"a": a, "b": b}) == ("a", 2)  # 69.5 % at epoch 2 beats 60.5 %
+    assert twdl.select_best({"a": a, "b": b}, on="tune").name == "b"  # final tuning accuracy 60.5 vs 40.5
+    assert twdl.select_best({"a": a, "b": b}).name == "b"
+    with pytest.raises(ValueError, match="on must be"):
+        twdl.select_best({"a": a}, on="test")
+
+
+def test_check_runs_records_each_experiments_health():
+    train, val = faces(), faces(12, 1)
+    exp = twdl.Experiment(twdl.SmallAnimalNet, lr=0.01, epochs=2)
+    results = twdl.run_experiments({"plain (x)": exp}, train, val, seeds=[0, 1], batch_size=8, progress=False)
+    failed = twdl.check_runs(results, "mtest", n_classes=3, n_images=1_000_000)
+    assert twdl.recorded()["mtest.health.plain_x"].startswith("failed: seed 0: val accuracy ended")
+    assert failed["plain (x)"].startswith("plain (x) failed (seed 0")
+    twdl.check_runs(results, "mtest2", n_classes=3, n_images=1_000_000, expected_failure=True)
+    assert twdl.recorded()["mtest2.health.plain_x"].startswith("failed, as this section expects")
+    assert twdl.check_runs(results, "mtest3", n_classes=1000, n_images=1) == {}
+    assert twdl.recorded()["mtest3.health.plain_x"] == "trained normally"
 
 
 def test_lambda_grid_reuses_the_unregularized_runs_and_keeps_its_runs():
@@ -168,27 +214,26 @@ def test_lambda_grid_reuses_the_unregularized_runs_and_keeps_its_runs():
                          tune_data=faces(12, 2))
 
 
-def test_summarize_accuracies_feeds_effect_over_seeds():
-    table = twdl.summarize_accuracies({"ticket": [50.0, 52.0, 54.0], "random": [49.0], "same": [51.0, 51.0]})
+def test_summarize_accuracies_gives_mean_std_and_seeds():
+    table = twdl.summarize_accuracies({"ticket": [50.0, 52.0, 54.0], "random": [49.0]})
     assert table.loc["ticket"].to_dict() == pytest.approx({"val_accuracy": 52.0, "val_accuracy_std": 2.0, "seeds": 3})
     assert table.loc["random", "val_accuracy_std"] == 0.0
-    effects = twdl.effect_over_seeds(table, {"ticket": "same", "random": "same"})
-    assert effects.loc["ticket", "standard_error"] == pytest.approx((4 / 3) ** 0.5)
-    assert effects.loc["random", "verdict"] == "one seed: no spread to judge by"
 
 
-def test_record_effects_records_verdict_change_and_error_and_describes_them():
-    effects = pd.DataFrame({"baseline": ["none", "none"], "val_accuracy_change": [3.25, -0.5],
-                            "standard_error": [1.0, 0.75], "verdict": ["helps", "within noise"]},
-                           index=pd.Index(["early stopping", "flips"], name="technique"))
+def test_record_effects_records_verdict_change_error_and_p_value_and_describes_them():
+    effects = twdl.effect_over_seeds({"none": [50.0, 51.0, 52.0], "early stopping": [53.0, 54.5, 55.0],
+                                      "flips": [50.5, 50.0, 52.5], "two": [1.0], "one": [3.0]},
+                                     {"early stopping": "none", "flips": "none", "two": "one"})
     text = twdl.record_effects(effects, "mtest").data
     records = twdl.recorded()
     assert records["mtest.effect.early_stopping"] == "helps" and records["mtest.effect.flips"] == "within noise"
-    assert records["mtest.effect_change.early_stopping"] == 3.25
-    assert records["mtest.effect_standard_error.flips"] == 0.75
+    assert records["mtest.effect_change.early_stopping"] == pytest.approx(3.0 + 0.5 / 3)
+    assert records["mtest.effect_p_value.flips"] == pytest.approx(effects.loc["flips", "p_value"])
+    assert records["mtest.effect_standard_error.two"] is None  # one seed: nothing recorded as NaN
     lines = text.splitlines()
-    assert "+3.2 points" in lines[0] and "**helps**" in lines[0] and "standard error 1.0" in lines[0]
-    assert "-0.5 points" in lines[1] and "less than two standard errors (1.5 points)" in lines[1]
+    assert "+3.2 points" in lines[0] and "**helps**" in lines[0] and "paired t-test" in lines[0]
+    assert "**within noise**" in lines[1] and "p = " in lines[1]
+    assert "too few seeds" in lines[2]
 
 
 # Module 2: compare_optimizers

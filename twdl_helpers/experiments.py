@@ -3,14 +3,16 @@ runs them over seeds, one table summarises them, and one function picks the mode
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from torch import nn
 
+from .evidence import Health, Verdict, describe_verdict, paired_verdict, record_health, run_health
 from .augment import BatchAugment, course_augmentation, label_preserving_augmentation
 from .optim import DEFAULT_LEARNING_RATES, make_optimizer, optimizer_name
 from .records import record
@@ -21,10 +23,10 @@ from .training import evaluate, train
 from .weights import frobenius_norm
 
 __all__ = [
-    "Experiment", "Run", "run_experiments", "summarize_runs", "summarize_accuracies", "effect_over_seeds",
-    "describe_effects", "record_effects", "plot_effects", "select_best", "histories",
-    "TECHNIQUES",
-    "technique_experiment", "compare_regularizers", "lambda_grid", "plot_lambda_grid",
+    "Experiment", "Run", "run_experiments", "record_key", "run_score", "seed_scores", "tuned_epoch",
+    "scores_at_epoch", "summarize_runs", "summarize_accuracies", "check_runs", "effect_over_seeds", "join_effects",
+    "verdicts_of", "tuned_schedule", "describe_effects", "record_effects", "plot_effects", "select_best", "histories",
+    "plot_runs", "TECHNIQUES", "technique_experiment", "compare_regularizers", "lambda_grid", "plot_lambda_grid",
     "compare_optimizers",
 ]
 
@@ -108,14 +110,51 @@ def run_experiments(
     return results
 
 
-def summarize_runs(results: dict[str, list[Run]]) -> pd.DataFrame:
-    """One row per experiment: final train / validation accuracy (mean and std over seeds), the train-validation
-    gap, the parameter norm, the share of weights that are exactly zero, and the number of seeds; with tuning
-    images, their accuracy too (`tune_accuracy`, `tune_accuracy_std`)."""
+def record_key(name: str) -> str:
+    """An experiment's name as one word of a record name: lower case, every other character run an underscore
+    ("no dropout (same width)" -> "no_dropout_same_width", "momentum 0.9" -> "momentum_0_9")."""
+    return re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_")
+
+
+def run_score(run: Run, last: int = 1) -> float:
+    """The validation accuracy (%) a run is judged by: the restored model's when early stopping chose an epoch (on
+    the tuning images), else the mean over its `last` epochs (one epoch's score jumps by a few points)."""
+    if run.best_epoch is not None or last <= 1 or len(run.history) == 0:
+        return float(run.val["accuracy"])
+    values = run.history["val_accuracy"][-last:]
+    return float(sum(values) / len(values))
+
+
+def seed_scores(results: dict[str, list[Run]], last: int = 1) -> dict[str, list[float]]:
+    """{experiment: [run_score per seed]}, in the order of the seeds, for `effect_over_seeds`."""
+    return {name: [run_score(r, last) for r in runs] for name, runs in results.items()}
+
+
+def tuned_epoch(runs: Sequence[Run], metric: str = "tune_accuracy") -> int:
+    """The one epoch (1-based) at which the mean over seeds of `metric` (default: the tuning accuracy) peaks: a
+    training schedule chosen on the tuning images, the same for every seed."""
+    curves = [r.history[metric] for r in runs]
+    n = min(len(c) for c in curves)
+    if n == 0:
+        raise ValueError(f"no {metric!r} in these runs' histories: run them with tune_data=")
+    means = [sum(c[i] for c in curves) / len(curves) for i in range(n)]
+    return 1 + max(range(n), key=means.__getitem__)
+
+
+def scores_at_epoch(runs: Sequence[Run], epoch: int, metric: str = "val_accuracy") -> list[float]:
+    """Each seed's `metric` at `epoch` (1-based) of its history: the runs as if trained for that many epochs."""
+    return [float(r.history[metric][epoch - 1]) for r in runs]
+
+
+def summarize_runs(results: dict[str, list[Run]], last: int = 1) -> pd.DataFrame:
+    """One row per experiment: train / validation accuracy (mean and std over seeds; validation by `run_score`, so
+    over the `last` epochs or at the epoch early stopping kept), the train-validation gap, the parameter norm, the
+    share of weights that are exactly zero, and the number of seeds; with tuning images, their accuracy too
+    (`tune_accuracy`, `tune_accuracy_std`). Train accuracy, norm and zeros are the final model's."""
     rows = []
     for name, runs in results.items():
-        val = torch.tensor([r.val["accuracy"] for r in runs])
-        fit = torch.tensor([r.train["accuracy"] for r in runs])
+        val = torch.tensor([run_score(r, last) for r in runs], dtype=torch.float64)
+        fit = torch.tensor([r.train["accuracy"] for r in runs], dtype=torch.float64)
         row = {"experiment": name, "train_accuracy": fit.mean().item(), "val_accuracy": val.mean().item(),
                "val_accuracy_std": val.std().item() if len(runs) > 1 else 0.0,
                "gap": (fit - val).mean().item(),
@@ -131,96 +170,171 @@ def summarize_runs(results: dict[str, list[Run]]) -> pd.DataFrame:
 
 
 def summarize_accuracies(accuracies: dict[str, Sequence[float]]) -> pd.DataFrame:
-    """One row per name from its validation accuracies, one per seed: mean, std and number of seeds (the columns
-    `effect_over_seeds` reads), for results that are not `Run`s (pruning, the lottery ticket)."""
+    """One row per name from its validation accuracies, one per seed: mean, std and number of seeds, for results
+    that are not `Run`s (pruning, the lottery ticket)."""
     rows = [{"experiment": name, "val_accuracy": torch.tensor(values, dtype=torch.float64).mean().item(),
              "val_accuracy_std": torch.tensor(values, dtype=torch.float64).std().item() if len(values) > 1 else 0.0,
              "seeds": len(values)} for name, values in accuracies.items()]
     return pd.DataFrame(rows).set_index("experiment")
 
 
-def effect_over_seeds(summary: pd.DataFrame, baselines: dict[str, str]) -> pd.DataFrame:
-    """Each technique's change in mean validation accuracy against its own baseline, with a verdict.
+def check_runs(results: dict[str, list[Run]], prefix: str, *, n_classes: int, n_images: int, last: int = 1,
+               expected_failure: bool = False, show: bool = True) -> dict[str, str]:
+    """Judge every run's health (`evidence.run_health`, scored by `run_score`) and record one line per experiment
+    as `<prefix>.health.<experiment>` (`evidence.record_health`); return {experiment: why} for those with a failed
+    seed, which `effect_over_seeds(failed=...)` turns into "no verdict". `expected_failure`: the section expects
+    these runs to fail (random labels), and the record says so. `show`: display each record (the health in words)."""
+    failed = {}
+    for name, runs in results.items():
+        problems = tuple(f"seed {r.seed}: {problem}" for r in runs
+                         for problem in run_health(r.history, n_classes=n_classes, n_images=n_images,
+                                                   final_accuracy=run_score(r, last)).problems)
+        record_health(prefix, record_key(name), Health(not problems, problems), expected_failure=expected_failure,
+                      show=show)
+        if problems:
+            failed[name] = f"{name} failed ({problems[0]})"
+    return failed
 
-    `summary` comes from `summarize_runs`; `baselines` maps a technique to the experiment it differs from by that
-    technique alone. The standard error of the difference of the two means is sqrt(s_t^2/n_t + s_b^2/n_b) over
-    seeds; the verdict is "helps" / "hurts" when the change exceeds two standard errors (a rough rule with few
-    seeds), "within noise" otherwise, and says when one seed leaves no spread to judge by.
-    """
-    rows = []
+
+def effect_over_seeds(scores: Mapping[str, Sequence[float]], baselines: Mapping[str, str], *,
+                      failed: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Each technique's change in validation accuracy against its own baseline, with a verdict.
+
+    `scores` maps each experiment to its per-seed validation accuracies (`seed_scores`, `scores_at_epoch`), in the
+    same seed order for every arm: the arms share seeds and images, so the verdict is a paired t-test on the
+    per-seed differences (`evidence.paired_verdict`: "helps" / "hurts" beyond the two-sided 5 % critical t,
+    "within noise" otherwise; no verdict from fewer than 3 seeds, nor against a baseline named in `failed`).
+    `baselines` maps a technique to the experiment it differs from by that technique alone. The Verdicts are in
+    `table.attrs["verdicts"]`, keyed by (technique, baseline); `verdicts_of(table)` lists them row by row."""
+    rows, verdicts = [], {}
     for technique, baseline in baselines.items():
-        t, b = summary.loc[technique], summary.loc[baseline]
-        change = float(t["val_accuracy"] - b["val_accuracy"])
-        error = math.sqrt(t["val_accuracy_std"] ** 2 / t["seeds"] + b["val_accuracy_std"] ** 2 / b["seeds"])
-        if min(t["seeds"], b["seeds"]) < 2:
-            verdict = "one seed: no spread to judge by"
-        else:
-            verdict = "helps" if change > 2 * error else "hurts" if change < -2 * error else "within noise"
-        rows.append({"technique": technique, "baseline": baseline, "val_accuracy_change": change,
-                     "standard_error": error, "verdict": verdict})
-    return pd.DataFrame(rows).set_index("technique")
+        why = (failed or {}).get(baseline)
+        verdict = paired_verdict(scores[technique], scores[baseline],
+                                 failed=f"the baseline {why}" if why else None)
+        verdicts[(technique, baseline)] = verdict
+        rows.append({"technique": technique, "baseline": baseline, "val_accuracy_change": verdict.change,
+                     "standard_error": verdict.standard_error, "seeds": verdict.seeds,
+                     "p_value": verdict.p_value, "verdict": verdict.verdict})
+    table = pd.DataFrame(rows).set_index("technique")
+    table.attrs["verdicts"] = verdicts
+    return table
+
+
+def join_effects(*tables: pd.DataFrame) -> pd.DataFrame:
+    """Several `effect_over_seeds` tables as one (rows in order, their Verdicts joined), e.g. for `plot_effects`."""
+    joined = pd.concat(tables)
+    joined.attrs = {"verdicts": {key: v for table in tables for key, v in table.attrs["verdicts"].items()}}
+    return joined
+
+
+def verdicts_of(effects: pd.DataFrame) -> list[Verdict]:
+    """The Verdicts of an `effect_over_seeds` (or `join_effects`) table, one per row, in row order."""
+    return [effects.attrs["verdicts"][(t, b)] for t, b in zip(effects.index, effects["baseline"])]
+
+
+def tuned_schedule(results: dict[str, list[Run]]) -> tuple[str, int]:
+    """The training schedule the tuning images prefer: the experiment (e.g. a momentum) and the epoch at which its
+    mean tuning accuracy over seeds is highest. Score it with `scores_at_epoch(results[name], epoch)`."""
+    best = {name: tuned_epoch(runs) for name, runs in results.items()}
+    def mean_tuning(name: str) -> float:
+        return sum(scores_at_epoch(results[name], best[name], "tune_accuracy")) / len(results[name])
+
+    name = max(best, key=mean_tuning)
+    return name, best[name]
 
 
 VERDICT_COLOURS = {"helps": "tab:green", "hurts": "tab:red"}
 
 
 def describe_effects(effects: pd.DataFrame) -> str:
-    """The verdicts of `effect_over_seeds` as Markdown, one line per technique, every number from the table."""
-    lines = []
-    for technique, row in effects.iterrows():
-        change, error = row["val_accuracy_change"], row["standard_error"]
-        why = {"helps": "more than two standard errors above zero",
-               "hurts": "more than two standard errors below zero",
-               "within noise": f"less than two standard errors ({2 * error:.1f} points) from zero"}
-        reason = f" ({why[row['verdict']]})" if row["verdict"] in why else ""
-        lines.append(f"- **{technique}** against {row['baseline']}: {change:+.1f} points of validation accuracy, "
-                     f"standard error {error:.1f}: **{row['verdict']}**{reason}")
-    return "\n".join(lines)
+    """The verdicts of `effect_over_seeds` as Markdown, one line per technique (`evidence.describe_verdict`: the
+    change, its standard error, the verdict, the test and its p-value)."""
+    return "\n".join(describe_verdict(str(t), str(row["baseline"]), verdict)
+                     for verdict, (t, row) in zip(verdicts_of(effects), effects.iterrows()))
 
 
 def record_effects(effects: pd.DataFrame, prefix: str) -> Any:
-    """Record each technique's verdict as `<prefix>.effect.<technique>`, its change and standard error as
-    `<prefix>.effect_change.<technique>` and `<prefix>.effect_standard_error.<technique>` (spaces become
-    underscores); return the verdicts as Markdown (`describe_effects`), which a notebook cell displays."""
+    """Record each technique's verdict as `<prefix>.effect.<technique>`, its change, standard error and p-value as
+    `<prefix>.effect_change.<technique>`, `<prefix>.effect_standard_error.<technique>` and
+    `<prefix>.effect_p_value.<technique>` (the technique as `record_key`; a missing value is recorded as None); return
+    the verdicts as Markdown (`describe_effects`), which a notebook cell displays."""
     from IPython.display import Markdown
 
+    finite = lambda x: float(x) if math.isfinite(float(x)) else None  # noqa: E731
     for technique, row in effects.iterrows():
-        key = str(technique).replace(" ", "_")
+        key = record_key(technique)
         record(f"{prefix}.effect.{key}", row["verdict"])
-        record(f"{prefix}.effect_change.{key}", float(row["val_accuracy_change"]))
-        record(f"{prefix}.effect_standard_error.{key}", float(row["standard_error"]))
+        record(f"{prefix}.effect_change.{key}", finite(row["val_accuracy_change"]))
+        record(f"{prefix}.effect_standard_error.{key}", finite(row["standard_error"]))
+        record(f"{prefix}.effect_p_value.{key}", finite(row["p_value"]))
     return Markdown(describe_effects(effects))
 
 
 def plot_effects(effects: pd.DataFrame, title: str = "Each technique's effect on validation accuracy") \
         -> plt.Figure:
-    """Each technique's change in validation accuracy (points) from `effect_over_seeds`, with error bars of two
-    standard errors (the verdict's threshold) and a line at zero: a bar that crosses zero is within noise."""
-    fig, ax = plt.subplots(figsize=(6, 0.45 * len(effects) + 1.4))
+    """Each technique's mean paired change in validation accuracy (points) from `effect_over_seeds`, with its 95 %
+    confidence interval (critical t times the paired standard error: the verdict's threshold) and a line at zero:
+    a bar that crosses zero is within noise. A comparison with no verdict gets a point and no bar."""
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(effects) + 1.5))
     positions = range(len(effects))[::-1]  # the first technique at the top
-    for y, (_, row) in zip(positions, effects.iterrows()):
+    for y, verdict, (_, row) in zip(positions, verdicts_of(effects), effects.iterrows()):
         colour = VERDICT_COLOURS.get(row["verdict"], "tab:grey")
-        ax.errorbar(row["val_accuracy_change"], y, xerr=2 * row["standard_error"], fmt="o", color=colour, capsize=4)
+        half = verdict.critical * verdict.standard_error
+        ax.errorbar(row["val_accuracy_change"], y, xerr=half if math.isfinite(half) else None, fmt="o",
+                    color=colour, capsize=4)
     ax.axvline(0, color="black", lw=1)
     ax.set_yticks(list(positions), [f"{t} (vs {b})" for t, b in zip(effects.index, effects["baseline"])])
-    ax.set(xlabel="validation accuracy change (points), bars: 2 standard errors", title=title)
+    ax.set(xlabel="validation accuracy change (points); bars: 95 % interval of the paired t-test", title=title)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
 
 
-def select_best(results: dict[str, list[Run]]) -> Run:
-    """The run to test: the experiment with the best mean validation accuracy, then its best seed."""
+def select_best(results: dict[str, list[Run]], on: str = "val") -> Run:
+    """The run to test: the experiment with the best mean accuracy on `on` ("val", or "tune": the tuning images,
+    so that the validation images stay an honest score), then its best seed on the same images."""
     if not results or not any(results.values()):
         raise ValueError("no runs to choose from: run_experiments(...) returned nothing")
-    name = max((n for n in results if results[n]),
-               key=lambda n: sum(r.val["accuracy"] for r in results[n]) / len(results[n]))
-    return max(results[name], key=lambda r: r.val["accuracy"])
+    if on not in ("val", "tune"):
+        raise ValueError(f"on must be 'val' or 'tune', got {on!r}")
+    if on == "tune" and any(r.tune is None for runs in results.values() for r in runs):
+        raise ValueError("select_best(on='tune') needs runs trained with tune_data= (their .tune is None)")
+    score = lambda r: getattr(r, on)["accuracy"]  # noqa: E731
+    name = max((n for n in results if results[n]), key=lambda n: sum(map(score, results[n])) / len(results[n]))
+    return max(results[name], key=score)
 
 
 def histories(results: dict[str, list[Run]], seed_index: int = 0) -> dict[str, History]:
     """{experiment: History} of one seed's runs, for `plot_histories`."""
     return {name: runs[seed_index].history for name, runs in results.items() if len(runs) > seed_index}
+
+
+def plot_runs(results: dict[str, list[Run]], metrics: Sequence[str] = ("train_accuracy", "val_accuracy"), *,
+              title: str | None = None, log_scale: Sequence[str] = ()) -> plt.Figure:
+    """One panel per metric, one line per experiment: the mean over its seeds, and a band from the lowest to the
+    highest seed at each epoch (runs that stopped early count up to their last epoch)."""
+    from .plotting import LABELS
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.8 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for name, runs in results.items():
+            curves = [r.history[metric] for r in runs]
+            n = min(len(c) for c in curves)
+            columns = [[c[i] for c in curves] for i in range(n)]
+            epochs = list(range(1, n + 1))
+            (line,) = ax.plot(epochs, [sum(v) / len(v) for v in columns], label=f"{name} ({len(runs)} seeds)")
+            if len(runs) > 1:
+                ax.fill_between(epochs, [min(v) for v in columns], [max(v) for v in columns],
+                                color=line.get_color(), alpha=0.2, lw=0)
+        ax.set(xlabel="epoch", ylabel=LABELS.get(metric, metric))
+        if metric in log_scale:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize="small")
+    fig.suptitle(f"{title}: mean over seeds, band from lowest to highest seed" if title else
+                 "mean over seeds, band from lowest to highest seed")
+    fig.tight_layout()
+    return fig
 
 
 TECHNIQUES = ("none", "l1", "proximal_l1", "l2", "elastic", "weight_decay", "augmentation", "course_flips",
@@ -294,9 +408,11 @@ def lambda_grid(
     the parameter norm; `table.attrs["best"]` maps each kind to its lambda with the best accuracy on the
     images named by `table.attrs["chosen_on"]`: `tune_data` when given ("tune_accuracy", so the validation
     accuracy of the choice stays an honest score), else the validation images ("val_accuracy").
-    `table.attrs["unregularized"]` holds the unregularised run's accuracy on those same images. The runs are kept
-    in `table.attrs["runs"]` ({"none": [...], "l2 0.01": [...]}, one Run per seed); `unregularized` reuses
-    runs of `base` already trained on the same data with the same seeds instead of training them again.
+    `table.attrs["at_edge"]` says, per kind, whether that lambda is the grid's smallest or largest (the best may
+    lie beyond it). `table.attrs["unregularized"]` holds the unregularised run's accuracy on those same images.
+    The runs are kept in `table.attrs["runs"]` ({"none": [...], "l2 0.01": [...]}, one Run per seed);
+    `unregularized` reuses runs of `base` already trained on the same data with the same seeds instead of training
+    them again.
     """
     make = {"l1": lambda lam: base.with_(penalty=l1_penalty(lam)), "l2": lambda lam: base.with_(penalty=l2_penalty(lam)),
             "proximal_l1": lambda lam: base.with_(proximal_l1=lam)}
@@ -323,21 +439,30 @@ def lambda_grid(
     table.attrs["chosen_on"] = chosen_on
     table.attrs["best"] = {kind: float(part.loc[part[chosen_on].idxmax(), "lambda"])
                            for kind, part in table.groupby("kind", sort=False)}
+    table.attrs["at_edge"] = {kind: lam in (min(lambdas), max(lambdas)) and len(lambdas) > 1
+                              for kind, lam in table.attrs["best"].items()}
     table.attrs["unregularized"] = float(summary.loc["none", chosen_on])
     table.attrs["runs"] = ModelsByRun(results)
     return table
 
 
 def plot_lambda_grid(table: pd.DataFrame) -> plt.Figure:
-    """The accuracy lambda is chosen on (tuning or validation images) against lambda (log axis), mean and std over
-    seeds, one line per penalty kind, the unregularised run dashed."""
+    """The accuracy lambda is chosen on (tuning or validation images) against lambda (log axis), mean over seeds
+    with bars of one standard deviation over seeds, one line per penalty kind, the chosen lambda ringed, the
+    unregularised run dashed."""
     metric = table.attrs.get("chosen_on", "val_accuracy")
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     for kind, part in table.groupby("kind", sort=False):
-        ax.errorbar(part["lambda"], part[metric], yerr=part[f"{metric}_std"], marker="o", capsize=3,
-                    label=f"{kind} (best lambda {table.attrs.get('best', {}).get(kind, float('nan')):g})")
+        best = table.attrs.get("best", {}).get(kind)
+        edge = " (grid edge)" if table.attrs.get("at_edge", {}).get(kind) else ""
+        line = ax.errorbar(part["lambda"], part[metric], yerr=part[f"{metric}_std"], marker="o", capsize=3,
+                           label=f"{kind}: mean, bars 1 SD over seeds" if best is None else
+                           f"{kind}: mean, bars 1 SD over seeds; chosen lambda {best:g}{edge}")
+        if best is not None:
+            chosen = part[part["lambda"] == best]
+            ax.plot(chosen["lambda"], chosen[metric], "o", ms=14, mfc="none", color=line[0].get_color())
     if "unregularized" in table.attrs:
-        ax.axhline(table.attrs["unregularized"], color="grey", ls="--", label="no penalty")
+        ax.axhline(table.attrs["unregularized"], color="grey", ls="--", label="no penalty (mean)")
     images = "tuning" if metric == "tune_accuracy" else "validation"
     ax.set(xscale="log", xlabel="lambda (log scale)", ylabel=f"{images} accuracy (%)")
     ax.grid(alpha=0.3)
