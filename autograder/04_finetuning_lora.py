@@ -35,8 +35,8 @@ QUESTIONS = [{'id': 'q1',
             'weights (about\n'
             '0.5 byte per quantised weight instead of 4) while gradients, optimiser state and activations '
             'stay as in\n'
-            'LoRA, and that speed is lower because every forward pass dequantises; one seed cannot tell a '
-            'small\n'
+            'LoRA, and that QLoRA is usually slower because every forward pass dequantises the weights; one '
+            'seed cannot tell a small\n'
             'perplexity difference from noise.'},
  {'id': 'q3',
   'points': 2.0,
@@ -92,7 +92,7 @@ QUESTIONS = [{'id': 'q1',
 EXPORTS = ['qlora_result', 'regs', 'result', 'tuned']
 
 
-# %% public checks (notebooks/04_finetuning_lora.py cell 28; also in the student notebook)
+# %% public checks (notebooks/04_finetuning_lora.py cell 27; also in the student notebook)
 @twdl.question_check(
     "q1", required=True, hint="result = lm.adapt(...) trains LoRA adapters on your text"
 )
@@ -147,24 +147,26 @@ def perplexities_are_recorded(result, records):
 twdl.check("q1")
 
 
-# %% public checks (notebooks/04_finetuning_lora.py cell 31; also in the student notebook)
+# %% public checks (notebooks/04_finetuning_lora.py cell 30; also in the student notebook)
 @twdl.question_check(
     "q2", required=True, hint="qlora_result = lm.adapt(..., method='qlora')"
 )
 def qlora_adapters_on_a_4bit_base(qlora_result):
-    """`qlora_result["model"]` has 4-bit (NF4) base layers, and only its LoRA adapters are trainable"""
+    """`qlora_result["model"]` has 4-bit (NF4) base layers, and only its LoRA adapters
+    are trainable"""
     model = qlora_result["model"]
     assert twdl.lm.count_4bit_layers(model) > 0, "no 4-bit layers: was method='qlora'?"
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     assert names, "the model has no trainable parameters"
-    assert all("lora_" in n for n in names), f"trainable besides the adapters: {names[:3]}"
+    assert all("lora_" in n for n in names), f"not only adapters train: {names[:3]}"
 
 
 @twdl.question_check(
     "q2", required=True, hint="keep the dict lm.adapt returned, unchanged"
 )
 def qlora_after_is_the_adapted_models_perplexity(qlora_result):
-    """the QLoRA model, evaluated on its held-out blocks, gives `qlora_result["perplexity_after"]`"""
+    """the QLoRA model, evaluated on its held-out blocks, gives
+    `qlora_result["perplexity_after"]`"""
     held = qlora_result["held_blocks"].input_ids
     measured = twdl.lm.perplexity(qlora_result["model"], held)
     reported = qlora_result["perplexity_after"]
@@ -177,14 +179,14 @@ def qlora_after_is_the_adapted_models_perplexity(qlora_result):
     "q2", hint="the same text_path, block_size and max_blocks as question 1"
 )
 def scored_on_the_same_blocks_as_lora(qlora_result, result):
-    """QLoRA (question 2) and LoRA (question 1) are scored on the same held-out blocks, so their
-    perplexities compare"""
+    """QLoRA (question 2) and LoRA (question 1) are scored on the same held-out blocks,
+    so their perplexities compare"""
     import torch
 
     mine, lora = qlora_result["held_blocks"].input_ids, result["held_blocks"].input_ids
     assert mine.shape == lora.shape and torch.equal(
         mine.cpu(), lora.cpu()
-    ), "the held-out blocks differ from question 1's: use the same text and block settings"
+    ), "held-out blocks differ from question 1's: use the same text and block settings"
 
 
 @twdl.question_check("q2", hint="twdl.record('m4.homework.qlora.ppl_after', ...)")
@@ -198,32 +200,34 @@ def qlora_perplexity_is_recorded(qlora_result, records):
 twdl.check("q2")
 
 
-# %% public checks (notebooks/04_finetuning_lora.py cell 35; also in the student notebook)
+# %% public checks (notebooks/04_finetuning_lora.py cell 34; also in the student notebook)
 @twdl.question_check(
-    "q3", required=True, hint="tuned = lm.choose_on_text(...) with at least two candidates"
+    "q3", required=True, hint="tuned = lm.choose_on_text(...), two candidates or more"
 )
 def choice_is_the_lowest_tuning_perplexity(tuned):
-    """`tuned["chosen"]` is the candidate with the lowest tuning perplexity in `tuned["table"]`,
-    among at least two candidates"""
+    """`tuned["chosen"]` is the candidate with the lowest tuning perplexity in
+    `tuned["table"]`, among at least two candidates"""
     table = tuned["table"]
     assert len(table) >= 2, f"{len(table)} candidate(s): compare at least two settings"
     best = table["tuning_perplexity"].idxmin()
-    assert tuned["chosen"] == best, f"chosen {tuned['chosen']!r}, lowest tuning perplexity: {best!r}"
+    assert tuned["chosen"] == best, f"chosen {tuned['chosen']!r}, lowest: {best!r}"
 
 
-@twdl.question_check("q3", required=True, hint="keep the dict lm.choose_on_text returned")
+@twdl.question_check("q3", required=True, hint="keep what lm.choose_on_text returned")
 def model_has_the_chosen_settings(tuned):
-    """the returned model's adapters have the chosen candidate's rank, alpha and dropout"""
+    """the returned model's adapters have the chosen candidate's rank, alpha and
+    dropout"""
     config = tuned["model"].peft_config["default"]
     row = tuned["table"].loc[tuned["chosen"]]
     got = (config.r, float(config.lora_alpha), float(config.lora_dropout))
     want = (int(row["r"]), float(row["alpha"]), float(row["dropout"]))
-    assert got == want, f"the model has (r, alpha, dropout) {got}, the chosen row {want}"
+    assert got == want, f"model (r, alpha, dropout) {got}, the chosen row {want}"
 
 
-@twdl.question_check("q3", required=True, hint="keep the dict lm.choose_on_text returned")
+@twdl.question_check("q3", required=True, hint="keep what lm.choose_on_text returned")
 def held_out_is_the_chosen_models_perplexity(tuned):
-    """the chosen model, evaluated on the held-out blocks, gives `tuned["perplexity_held_out"]`"""
+    """the chosen model, evaluated on the held-out blocks, gives
+    `tuned["perplexity_held_out"]`"""
     measured = twdl.lm.perplexity(tuned["model"], tuned["held_blocks"].input_ids)
     reported = tuned["perplexity_held_out"]
     assert (
@@ -232,12 +236,13 @@ def held_out_is_the_chosen_models_perplexity(tuned):
 
 
 @twdl.question_check(
-    "q3", hint="twdl.record('m4.homework.tuning.chosen', ...) and ('...ppl_held_out', ...)"
+    "q3", hint="twdl.record('m4.homework.tuning.chosen', ...), ('...ppl_held_out', ...)"
 )
 def tuning_choice_is_recorded(tuned, records):
-    """m4.homework.tuning.chosen and m4.homework.tuning.ppl_held_out are recorded from `tuned`"""
+    """m4.homework.tuning.chosen and m4.homework.tuning.ppl_held_out are recorded from
+    `tuned`"""
     chosen = records.get("m4.homework.tuning.chosen")
-    assert chosen == tuned["chosen"], f"recorded {chosen!r}, tuned['chosen'] is {tuned['chosen']!r}"
+    assert chosen == tuned["chosen"], f"recorded {chosen!r}, chosen {tuned['chosen']!r}"
     value = tuned["perplexity_held_out"]
     twdl.assert_recorded(records, "m4.homework.tuning.ppl_held_out", value,
                          1e-9 * max(1.0, value), "tuned['perplexity_held_out'] is")
@@ -246,23 +251,24 @@ def tuning_choice_is_recorded(tuned, records):
 twdl.check("q3")
 
 
-# %% public checks (notebooks/04_finetuning_lora.py cell 39; also in the student notebook)
+# %% public checks (notebooks/04_finetuning_lora.py cell 38; also in the student notebook)
 @twdl.question_check(
-    "q4", required=True, hint="regs = lm.choose_on_text(..., lm.regularizer_settings(...))"
+    "q4", required=True, hint="regs = lm.choose_on_text(..., lm.regularizer_settings())"
 )
 def every_regulariser_against_none(regs):
-    """`regs["table"]` compares no regulariser ("none") with at least two regularisers, and
-    `regs["chosen"]` is the lowest tuning perplexity"""
+    """`regs["table"]` compares no regulariser ("none") with at least two
+    regularisers, and `regs["chosen"]` is the lowest tuning perplexity"""
     table = regs["table"]
     assert "none" in table.index, "no 'none' row: compare against no regulariser"
-    assert len(table) >= 3, f"{len(table)} rows: compare at least two regularisers with none"
+    assert len(table) >= 3, f"{len(table)} rows: compare two regularisers or more"
     best = table["tuning_perplexity"].idxmin()
-    assert regs["chosen"] == best, f"chosen {regs['chosen']!r}, lowest tuning perplexity: {best!r}"
+    assert regs["chosen"] == best, f"chosen {regs['chosen']!r}, lowest: {best!r}"
 
 
-@twdl.question_check("q4", required=True, hint="keep the dict lm.choose_on_text returned")
+@twdl.question_check("q4", required=True, hint="keep what lm.choose_on_text returned")
 def regularised_held_out_is_the_models_perplexity(regs):
-    """the chosen model, evaluated on the held-out blocks, gives `regs["perplexity_held_out"]`"""
+    """the chosen model, evaluated on the held-out blocks, gives
+    `regs["perplexity_held_out"]`"""
     measured = twdl.lm.perplexity(regs["model"], regs["held_blocks"].input_ids)
     reported = regs["perplexity_held_out"]
     assert (
@@ -274,7 +280,7 @@ def regularised_held_out_is_the_models_perplexity(regs):
 def regulariser_choice_is_recorded(regs, records):
     """m4.homework.reg.chosen is recorded from `regs`"""
     chosen = records.get("m4.homework.reg.chosen")
-    assert chosen == regs["chosen"], f"recorded {chosen!r}, regs['chosen'] is {regs['chosen']!r}"
+    assert chosen == regs["chosen"], f"recorded {chosen!r}, chosen {regs['chosen']!r}"
 
 
 twdl.check("q4")
@@ -283,7 +289,7 @@ twdl.check("q4")
 twdl.questions.hidden_section()  # the checks below are hidden: only the grader runs them
 
 
-# %% hidden checks (notebooks/04_finetuning_lora.py cell 29)
+# %% hidden checks (notebooks/04_finetuning_lora.py cell 28)
 @twdl.question_check("q1", required=True, time_limit=120)
 def perplexities_hold_on_blocks_the_grader_rebuilds(result):
     """from the held-out text itself, the grader rebuilds the held-out blocks; a fresh base model and the adapted
@@ -301,7 +307,7 @@ def perplexities_hold_on_blocks_the_grader_rebuilds(result):
         assert abs(measured - reported) <= 1e-3 * reported, f"{label}: reported {reported:.4g}, measured {measured:.4g}"
 
 
-# %% hidden checks (notebooks/04_finetuning_lora.py cell 32)
+# %% hidden checks (notebooks/04_finetuning_lora.py cell 31)
 @twdl.question_check("q2", required=True, time_limit=120)
 def qlora_perplexity_holds_on_blocks_the_grader_rebuilds(qlora_result):
     """from the held-out text itself, the grader rebuilds the held-out blocks; the QLoRA model gives the
@@ -318,7 +324,7 @@ def qlora_perplexity_holds_on_blocks_the_grader_rebuilds(qlora_result):
     assert abs(measured - reported) <= 1e-3 * reported, f"reported {reported:.4g}, measured {measured:.4g}"
 
 
-# %% hidden checks (notebooks/04_finetuning_lora.py cell 36)
+# %% hidden checks (notebooks/04_finetuning_lora.py cell 35)
 @twdl.question_check("q3", required=True, time_limit=180)
 def choice_was_made_on_tuning_text_the_held_out_never_saw(tuned):
     """from the texts themselves the grader rebuilds the tuning and held-out blocks: they are the returned

@@ -68,7 +68,7 @@ settings = lm.RunSettings(steps=steps or P.pick(smoke=20, full=1000),
                           dropout=0.05, precision=precision, seed=seed)
 print(f"model {model_ref}; {lm.choose_precision(dev, precision).reason}")
 print(settings)
-Markdown(lm.describe_pretraining(model_ref))
+Markdown(lm.describe_run(P.name, model_ref, settings, block_size))
 
 # %% [markdown]
 # ## 1. Data as fixed blocks, and perplexity before adaptation
@@ -190,7 +190,7 @@ print(f"{qlora.row['4bit_layers']} Linear4bit layers; base weights {q_mb:.2f} MB
 # other weight frozen; `unfreeze_blocks`, 2 by default) and **full fine-tuning** (every weight; it needs a
 # smaller learning rate). On a GPU the memory columns come from the CUDA allocator
 # (`torch.cuda.max_memory_allocated`); on a CPU from the whole process's resident memory (Python and the
-# libraries included), so there the base-weight column is the fairer comparison.
+# libraries included): the next subsection says what each can see, and counts the memory by kind.
 
 # %%
 small_lr = settings.with_(learning_rate=settings.learning_rate / 10)
@@ -202,6 +202,10 @@ for method in ("last_blocks", "full"):
     row = comparison.loc[method]
     twdl.record(f"m4.ppl.{method}", row["perplexity"])
     twdl.record(f"m4.{method}.trainable_params", row["trainable_params"])
+health = {m: twdl.record_health("m4", m, twdl.perplexity_health(
+    row["final_train_loss"], row["perplexity"], before=ppl_before))
+    for m, row in comparison.iterrows()}
+display(Markdown(lm.describe_methods(comparison, ppl_before, health, settings.steps)))
 fig = lm.plot_method_comparison(comparison, before=ppl_before)
 twdl.save_figure(fig, output_dir, "methods")
 shown = ["perplexity", "trainable_params", "trainable_percent", "base_weight_memory_mb",
@@ -231,30 +235,12 @@ comparison[shown].round(2)
 #   activations at all. On a CPU, read the counted columns; the measured ones only bound them.
 
 # %%
-parts = ["frozen_weights_mb", "trainable_weights_mb", "gradients_mb", "optimizer_state_mb",
-         "activations_mb", "total_mb"]
-memory = comparison[[f"counted_{p}" for p in parts]].set_axis(parts, axis=1)
-memory["bytes_per_trainable_param"] = comparison["counted_trainable_bytes_per_param"]
-memory["bytes_per_frozen_param"] = comparison["counted_frozen_bytes_per_param"]
-memory["measured_peak_mb"] = comparison["peak_memory_mb"]
-memory["measured_increase_mb"] = comparison["memory_increase_mb"]
+memory = lm.memory_table(comparison)
 for method, row in memory.iterrows():
     twdl.record(f"m4.memory.{method}.grad_optimizer_mb",
                 row["gradients_mb"] + row["optimizer_state_mb"])
     twdl.record(f"m4.memory.{method}.counted_total_mb", row["total_mb"])
-grad_opt = memory["gradients_mb"] + memory["optimizer_state_mb"]
-measure = comparison["memory_measure"].iloc[0]
-Markdown(
-    f"Counted: full fine-tuning's gradients and optimiser state take {grad_opt['full']:.2f} MB, "
-    f"LoRA's {grad_opt['lora']:.3f} MB ({grad_opt['full'] / grad_opt['lora']:.0f} times less: "
-    f"{memory.loc['lora', 'bytes_per_trainable_param']:.0f} bytes for each of "
-    f"{comparison.loc['lora', 'trainable_params']:,} trainable parameters instead of "
-    f"{comparison.loc['full', 'trainable_params']:,}). Activations for one batch of "
-    f"{settings.batch_size} × {block_size} tokens: {memory.loc['full', 'activations_mb']:.1f} MB (full), "
-    f"{memory.loc['lora', 'activations_mb']:.1f} MB (LoRA). The measured columns are **{measure}**"
-    + (": on this CPU they include everything the process holds, so they are not the lesson's numbers."
-       if measure.startswith("CPU") else ": tensors on the GPU only.")
-)
+Markdown(lm.describe_memory(comparison, settings.batch_size, block_size))
 
 # %%
 memory.round(3)
@@ -296,43 +282,16 @@ grid = P.pick(smoke={"r": [16], "alpha": [8], "learning_rate": [3e-3]},
               full={"r": [4, 8, 16], "alpha": [16, 32, 64], "dropout": [0.0, 0.05, 0.2],
                     "learning_rate": [1e-4, 2e-4, 5e-4]})
 candidates = lm.grid_settings(grid, sweep_settings)
-choice = lm.choose(model_ref, train_blocks, tuning_blocks, held_blocks, candidates, device=dev)
-table, chosen, held = choice.table, choice.chosen, choice.held_out_perplexity
-sweep = lm.sweep_rows(table, grid, sweep_settings)
-fig = lm.plot_sweep(sweep)
+choice = lm.choose(model_ref, train_blocks, tuning_blocks, held_blocks, candidates,
+                   device=dev)
+fig = lm.plot_sweep(lm.sweep_rows(choice.table, grid, sweep_settings))
 twdl.save_figure(fig, output_dir, "sweep")
-twdl.record("m4.sweep.chosen", chosen)
-twdl.record("m4.sweep.chosen_tuning_ppl", float(table.loc[chosen, "tuning_perplexity"]))
-twdl.record("m4.sweep.chosen_held_out_ppl", held)
-table[["tuning_perplexity", "final_train_loss", "seconds"]].round(3)
-
-# %%
-def edge_note(label):
-    """Which chosen values lie at the edge of the values tried (a value beyond might do better)."""
-    chosen_settings = candidates[label]
-    edges = []
-    for name in grid:
-        values = sorted({*grid[name], getattr(sweep_settings, name)})
-        if getattr(chosen_settings, name) in (values[0], values[-1]):
-            edges.append(f"{name} = {getattr(chosen_settings, name):g}")
-    changed = [n for n in grid if getattr(chosen_settings, n) != getattr(sweep_settings, n)]
-    edges = [e for e in edges if e.split(" =")[0] in changed] if changed else edges
-    return ("at the edge of the values tried: " + ", ".join(edges) + "; a value beyond might do better"
-            if edges else "inside the values tried")
-
-
-one_seed = twdl.paired_verdict([table.loc[chosen, "tuning_perplexity"]],
-                               [table.loc["defaults", "tuning_perplexity"]],
-                               higher_is_better=False)
-Markdown(
-    f"{len(table)} runs of {sweep_settings.steps} steps (batch {sweep_settings.batch_size}, seed "
-    f"{sweep_settings.seed}). Chosen on the tuning blocks: **{chosen}** ({edge_note(chosen)}), tuning "
-    f"perplexity {table.loc[chosen, 'tuning_perplexity']:.1f} against the defaults' "
-    f"{table.loc['defaults', 'tuning_perplexity']:.1f}. Its perplexity on the held-out blocks, which no "
-    f"choice saw: **{held:.1f}**. Against the defaults: {one_seed.verdict}. One seed cannot separate "
-    f"settings whose perplexities differ by less than what another seed would change, so this choice "
-    f"is the best *of this run*, not evidence that the setting is better."
-)
+twdl.record("m4.sweep.chosen", choice.chosen)
+twdl.record("m4.sweep.chosen_tuning_ppl",
+            float(choice.table.loc[choice.chosen, "tuning_perplexity"]))
+twdl.record("m4.sweep.chosen_held_out_ppl", choice.held_out_perplexity)
+display(choice.table[["tuning_perplexity", "final_train_loss", "seconds"]].round(3))
+Markdown(lm.describe_choice(choice, grid, sweep_settings))
 
 # %% [markdown]
 # ## 6. Regularising the adapters
@@ -345,27 +304,12 @@ Markdown(
 # %%
 reg_choice = lm.choose(model_ref, train_blocks, tuning_blocks, held_blocks,
                        lm.regularizer_settings(sweep_settings), device=dev)
-regularizers, best_reg = reg_choice.table, reg_choice.chosen
-reg_held = reg_choice.held_out_perplexity
-twdl.record("m4.reg.best", best_reg)
-twdl.record("m4.reg.best_held_out_ppl", reg_held)
-none_ppl = regularizers.loc["none", "tuning_perplexity"]
-rows = regularizers.drop(index="none")
-lines = [twdl.describe_verdict(name, "none", twdl.paired_verdict(
-    [row["tuning_perplexity"]], [none_ppl], higher_is_better=False), unit="tuning perplexity")
-    for name, row in rows.iterrows()]
-gap = (regularizers["final_train_loss"] - regularizers["final_train_loss"].min()).max()
-display(regularizers[["weight_decay", "dropout", "adapter_l2", "tuning_perplexity",
-                      "final_train_loss"]].round(3))
-Markdown(
-    f"Lowest tuning perplexity: **{best_reg}**; its held-out perplexity is "
-    f"**{reg_held:.1f}**. Against no regulariser (seed {sweep_settings.seed} only):\n\n"
-    + "\n".join(lines) + "\n\nWith one seed and "
-    f"{sweep_settings.steps} steps no regulariser can be told apart from none: a verdict needs the "
-    "same comparison over at least 3 seeds. Regularisers act against over-fitting, and a run this "
-    "short has barely fitted the training blocks (its final training losses differ by at most "
-    f"{gap:.2f})."
-)
+twdl.record("m4.reg.best", reg_choice.chosen)
+twdl.record("m4.reg.best_held_out_ppl", reg_choice.held_out_perplexity)
+shown = ["weight_decay", "dropout", "adapter_l2", "tuning_perplexity",
+         "final_train_loss"]
+display(reg_choice.table[shown].round(3))
+Markdown(lm.describe_regularizers(reg_choice, sweep_settings))
 
 # %% [markdown]
 # *Think:* with so few steps, do the regularisers matter? What would you change to see over-fitting first?
@@ -469,15 +413,16 @@ def perplexities_hold_on_blocks_the_grader_rebuilds(result):
         assert abs(measured - reported) <= 1e-3 * reported, f"{label}: reported {reported:.4g}, measured {measured:.4g}"
 
 # %% tags=["homework"] question="q2" points=2 title="QLoRA on your text: the same adaptation on a 4-bit base"
-# Hint: qlora_result = lm.adapt(..., method="qlora") with everything else as in question 1;
-# record its perplexity after adaptation as m4.homework.qlora.ppl_after.
+# Hint: qlora_result = lm.adapt(..., method="qlora"), everything else as in
+# question 1; record its perplexity after as m4.homework.qlora.ppl_after.
 ### BEGIN SOLUTION
 qlora_result = lm.adapt(model_ref, text_path, method="qlora", settings=settings,
                         block_size=block_size, max_blocks=200, device=dev)
 twdl.record("m4.homework.qlora.ppl_after", qlora_result["perplexity_after"])
 pair = pd.DataFrame([result["row"], qlora_result["row"]]).set_index("method")
 pair[["perplexity_before", "perplexity", "base_weight_memory_mb", "counted_total_mb",
-      "counted_gradients_mb", "counted_optimizer_state_mb", "tokens_per_second"]].round(3)
+      "counted_gradients_mb", "counted_optimizer_state_mb",
+      "tokens_per_second"]].round(3)
 ### END SOLUTION
 
 # %% tags=["checks"]
@@ -485,19 +430,21 @@ pair[["perplexity_before", "perplexity", "base_weight_memory_mb", "counted_total
     "q2", required=True, hint="qlora_result = lm.adapt(..., method='qlora')"
 )
 def qlora_adapters_on_a_4bit_base(qlora_result):
-    """`qlora_result["model"]` has 4-bit (NF4) base layers, and only its LoRA adapters are trainable"""
+    """`qlora_result["model"]` has 4-bit (NF4) base layers, and only its LoRA adapters
+    are trainable"""
     model = qlora_result["model"]
     assert twdl.lm.count_4bit_layers(model) > 0, "no 4-bit layers: was method='qlora'?"
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     assert names, "the model has no trainable parameters"
-    assert all("lora_" in n for n in names), f"trainable besides the adapters: {names[:3]}"
+    assert all("lora_" in n for n in names), f"not only adapters train: {names[:3]}"
 
 
 @twdl.question_check(
     "q2", required=True, hint="keep the dict lm.adapt returned, unchanged"
 )
 def qlora_after_is_the_adapted_models_perplexity(qlora_result):
-    """the QLoRA model, evaluated on its held-out blocks, gives `qlora_result["perplexity_after"]`"""
+    """the QLoRA model, evaluated on its held-out blocks, gives
+    `qlora_result["perplexity_after"]`"""
     held = qlora_result["held_blocks"].input_ids
     measured = twdl.lm.perplexity(qlora_result["model"], held)
     reported = qlora_result["perplexity_after"]
@@ -510,14 +457,14 @@ def qlora_after_is_the_adapted_models_perplexity(qlora_result):
     "q2", hint="the same text_path, block_size and max_blocks as question 1"
 )
 def scored_on_the_same_blocks_as_lora(qlora_result, result):
-    """QLoRA (question 2) and LoRA (question 1) are scored on the same held-out blocks, so their
-    perplexities compare"""
+    """QLoRA (question 2) and LoRA (question 1) are scored on the same held-out blocks,
+    so their perplexities compare"""
     import torch
 
     mine, lora = qlora_result["held_blocks"].input_ids, result["held_blocks"].input_ids
     assert mine.shape == lora.shape and torch.equal(
         mine.cpu(), lora.cpu()
-    ), "the held-out blocks differ from question 1's: use the same text and block settings"
+    ), "held-out blocks differ from question 1's: use the same text and block settings"
 
 
 @twdl.question_check("q2", hint="twdl.record('m4.homework.qlora.ppl_after', ...)")
@@ -557,13 +504,14 @@ def qlora_perplexity_holds_on_blocks_the_grader_rebuilds(qlora_result):
 # numbers, naming the memory measure (on a CPU, RSS sees the whole process and is not the lesson's number; the
 # counted breakdown or the base-weight size is). ½ point: says that QLoRA shrinks the frozen weights (about
 # 0.5 byte per quantised weight instead of 4) while gradients, optimiser state and activations stay as in
-# LoRA, and that speed is lower because every forward pass dequantises; one seed cannot tell a small
+# LoRA, and that QLoRA is usually slower because every forward pass dequantises the weights; one seed cannot tell a small
 # perplexity difference from noise.
 # ### END SOLUTION
 
 # %% tags=["homework"] question="q3" points=2 title="Tuning on your text: choose on the tuning part, report on the held-out part"
-# Hint: tuned = lm.choose_on_text(model_ref, text_path, lm.grid_settings(grid, ...), ...)
-# with a grid of at least one setting; record tuned["chosen"] and tuned["perplexity_held_out"].
+# Hint: tuned = lm.choose_on_text(model_ref, text_path,
+#   lm.grid_settings(grid, settings), ...) with a grid of at least one setting;
+#   record tuned["chosen"] and tuned["perplexity_held_out"].
 ### BEGIN SOLUTION
 homework_settings = settings.with_(steps=P.pick(smoke=10, full=300),
                                    batch_size=P.pick(smoke=4, full=2))
@@ -571,7 +519,8 @@ homework_grid = P.pick(smoke={"learning_rate": [3e-3]},
                        full={"r": [4, 16], "learning_rate": [1e-4, 5e-4]})
 tuned = lm.choose_on_text(model_ref, text_path,
                           lm.grid_settings(homework_grid, homework_settings),
-                          block_size=block_size, max_blocks=P.pick(smoke=32, full=200), device=dev)
+                          block_size=block_size, max_blocks=P.pick(smoke=32, full=200),
+                          device=dev)
 twdl.record("m4.homework.tuning.chosen", tuned["chosen"])
 twdl.record("m4.homework.tuning.ppl_held_out", tuned["perplexity_held_out"])
 display(tuned["table"][["r", "learning_rate", "tuning_perplexity"]].round(4))
@@ -581,30 +530,32 @@ print(f"chosen on the tuning blocks: {tuned['chosen']}; "
 
 # %% tags=["checks"]
 @twdl.question_check(
-    "q3", required=True, hint="tuned = lm.choose_on_text(...) with at least two candidates"
+    "q3", required=True, hint="tuned = lm.choose_on_text(...), two candidates or more"
 )
 def choice_is_the_lowest_tuning_perplexity(tuned):
-    """`tuned["chosen"]` is the candidate with the lowest tuning perplexity in `tuned["table"]`,
-    among at least two candidates"""
+    """`tuned["chosen"]` is the candidate with the lowest tuning perplexity in
+    `tuned["table"]`, among at least two candidates"""
     table = tuned["table"]
     assert len(table) >= 2, f"{len(table)} candidate(s): compare at least two settings"
     best = table["tuning_perplexity"].idxmin()
-    assert tuned["chosen"] == best, f"chosen {tuned['chosen']!r}, lowest tuning perplexity: {best!r}"
+    assert tuned["chosen"] == best, f"chosen {tuned['chosen']!r}, lowest: {best!r}"
 
 
-@twdl.question_check("q3", required=True, hint="keep the dict lm.choose_on_text returned")
+@twdl.question_check("q3", required=True, hint="keep what lm.choose_on_text returned")
 def model_has_the_chosen_settings(tuned):
-    """the returned model's adapters have the chosen candidate's rank, alpha and dropout"""
+    """the returned model's adapters have the chosen candidate's rank, alpha and
+    dropout"""
     config = tuned["model"].peft_config["default"]
     row = tuned["table"].loc[tuned["chosen"]]
     got = (config.r, float(config.lora_alpha), float(config.lora_dropout))
     want = (int(row["r"]), float(row["alpha"]), float(row["dropout"]))
-    assert got == want, f"the model has (r, alpha, dropout) {got}, the chosen row {want}"
+    assert got == want, f"model (r, alpha, dropout) {got}, the chosen row {want}"
 
 
-@twdl.question_check("q3", required=True, hint="keep the dict lm.choose_on_text returned")
+@twdl.question_check("q3", required=True, hint="keep what lm.choose_on_text returned")
 def held_out_is_the_chosen_models_perplexity(tuned):
-    """the chosen model, evaluated on the held-out blocks, gives `tuned["perplexity_held_out"]`"""
+    """the chosen model, evaluated on the held-out blocks, gives
+    `tuned["perplexity_held_out"]`"""
     measured = twdl.lm.perplexity(tuned["model"], tuned["held_blocks"].input_ids)
     reported = tuned["perplexity_held_out"]
     assert (
@@ -613,12 +564,13 @@ def held_out_is_the_chosen_models_perplexity(tuned):
 
 
 @twdl.question_check(
-    "q3", hint="twdl.record('m4.homework.tuning.chosen', ...) and ('...ppl_held_out', ...)"
+    "q3", hint="twdl.record('m4.homework.tuning.chosen', ...), ('...ppl_held_out', ...)"
 )
 def tuning_choice_is_recorded(tuned, records):
-    """m4.homework.tuning.chosen and m4.homework.tuning.ppl_held_out are recorded from `tuned`"""
+    """m4.homework.tuning.chosen and m4.homework.tuning.ppl_held_out are recorded from
+    `tuned`"""
     chosen = records.get("m4.homework.tuning.chosen")
-    assert chosen == tuned["chosen"], f"recorded {chosen!r}, tuned['chosen'] is {tuned['chosen']!r}"
+    assert chosen == tuned["chosen"], f"recorded {chosen!r}, chosen {tuned['chosen']!r}"
     value = tuned["perplexity_held_out"]
     twdl.assert_recorded(records, "m4.homework.tuning.ppl_held_out", value,
                          1e-9 * max(1.0, value), "tuned['perplexity_held_out'] is")
@@ -660,35 +612,40 @@ def choice_was_made_on_tuning_text_the_held_out_never_saw(tuned):
 # ### END SOLUTION
 
 # %% tags=["homework"] question="q4" points=1 title="Regularisers on your text: choose on the tuning part"
-# Hint: regs = lm.choose_on_text(model_ref, text_path, lm.regularizer_settings(...), ...);
-# record regs["chosen"] as m4.homework.reg.chosen.
+# Hint: regs = lm.choose_on_text(model_ref, text_path,
+#   lm.regularizer_settings(settings), ...); record regs["chosen"] as
+#   m4.homework.reg.chosen.
 ### BEGIN SOLUTION
-regs = lm.choose_on_text(model_ref, text_path, lm.regularizer_settings(homework_settings),
-                         block_size=block_size, max_blocks=P.pick(smoke=32, full=200), device=dev)
+regs = lm.choose_on_text(model_ref, text_path,
+                         lm.regularizer_settings(homework_settings),
+                         block_size=block_size, max_blocks=P.pick(smoke=32, full=200),
+                         device=dev)
 twdl.record("m4.homework.reg.chosen", regs["chosen"])
 twdl.record("m4.homework.reg.ppl_held_out", regs["perplexity_held_out"])
 display(regs["table"][["weight_decay", "dropout", "adapter_l2",
                      "tuning_perplexity"]].round(4))
-print(f"chosen: {regs['chosen']}; held-out perplexity {regs['perplexity_held_out']:.2f}")
+print(f"chosen: {regs['chosen']}; held-out perplexity "
+      f"{regs['perplexity_held_out']:.2f}")
 ### END SOLUTION
 
 # %% tags=["checks"]
 @twdl.question_check(
-    "q4", required=True, hint="regs = lm.choose_on_text(..., lm.regularizer_settings(...))"
+    "q4", required=True, hint="regs = lm.choose_on_text(..., lm.regularizer_settings())"
 )
 def every_regulariser_against_none(regs):
-    """`regs["table"]` compares no regulariser ("none") with at least two regularisers, and
-    `regs["chosen"]` is the lowest tuning perplexity"""
+    """`regs["table"]` compares no regulariser ("none") with at least two
+    regularisers, and `regs["chosen"]` is the lowest tuning perplexity"""
     table = regs["table"]
     assert "none" in table.index, "no 'none' row: compare against no regulariser"
-    assert len(table) >= 3, f"{len(table)} rows: compare at least two regularisers with none"
+    assert len(table) >= 3, f"{len(table)} rows: compare two regularisers or more"
     best = table["tuning_perplexity"].idxmin()
-    assert regs["chosen"] == best, f"chosen {regs['chosen']!r}, lowest tuning perplexity: {best!r}"
+    assert regs["chosen"] == best, f"chosen {regs['chosen']!r}, lowest: {best!r}"
 
 
-@twdl.question_check("q4", required=True, hint="keep the dict lm.choose_on_text returned")
+@twdl.question_check("q4", required=True, hint="keep what lm.choose_on_text returned")
 def regularised_held_out_is_the_models_perplexity(regs):
-    """the chosen model, evaluated on the held-out blocks, gives `regs["perplexity_held_out"]`"""
+    """the chosen model, evaluated on the held-out blocks, gives
+    `regs["perplexity_held_out"]`"""
     measured = twdl.lm.perplexity(regs["model"], regs["held_blocks"].input_ids)
     reported = regs["perplexity_held_out"]
     assert (
@@ -700,7 +657,7 @@ def regularised_held_out_is_the_models_perplexity(regs):
 def regulariser_choice_is_recorded(regs, records):
     """m4.homework.reg.chosen is recorded from `regs`"""
     chosen = records.get("m4.homework.reg.chosen")
-    assert chosen == regs["chosen"], f"recorded {chosen!r}, regs['chosen'] is {regs['chosen']!r}"
+    assert chosen == regs["chosen"], f"recorded {chosen!r}, chosen {regs['chosen']!r}"
 
 
 twdl.check("q4")

@@ -3,6 +3,7 @@ mixed-precision decision (bf16 only where native, fp16 + scaler otherwise) and p
 import gc
 import weakref
 
+import pandas as pd
 import pytest
 import torch
 from transformers import OPTConfig, OPTForCausalLM
@@ -130,6 +131,11 @@ def test_counted_memory_puts_full_fine_tunings_gradients_and_optimizer_state_abo
         assert row["counted_gradients_mb"] * 2**20 == pytest.approx(4 * row["trainable_params"])
         assert row["counted_activations_mb"] > 0
     assert rows["full"]["counted_frozen_weights_mb"] == 0 and rows["lora"]["counted_frozen_weights_mb"] > 0
+    table = lm.memory_table(pd.DataFrame(rows.values()).set_index("method"))
+    assert (table["gradients_mb"] + table["optimizer_state_mb"]).idxmax() == "full"  # the table the notebook shows
+    assert table.loc["full", "bytes_per_frozen_param"] == "— (none frozen)"
+    text = lm.describe_memory(pd.DataFrame(rows.values()).set_index("method"), 2, 16)
+    assert f"{grad_opt['full']:.2f} MB" in text and "CPU RSS" in text
     model = lm.load_model_4bit(folder, "cpu", torch.float32)
     four_bit = lm.memory_breakdown(lm.add_qlora(model, 4, 8, 0.0), blocks(2).input_ids)
     assert 0.5 <= four_bit["frozen_bytes_per_param"] < 4.0  # NF4 linears beside fp32 embeddings and norms

@@ -150,7 +150,8 @@ def describe_pretraining(name: str | Path | None = None) -> str:
                 f"was pretrained from scratch on "
                 f"{corpus.group(1) if corpus else 'the text its MODEL_CARD.md names'}. It saw "
                 f"{facts['train_tokens']:,} training tokens, {facts['steps']} steps of batch {facts['batch_size']} "
-                f"({facts['epochs']:.1f} epochs), reaching a perplexity of {facts['held_out_perplexity']:.1f} on {facts['held_out_tokens']:,} "
+                f"({facts['epochs']:.1f} epochs), reaching a perplexity of {facts['held_out_perplexity']:.1f} on "
+                f"{facts['held_out_tokens']:,} "
                 f"held-out tokens of that text (untrained: {facts['held_out_perplexity_untrained']:.0f}).")
     if ref in KNOWN_PRETRAINING:
         return f"**What this model learned from.** `{ref}` is {KNOWN_PRETRAINING[ref]}."

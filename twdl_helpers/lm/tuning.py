@@ -17,7 +17,8 @@ from .perplexity import perplexity
 from .trainer import train_lm
 
 __all__ = ["RunSettings", "RunOutcome", "finetune", "grid_settings", "regularizer_settings", "compare_settings",
-           "Choice", "choose", "sweep_rows", "sweep", "compare_lora_regularizers", "adapt", "choose_on_text", "METHODS", "CHOICE_FIELDS"]
+           "Choice", "choose", "sweep_rows", "sweep", "compare_lora_regularizers", "adapt", "choose_on_text", "METHODS",
+           "CHOICE_FIELDS"]
 
 # lora / qlora: adapters on a frozen fp32 / 4-bit base; last_blocks: only the last `unfreeze_blocks` transformer
 # blocks train; full: every weight trains.
@@ -281,8 +282,8 @@ def choose_on_text(model_name: str | None, text_path: str | Path, candidates: di
     The text is cut into training, tuning and held-out parts (`load_text`: the held-out part is the same as
     `adapt`'s with the same `held_out_fraction`). Every candidate trains on the training blocks and is scored on the
     tuning blocks; the model with the lowest tuning perplexity is kept and scored once on the held-out blocks,
-    which no choice has seen (`choose`). Returns the table, the chosen label, its held-out perplexity, the chosen model,
-    the tuning and held-out blocks, and how they were built (with the tuning and held-out texts themselves).
+    which no choice has seen (`choose`). Returns the table, the chosen label, its held-out perplexity, the chosen
+    model, the tuning and held-out blocks, and how they were built (with the tuning and held-out texts themselves).
     """
     from ..data.text import load_text
 
