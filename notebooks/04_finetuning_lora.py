@@ -513,10 +513,10 @@ def qlora_perplexity_holds_on_blocks_the_grader_rebuilds(qlora_result):
 #   lm.grid_settings(grid, settings), ...) with a grid of at least one setting;
 #   record tuned["chosen"] and tuned["perplexity_held_out"].
 ### BEGIN SOLUTION
-homework_settings = settings.with_(steps=P.pick(smoke=10, full=300),
+homework_settings = settings.with_(steps=P.pick(smoke=10, full=150),
                                    batch_size=P.pick(smoke=4, full=2))
 homework_grid = P.pick(smoke={"learning_rate": [3e-3]},
-                       full={"r": [4, 16], "learning_rate": [1e-4, 5e-4]})
+                       full={"learning_rate": [1e-4, 5e-4]})
 tuned = lm.choose_on_text(model_ref, text_path,
                           lm.grid_settings(homework_grid, homework_settings),
                           block_size=block_size, max_blocks=P.pick(smoke=32, full=200),
