@@ -102,3 +102,11 @@ def test_record_health_marks_expected_failures(monkeypatch):
                     "m3.health.l2": "trained normally"}
     assert seen["m3.health.none"].startswith(twdl.HEALTH_FAILED)
     assert not seen["m3.health.random_labels"].startswith(twdl.HEALTH_FAILED)
+
+
+def test_a_language_model_run_failed_when_its_perplexity_is_not_finite_or_did_not_fall():
+    from twdl_helpers.evidence import perplexity_health
+
+    assert perplexity_health(4.0, 300.0, before=600.0).ok
+    assert "not below" in str(perplexity_health(4.0, 700.0, before=600.0))
+    assert str(perplexity_health(float("nan"), float("inf"))).startswith("failed: its training loss ended at nan")

@@ -3,6 +3,7 @@ mixed-precision decision (bf16 only where native, fp16 + scaler otherwise) and p
 import gc
 import weakref
 
+import pandas as pd
 import pytest
 import torch
 from transformers import OPTConfig, OPTForCausalLM
@@ -115,5 +116,49 @@ def test_compare_lora_regularizers_gives_one_row_per_regularizer_under_its_own_n
     table = lm.compare_lora_regularizers(tiny_opt_folder(tmp_path, layers=1), blocks(), blocks(2),
                                          lm.RunSettings(steps=1, batch_size=2, learning_rate=1e-3))
     assert list(table.index) == ["none", "weight decay 0.1", "LoRA dropout 0.2", "adapter L2 0.001"]
-    assert table["perplexity"].gt(0).all()
+    assert table["tuning_perplexity"].gt(0).all()
     assert "compare_regularizers" not in lm.__all__  # module 3's image-model helper keeps that name alone
+
+
+def test_counted_memory_puts_full_fine_tunings_gradients_and_optimizer_state_above_loras(tmp_path):
+    folder = tiny_opt_folder(tmp_path)
+    settings = lm.RunSettings(steps=1, batch_size=2, learning_rate=1e-3)
+    rows = {m: lm.finetune(m, folder, blocks(), blocks(2), settings, progress=False).row for m in ("lora", "full")}
+    grad_opt = {m: r["counted_gradients_mb"] + r["counted_optimizer_state_mb"] for m, r in rows.items()}
+    assert grad_opt["full"] > 4 * grad_opt["lora"] > 0  # tiny model, rank 8: about 9 times here
+    for m, row in rows.items():  # fp32 AdamW: 4 (weight) + 4 (gradient) + 8 (two moments) bytes per trainable one
+        assert row["counted_trainable_bytes_per_param"] == 16.0
+        assert row["counted_gradients_mb"] * 2**20 == pytest.approx(4 * row["trainable_params"])
+        assert row["counted_activations_mb"] > 0
+    assert rows["full"]["counted_frozen_weights_mb"] == 0 and rows["lora"]["counted_frozen_weights_mb"] > 0
+    table = lm.memory_table(pd.DataFrame(rows.values()).set_index("method"))
+    assert (table["gradients_mb"] + table["optimizer_state_mb"]).idxmax() == "full"  # the table the notebook shows
+    assert table.loc["full", "bytes_per_frozen_param"] == "— (none frozen)"
+    text = lm.describe_memory(pd.DataFrame(rows.values()).set_index("method"), 2, 16)
+    assert f"{grad_opt['full']:.2f} MB" in text and "CPU RSS" in text
+    model = lm.load_model_4bit(folder, "cpu", torch.float32)
+    four_bit = lm.memory_breakdown(lm.add_qlora(model, 4, 8, 0.0), blocks(2).input_ids)
+    assert 0.5 <= four_bit["frozen_bytes_per_param"] < 4.0  # NF4 linears beside fp32 embeddings and norms
+
+
+def test_choose_picks_on_the_tuning_blocks_and_reports_that_model_on_the_held_out_ones(tmp_path):
+    folder, settings = tiny_opt_folder(tmp_path, layers=1), lm.RunSettings(steps=2, batch_size=2, learning_rate=1e-2)
+    candidates = lm.grid_settings({"learning_rate": [1e-3, 1e-2]}, settings)
+    assert list(candidates) == ["defaults", "learning_rate=0.001"]  # the default value is the defaults run
+    tuning, held = lm.Blocks(torch.randint(4, 64, (4, 16), generator=torch.Generator().manual_seed(1)), 0), blocks(3)
+    choice = lm.choose(folder, blocks(), tuning, held, candidates, keep_model=True)
+    assert choice.chosen == choice.table["tuning_perplexity"].idxmin()
+    assert lm.perplexity(choice.model, tuning) == pytest.approx(choice.table.loc[choice.chosen, "tuning_perplexity"])
+    assert lm.perplexity(choice.model, held) == pytest.approx(choice.held_out_perplexity)
+    rows = lm.sweep_rows(choice.table, {"learning_rate": [1e-3]}, settings)
+    assert list(rows["candidate"]) == ["learning_rate=0.001", "defaults"]
+
+
+def test_the_bundled_models_pretraining_is_described_from_its_own_record():
+    import json
+
+    facts = json.loads((lm.BUNDLED_MODEL / "pretraining.json").read_text())
+    text = lm.describe_pretraining("bundled")
+    assert f"{facts['train_tokens']:,}" in text and f"{facts['held_out_perplexity']:.1f}" in text
+    assert "pydoc_data" in text  # the corpus, from the model card
+    assert "scientific" in lm.describe_pretraining(lm.GALACTICA)

@@ -81,3 +81,17 @@ def test_load_text_errors_say_what_to_do(tmp_path):
 def test_split_text_cuts_at_a_line_boundary():
     train, held = split_text("aaaa\nbbbb\ncccc\ndddd\n", 0.3)
     assert train + held == "aaaa\nbbbb\ncccc\ndddd\n" and held.startswith("\n")
+
+
+def test_tuning_part_is_set_aside_from_training_and_leaves_the_held_out_part_as_it_was(tmp_path, mirror):
+    text = tmp_path / "mine.txt"
+    text.write_text("".join(f"line {i} of my text\n" for i in range(400)))
+    plain, tuned = load_text(text, 0.1), load_text(text, 0.1, tuning_fraction=0.2)
+    assert tuned.held_out == plain.held_out and not plain.tuning
+    assert tuned.train + tuned.tuning == plain.train and tuned.text == plain.text
+    assert 0.15 < len(tuned.tuning) / len(plain.text) < 0.25
+    corpus = load_wikitext2(source="sample", tuning_fraction=0.1)
+    assert corpus.tuning and corpus.tuning not in corpus.train and corpus.held_out not in corpus.tuning
+    assert corpus.held_out == load_wikitext2(source="sample").held_out
+    with pytest.raises(ValueError, match="leave no training text"):
+        load_text(text, 0.5, tuning_fraction=0.5)

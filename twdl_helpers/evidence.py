@@ -12,7 +12,8 @@ from .training import History
 
 __all__ = [
     "Health", "chance_accuracy", "chance_margin", "near_chance", "run_health", "Verdict", "paired_verdict",
-    "welch_verdict", "describe_verdict", "verdicts_note", "record_health", "HEALTH_FAILED", "MIN_SEEDS",
+    "welch_verdict", "describe_verdict", "verdicts_note", "record_health", "perplexity_health", "HEALTH_FAILED",
+    "MIN_SEEDS",
 ]
 
 MIN_SEEDS = 3  # no verdict from fewer seeds
@@ -73,6 +74,19 @@ def run_health(history: History, *, n_classes: int, n_images: int, split: str = 
 
 
 HEALTH_FAILED = "failed:"  # how a failed run's health record starts (one a section expected starts otherwise)
+
+
+def perplexity_health(final_loss: float, perplexity: float, before: float | None = None) -> Health:
+    """Did a language-model run train? It failed when its last training loss or its held-out perplexity is not
+    finite, or when the perplexity did not fall below `before` (the same model's before any training)."""
+    problems = []
+    if not math.isfinite(final_loss):
+        problems.append(f"its training loss ended at {final_loss}")
+    if not math.isfinite(perplexity):
+        problems.append(f"its held-out perplexity is {perplexity}")
+    elif before is not None and perplexity >= before:
+        problems.append(f"its held-out perplexity {perplexity:.4g} is not below {before:.4g} before training")
+    return Health(not problems, tuple(problems))
 
 
 def record_health(prefix: str, run: str, health: Health, *, expected_failure: bool = False,

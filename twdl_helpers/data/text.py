@@ -13,7 +13,8 @@ from .fetch import DataFiles, RemoteFile, banner, resolve
 from .samples import bundled_files
 from .verify import remember_download, sha256_of
 
-__all__ = ["TextCorpus", "load_wikitext2", "load_text", "read_wikitext", "split_text", "wikitext_dataset"]
+__all__ = ["TextCorpus", "load_wikitext2", "load_text", "read_wikitext", "split_text", "set_aside_tuning",
+           "wikitext_dataset"]
 
 HF_DATASET = ("Salesforce/wikitext", "wikitext-2-raw-v1")
 SPLIT_FILES = {"train": "wiki.train.raw", "validation": "wiki.valid.raw", "test": "wiki.test.raw"}
@@ -23,20 +24,23 @@ UPSTREAM_ZIP = "https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-
 
 @dataclass
 class TextCorpus:
-    """Raw text cut into a training part and a held-out part, with where it came from."""
+    """Raw text cut into a training part, an optional tuning part (the text every choice is made on) and a held-out
+    part (reported only, never used for a choice), with where it came from."""
 
     train: str
     held_out: str
     source: str  # "real" or "bundled sample" (both real text)
     description: str
+    tuning: str = ""  # empty unless the loader was asked for a tuning part (`tuning_fraction`)
 
     @property
     def text(self) -> str:
-        """Both parts joined (training part first)."""
-        return self.train + self.held_out
+        """All parts joined in their order in the text (training, tuning, held out)."""
+        return self.train + self.tuning + self.held_out
 
     def __repr__(self) -> str:
-        return (f"TextCorpus(source={self.source!r}, train={len(self.train):,} chars, "
+        tuning = f"tuning={len(self.tuning):,} chars, " if self.tuning else ""
+        return (f"TextCorpus(source={self.source!r}, train={len(self.train):,} chars, {tuning}"
                 f"held_out={len(self.held_out):,} chars: {self.description})")
 
 
@@ -53,6 +57,25 @@ def split_text(text: str, held_out_fraction: float = 0.2, boundary: str = "\n") 
     if cut <= 0:
         cut = target
     return text[:cut], text[cut:]
+
+
+def set_aside_tuning(train: str, fraction: float, boundary: str = "\n") -> tuple[str, str]:
+    """Cut the last `fraction` of a training text off as the tuning text (at a `boundary`): (train, tuning).
+
+    The one place a tuning split is made: hyperparameters are chosen on the tuning text, so the held-out text that
+    perplexity is reported on is never used for a choice."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"tuning_fraction must be between 0 and 1 (exclusive), got {fraction}")
+    return split_text(train, fraction, boundary)
+
+
+def _with_tuning(corpus: "TextCorpus", fraction: float, said: str = "") -> "TextCorpus":
+    """`corpus` with the end of its training part set aside as tuning text (nothing when fraction is 0)."""
+    if not fraction:
+        return corpus
+    train, tuning = set_aside_tuning(corpus.train, fraction)
+    said = said or f"the last {fraction:.0%} of the training part set aside for tuning"
+    return TextCorpus(train, corpus.held_out, corpus.source, f"{corpus.description}; {said}", tuning)
 
 
 def _limit(text: str, limit: int | None) -> str:
@@ -129,7 +152,7 @@ def wikitext_dataset(split: str = "test") -> DataFiles:
 
 def load_wikitext2(
     path: str | Path | None = None, source: str = "auto", split: str = "test", held_out_fraction: float = 0.2,
-    limit: int | None = None, seed: int = 0,
+    limit: int | None = None, seed: int = 0, tuning_fraction: float = 0.0,
 ) -> TextCorpus:
     """WikiText-2 raw as a TextCorpus: the train split for training and `split` held out, when both are found.
 
@@ -138,7 +161,8 @@ def load_wikitext2(
     (unless offline). When the train split is not there (the mirror has the test split only), the held-out file's
     articles are cut deterministically, the last `held_out_fraction` held out. source="auto" falls back to the
     bundled real excerpt (the first articles of the test split) with a banner, "full" never does, "sample" uses it.
-    `limit` caps each part's characters. `seed` is accepted for a uniform loader signature (nothing is random).
+    `limit` caps each part's characters. `tuning_fraction` > 0 sets the end of the training part aside as
+    `tuning` text (`set_aside_tuning`). `seed` is accepted for a uniform loader signature (nothing is random).
     """
     del seed
     found = resolve(wikitext_dataset(split), path, source)
@@ -153,13 +177,19 @@ def load_wikitext2(
         what = "a real excerpt of the test split" if found.source == "bundled sample" else f"only {name}"
         how = (f"{what} ({found.origin()}); its articles cut into "
                f"{1 - held_out_fraction:.0%} training / {held_out_fraction:.0%} held out")
-    corpus = TextCorpus(_limit(train, limit), _limit(held, limit), found.source, f"WikiText-2 raw, {how}")
+    corpus = TextCorpus(train, _limit(held, limit), found.source, f"WikiText-2 raw, {how}")
+    corpus = _with_tuning(corpus, tuning_fraction)
+    corpus = TextCorpus(_limit(corpus.train, limit), corpus.held_out, corpus.source, corpus.description,
+                        _limit(corpus.tuning, limit))
     banner("WikiText-2", corpus.source, corpus.description)
     return corpus
 
 
-def load_text(path: str | Path, held_out_fraction: float = 0.1, limit: int | None = None) -> TextCorpus:
-    """Your own text: a .txt file or a folder of .txt files (sorted, recursive), last `held_out_fraction` held out."""
+def load_text(path: str | Path, held_out_fraction: float = 0.1, limit: int | None = None,
+              tuning_fraction: float = 0.0) -> TextCorpus:
+    """Your own text: a .txt file or a folder of .txt files (sorted, recursive), last `held_out_fraction` held out;
+    with `tuning_fraction` > 0, that fraction of the whole text just before the held-out part is the tuning text
+    (the held-out part stays the same as without it)."""
     path = Path(path).expanduser()
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.txt") if p.is_file())
@@ -175,8 +205,15 @@ def load_text(path: str | Path, held_out_fraction: float = 0.1, limit: int | Non
         raise DataFileError(path, f"is empty ({len(files)} file(s)): there is nothing to train on.",
                             fix="put some text in it (UTF-8 .txt), or pass another file or folder.")
     train, held = split_text(text, held_out_fraction)
-    corpus = TextCorpus(_limit(train, limit), _limit(held, limit), "real",
+    corpus = TextCorpus(train, _limit(held, limit), "real",
                         f"your text from {display_path(path)} ({len(files)} file(s), {len(text):,} characters), "
                         f"last {held_out_fraction:.0%} held out")
+    if tuning_fraction and tuning_fraction + held_out_fraction >= 1.0:
+        raise ValueError(f"tuning_fraction {tuning_fraction} + held_out_fraction {held_out_fraction} leave no "
+                         "training text: make them smaller")
+    corpus = _with_tuning(corpus, tuning_fraction / (1.0 - held_out_fraction),
+                          f"the {tuning_fraction:.0%} before it set aside for tuning")
+    corpus = TextCorpus(_limit(corpus.train, limit), corpus.held_out, corpus.source, corpus.description,
+                        _limit(corpus.tuning, limit))
     banner("Your text", "real", corpus.description)
     return corpus

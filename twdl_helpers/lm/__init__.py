@@ -29,6 +29,7 @@ from .trainer import *  # noqa: F401,F403
 from .adapters import *  # noqa: F401,F403
 from .tuning import *  # noqa: F401,F403
 from .plots import *  # noqa: F401,F403
+from .report import *  # noqa: F401,F403
 
-_MODULES = ("precision", "load", "blocks", "perplexity", "meter", "trainer", "adapters", "tuning", "plots")
+_MODULES = ("precision", "load", "blocks", "perplexity", "meter", "trainer", "adapters", "tuning", "plots", "report")
 __all__ = [name for module in _MODULES for name in _importlib.import_module(f"{__name__}.{module}").__all__]

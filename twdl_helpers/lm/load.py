@@ -9,7 +9,7 @@ import torch
 from .precision import choose_precision
 
 __all__ = ["BUNDLED_MODEL", "GALACTICA", "GALACTICA_125M_CONFIG", "resolve_model", "load_tokenizer", "load_model",
-           "nf4_config", "load_model_4bit", "model_weight_megabytes", "save_random_model"]
+           "nf4_config", "load_model_4bit", "model_weight_megabytes", "save_random_model", "describe_pretraining"]
 
 BUNDLED_MODEL = Path(__file__).resolve().parent / "small_opt"
 GALACTICA = "facebook/galactica-125m"
@@ -124,3 +124,36 @@ def save_random_model(config: dict, folder: str | Path, seed: int = 0) -> Path:
         torch.manual_seed(seed)
         OPTForCausalLM(OPTConfig(**config)).save_pretrained(folder)
     return Path(folder)
+
+
+# What a hub model learned from, in one sentence (from its own model card), for the models the course names.
+KNOWN_PRETRAINING = {GALACTICA: "Meta AI's GALACTICA (Taylor et al., 2022): pretrained on 106 billion tokens of "
+                                "scientific text (papers, reference material, knowledge bases, code), not on "
+                                "Wikipedia articles like WikiText's"}
+
+
+def describe_pretraining(name: str | Path | None = None) -> str:
+    """One Markdown paragraph on what model `name` learned from: for a folder with a `pretraining.json` (the
+    bundled model), its corpus (the model card's corpus row), tokens, steps and held-out perplexity, read from
+    those files; for a hub model the course names, its model card's summary; otherwise, where to look."""
+    ref = resolve_model(name)
+    folder, figures = Path(ref), Path(ref) / "pretraining.json"
+    if figures.is_file():
+        import json
+        import re
+
+        facts = json.loads(figures.read_text())
+        card = (folder / "MODEL_CARD.md").read_text() if (folder / "MODEL_CARD.md").is_file() else ""
+        corpus = re.search(r"^\| corpus \| (.+?) \|\s*$", card, re.MULTILINE)
+        return (f"**What this model learned from.** `{folder.name}` ({facts['parameters']:,} parameters, "
+                f"{facts['layers']} layers, hidden size {facts['hidden']}, vocabulary {facts['vocab_size']:,}) "
+                f"was pretrained from scratch on "
+                f"{corpus.group(1) if corpus else 'the text its MODEL_CARD.md names'}. It saw "
+                f"{facts['train_tokens']:,} training tokens, {facts['steps']} steps of batch {facts['batch_size']} "
+                f"({facts['epochs']:.1f} epochs), reaching a perplexity of {facts['held_out_perplexity']:.1f} on "
+                f"{facts['held_out_tokens']:,} "
+                f"held-out tokens of that text (untrained: {facts['held_out_perplexity_untrained']:.0f}).")
+    if ref in KNOWN_PRETRAINING:
+        return f"**What this model learned from.** `{ref}` is {KNOWN_PRETRAINING[ref]}."
+    return (f"**What this model learned from.** `{ref}`: see its model card (README.md on the hub or in its folder); "
+            "this course has no record of its pretraining text.")

@@ -28,18 +28,19 @@ def plot_method_comparison(table: pd.DataFrame, before: float | None = None,
 
 
 def plot_sweep(table: pd.DataFrame, before: float | None = None) -> plt.Figure:
-    """Held-out perplexity against each swept setting (one panel per setting, log x for the learning rate)."""
+    """Tuning perplexity against each swept setting (a `sweep` table: one panel per setting, the defaults run at
+    its default value in each, log x for the learning rate)."""
     settings = list(dict.fromkeys(table["setting"]))
     fig, axes = plt.subplots(1, len(settings), figsize=(3.2 * len(settings), 3.0), squeeze=False, sharey=True)
     for ax, name in zip(axes[0], settings):
         part = table[table["setting"] == name]
-        ax.plot(part["value"], part["perplexity"], marker="o")
+        ax.plot(part["value"], part["tuning_perplexity"], marker="o")
         if name == "learning_rate":
             ax.set_xscale("log")
         if before is not None:
             ax.axhline(before, color="k", ls="--", lw=1)
         ax.set_xlabel(name)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("held-out perplexity")
+    axes[0][0].set_ylabel("tuning perplexity")
     fig.tight_layout()
     return fig
