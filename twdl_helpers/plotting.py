@@ -6,6 +6,7 @@ import statistics
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 from .files import atomic_path
 from .training import History, TensorData
@@ -75,6 +76,7 @@ def plot_over_seeds(
             ax.set_xlabel("after the one epoch")
         else:
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(LABELS.get(metric, metric))
         if metric in log_scale:
             ax.set_yscale("log")
