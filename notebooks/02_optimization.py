@@ -52,8 +52,8 @@ seed = 1  # @param {type:"integer"}
 data_source = "auto"  # @param ["auto", "full", "sample"]
 # Folder for figures.
 output_dir = "runs/02_optimization"  # @param {type:"string"}
-# Epochs of every experiment; None: the profile's (smoke 1 for the batch sweep, 3 otherwise;
-# full 3 for the batch sweep, 10 otherwise). [int >= 1 or None]
+# Epochs of every experiment; None: the profile's (smoke 1 for the batch sweep,
+# 3 otherwise; full 3 for the batch sweep, 10 otherwise). [int >= 1 or None]
 epochs = None
 # Homework: tick when you have done it.
 completed = False  # @param {type:"boolean"}
@@ -62,8 +62,8 @@ completed = False  # @param {type:"boolean"}
 P, dev = twdl.setup(globals())  # checks parameters, picks the device, seeds
 display(twdl.runtime_estimate("02_optimization"))  # how long this notebook takes
 E_SWEEP = epochs or P.pick(smoke=1, full=3)
-E = epochs or P.pick(smoke=3, full=10)  # the compared runs (a schedule needs a few epochs)
-SEEDS = [seed, seed + 1, seed + 2]  # every compared arm runs on each: initial weights, batch order
+E = epochs or P.pick(smoke=3, full=10)  # compared runs (a schedule needs a few epochs)
+SEEDS = [seed, seed + 1, seed + 2]  # each compared arm: initial weights, batch order
 BATCH = 64
 BATCH_SIZES = P.pick(smoke=[16, 64, 256, 1024], full=[8, 16, 32, 64, 256, 512, 1024])
 data = twdl.load_mnist(source=data_source, limit_train=P.pick(smoke=3000, full=None),
@@ -75,9 +75,11 @@ twdl.record("m2.seeds", SEEDS)
 twdl.record("m2.epochs", E)
 STEPS = -(-len(data.train) // BATCH)  # minibatches per epoch at batch 64
 print(data, "on", dev)
-Markdown(f"**This run** ({P.name} profile): {len(data.train):,} training and {len(data.test):,} test digits; "
-         f"the compared runs train {E} epoch(s) at batch {BATCH} ({STEPS:,} steps per epoch) on seeds "
-         f"{', '.join(map(str, SEEDS))}; the batch-size sweep trains {E_SWEEP} epoch(s) on seed {seed}.")
+seeds = ", ".join(map(str, SEEDS))
+Markdown(f"**This run** ({P.name} profile): {len(data.train):,} training and "
+         f"{len(data.test):,} test digits; the compared runs train {E} epoch(s) at "
+         f"batch {BATCH} ({STEPS:,} steps per epoch) on seeds {seeds}; the "
+         f"batch-size sweep trains {E_SWEEP} epoch(s) on seed {seed}.")
 
 # %% [markdown]
 # With the upstream files (in the offline mirror, the cache, or downloaded) the full profile trains on all 60,000
@@ -174,8 +176,8 @@ if same_setting:
                    else "above" if gap > 0 else "below")
         print(f"batch {b}: {row.iloc[1]:.2f} % against the reported "
               f"{row.iloc[0]:.1f} %: {verdict}")
-print("—: not measured (the original reported batch sizes 8, 16 and 32; this run trained "
-      f"{', '.join(map(str, BATCH_SIZES))})")
+print("—: not measured (the original reported batch sizes 8, 16 and 32; "
+      f"this run trained {', '.join(map(str, BATCH_SIZES))})")
 shown
 
 # %% [markdown]
@@ -186,8 +188,9 @@ shown
 #
 # With a fixed learning rate and a fixed number of epochs, the largest batches take the fewest steps and fall
 # behind; the smallest spend the longest time per epoch. The sweep runs one seed: differences of a point or two
-# between neighbouring batch sizes are within what another seed changes (the next sections measure that spread). *Think:* if you multiplied the learning rate by the
-# same factor as the batch size, which curve would you expect to move, and why?
+# between neighbouring batch sizes are within what another seed changes (the next sections measure that
+# spread). *Think:* if you multiplied the learning rate by the same factor as the batch size, which curve would
+# you expect to move, and why?
 
 # %% [markdown]
 # ## 3. Experiment 2 — batch normalisation
@@ -209,9 +212,9 @@ shown
 # trains with momentum 0.9 at learning rate 0.01. The original also recorded the losses but never plotted them.
 
 # %%
-def compare(prefix, builders, pairs, metrics, title, optimizer="momentum", lr=0.01, rates=None,
-            schedules=None, log_scale=()):
-    """Train every arm on SEEDS, plot mean ± SD, record health and paired verdicts, show them."""
+def compare(prefix, builders, pairs, metrics, title, optimizer="momentum", lr=0.01,
+            rates=None, schedules=None, log_scale=()):
+    """Train each arm on SEEDS; plot mean ± SD; record health and verdicts."""
     arms = {name: twdl.train_over_seeds(
                 build, data, SEEDS, optimizer=optimizer if rates is None else name,
                 lr=lr if rates is None else rates[name], epochs=E, batch_size=BATCH,
@@ -271,7 +274,8 @@ rates = {"sgd": 0.01, "momentum": 0.01, "adagrad": 0.01, "rmsprop": 1e-3, "adam"
          "adamw": 1e-3}
 print("learning rates:", ", ".join(f"{name} {lr:g}" for name, lr in rates.items()))
 opt_runs, opt_verdicts = compare(
-    "m2.optimizer", {name: lambda s: twdl.ShallowNet(seed=s, device=dev) for name in rates},
+    "m2.optimizer",
+    {name: lambda s: twdl.ShallowNet(seed=s, device=dev) for name in rates},
     [(name, "sgd") for name in rates if name != "sgd"], ["train_error", "test_error"],
     "Optimisers on the shallow net", rates=rates)
 
@@ -319,6 +323,7 @@ ax = (0.01 * factors).plot(logy=True, marker="o", figsize=(6, 3.4), xlabel="epoc
                            ylabel="learning rate", title="the schedules over 10 epochs")
 ax.grid(alpha=0.3); twdl.save_figure(ax.figure, output_dir, "schedules"); plt.show()
 
+# %% [markdown]
 # Each schedule drives momentum 0.9 from a base rate of 0.01 on the shallow net, over the same seeds, and is
 # compared with the constant rate.
 
@@ -358,10 +363,11 @@ twdl.record("m2.residual.depth", DEPTH)
 twdl.record("m2.residual.width", WIDTH)
 res_runs, res_verdicts = compare(
     "m2.residual",
-    {"residual": lambda s: twdl.DeepMLP(DEPTH, WIDTH, shortcuts=True, seed=s, device=dev),
-     "plain": lambda s: twdl.DeepMLP(DEPTH, WIDTH, shortcuts=False, seed=s, device=dev)},
+    {"residual": lambda s: twdl.DeepMLP(DEPTH, WIDTH, True, seed=s, device=dev),
+     "plain": lambda s: twdl.DeepMLP(DEPTH, WIDTH, False, seed=s, device=dev)},
     [("residual", "plain")], ["train_loss", "test_accuracy"],
-    f"{DEPTH} layers of width {WIDTH}: identity shortcuts or none", optimizer="adam", lr=1e-3)
+    f"{DEPTH} layers of width {WIDTH}: identity shortcuts or none",
+    optimizer="adam", lr=1e-3)
 
 # %% [markdown]
 # *Think:* with these default initial weights, each plain layer shrinks the variance of its input by roughly a
@@ -386,7 +392,7 @@ res_runs, res_verdicts = compare(
 #   bn_model_fn=..., learning_rates={name: lr, ...}, epochs=E); record each run.
 #   Give each optimiser a learning rate suited to it (plain SGD needs a larger one).
 ### BEGIN SOLUTION
-hw_rates = {"sgd": 0.1, "momentum": 0.05, "adam": 1e-3}  # suited to each on the deep net
+hw_rates = {"sgd": 0.1, "momentum": 0.05, "adam": 1e-3}  # suited to each, deep net
 table = twdl.compare_optimizers(twdl.DeepNet, data,
                                 optimizers=["sgd", "momentum", "adam"],
                                 bn_model_fn=twdl.BNDeepNet, bn_optimizer="momentum",
@@ -401,10 +407,11 @@ for row in table.itertuples():
         run, n_classes=10, n_images=len(data.test), split="test"), show=True)
 display(table.round(2).assign(lr=table["lr"]))  # keep small learning rates visible
 display(Markdown(
-    f"The deep net (dropout 0.5) trained {E} epoch(s) at batch 64 on seed {seed}, once per run, with "
-    "learning rates suited to each optimiser: "
+    f"The deep net (dropout 0.5) trained {E} epoch(s) at batch 64 on seed {seed}, "
+    "once per run, with learning rates suited to each optimiser: "
     + ", ".join(f"{row.run} {row.lr:g}" for row in table.itertuples())
-    + ". One seed per run: a difference of a few points between runs may be seed noise."))
+    + ". One seed per run: a difference of a few points between runs may be seed "
+    "noise."))
 ### END SOLUTION
 
 # %% [markdown]
