@@ -28,7 +28,7 @@ QUESTIONS = [{'id': 'q1',
 EXPORTS = ['table']
 
 
-# %% public checks (notebooks/02_optimization.py cell 35; also in the student notebook)
+# %% public checks (notebooks/02_optimization.py cell 34; also in the student notebook)
 @twdl.question_check(
     "q1",
     hint="pass three optimiser names and bn_model_fn=... to twdl.compare_optimizers",
@@ -88,7 +88,7 @@ twdl.check("q1")
 twdl.questions.hidden_section()  # the checks below are hidden: only the grader runs them
 
 
-# %% hidden checks (notebooks/02_optimization.py cell 36)
+# %% hidden checks (notebooks/02_optimization.py cell 35)
 WITHHELD = {"smoke": {"mnist": 2000}}  # test digits the smoke profile never loads: no submission can see them
 
 

@@ -6,7 +6,7 @@ from torch import nn
 import twdl_helpers as twdl
 from twdl_helpers.memory import minibatch_memory
 
-NETS = [twdl.ShallowNet, twdl.BNShallowNet, twdl.DeepNet, twdl.BNDeepNet, twdl.ResidualMLP]
+NETS = [twdl.ShallowNet, twdl.BNShallowNet, twdl.DeepNet, twdl.BNDeepNet, twdl.ResidualMLP, twdl.DeepMLP]
 
 
 @pytest.mark.parametrize("net", NETS)
@@ -83,3 +83,21 @@ def test_bn_pairs_built_with_one_seed_start_from_identical_linear_weights(plain,
     assert any(isinstance(m, torch.nn.BatchNorm1d) for m in b.modules())
     other = next(m for m in plain(dropout=0.5, seed=4).modules() if isinstance(m, torch.nn.Linear))
     assert not torch.equal(linears_a[0].weight, other.weight)  # the seed, not luck, makes them equal
+
+
+def test_deep_mlp_twins_share_their_weights_and_differ_only_by_identity_shortcuts():
+    residual, plain = twdl.DeepMLP(depth=8, width=16, seed=3), twdl.DeepMLP(depth=8, width=16, shortcuts=False, seed=3)
+    assert len(residual.layers) == 8 and {layer.in_features for layer in residual.layers} == {16}
+    for a, b in zip(residual.parameters(), plain.parameters()):
+        assert torch.equal(a, b)  # same seed: the same initial weights
+    x = torch.randn(4, 784)
+    h = residual.projection(x)
+    expected = h
+    for layer in residual.layers:
+        expected = expected + layer(torch.relu(expected))  # h <- h + F(h): the identity path
+    assert torch.allclose(residual(x), residual.head(torch.relu(expected)), atol=1e-5)
+    assert not torch.allclose(residual(x), plain(x))
+    assert twdl.ARCHITECTURES["DeepMLP"] is twdl.DeepMLP  # the grader may rebuild it
+    assert twdl.construction(plain) == ("DeepMLP", {"depth": 8, "width": 16, "shortcuts": False, "seed": 3})
+    with pytest.raises(ValueError, match="depth and width must be positive"):
+        twdl.DeepMLP(depth=0)

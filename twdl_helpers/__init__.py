@@ -18,6 +18,7 @@ from .optim import *  # noqa: F401,F403
 from .regularization import *  # noqa: F401,F403
 from .experiments import *  # noqa: F401,F403
 from .evidence import *  # noqa: F401,F403  (run health, paired verdicts over seeds)
+from .comparisons import *  # noqa: F401,F403  (module 2: arms trained over seeds, their health and verdicts)
 from .features import *  # noqa: F401,F403
 from .plotting import *  # noqa: F401,F403
 from .widgets import *  # noqa: F401,F403

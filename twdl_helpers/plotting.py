@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+import statistics
+from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 from .files import atomic_path
 from .training import History, TensorData
 
-__all__ = ["plot_histories", "save_figure", "show_images"]
+__all__ = ["plot_histories", "plot_over_seeds", "save_figure", "show_images"]
 
 LABELS = {
     "train_loss": "train loss (eval mode, end of epoch)", "val_loss": "validation loss", "test_loss": "test loss",
@@ -43,6 +45,44 @@ def plot_histories(
     axes[0][0].legend(fontsize="small")
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_over_seeds(
+    arms: Mapping[str, Sequence[History]], metrics: Sequence[str] = ("train_loss", "test_accuracy"),
+    title: str | None = None, log_scale: Sequence[str] = (),
+) -> plt.Figure:
+    """One panel per metric: each arm's mean over its seeds with error bars of one standard deviation. Runs of
+    several epochs are drawn as lines over the epochs; one-epoch runs as one point per arm (no line: one epoch is
+    not a curve)."""
+    epochs = {len(run) for runs in arms.values() for run in runs}
+    one_epoch = epochs == {1}
+    seeds = sorted({len(runs) for runs in arms.values()})
+    spread = f"mean ± 1 SD over {' or '.join(map(str, seeds))} seeds"
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.8 * len(metrics), 3.8), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for position, (label, runs) in enumerate(arms.items()):
+            series = [_series(run, metric) for run in runs]
+            length = min(len(s) for s in series)
+            mean = [statistics.fmean(s[i] for s in series) for i in range(length)]
+            sd = [statistics.stdev(s[i] for s in series) if len(series) > 1 else 0.0 for i in range(length)]
+            if one_epoch:
+                ax.errorbar([position], mean, yerr=sd, fmt="o", capsize=4, label=label)
+            else:
+                ax.errorbar(runs[0]["epoch"][:length], mean, yerr=sd, marker="o", capsize=3, label=label)
+        if one_epoch:
+            ax.set_xticks(range(len(arms)), list(arms), rotation=30, ha="right")
+            ax.set_xlabel("after the one epoch")
+        else:
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(LABELS.get(metric, metric))
+        if metric in log_scale:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize="small", title=f"bars: {spread}", title_fontsize="small")
+    fig.suptitle(f"{title}: {spread}" if title else spread)
     fig.tight_layout()
     return fig
 

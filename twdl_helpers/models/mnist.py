@@ -1,4 +1,5 @@
-"""Module 2's MNIST networks: shallow and deep MLPs with and without batch norm, and a residual MLP (logits out).
+"""Module 2's MNIST networks: shallow and deep MLPs with and without batch norm, the spec's residual MLP (projection
+shortcuts), and a deep same-width MLP with or without identity shortcuts (logits out).
 
 Each takes `seed` (weights drawn from it without touching the global random stream; None: the global stream) and
 `device` (built there). BatchNorm layers draw no random numbers, so a net and its BN twin built with the same seed
@@ -14,7 +15,7 @@ from torch import nn
 from ..common import seeded
 from .architecture import Rebuildable
 
-__all__ = ["FeedForward", "ShallowNet", "BNShallowNet", "DeepNet", "BNDeepNet", "ResidualBlock", "ResidualMLP"]
+__all__ = ["FeedForward", "ShallowNet", "BNShallowNet", "DeepNet", "BNDeepNet", "ResidualBlock", "ResidualMLP", "DeepMLP"]
 
 Device = torch.device | str | None
 
@@ -102,3 +103,34 @@ class ResidualMLP(Rebuildable, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for a batch of images [N, 1, 28, 28] or flat rows [N, 784]."""
         return self.head(self.blocks(self.flatten(x)))
+
+
+class DeepMLP(Rebuildable, nn.Module):
+    """Flatten, Linear(784 -> width), `depth` layers ReLU -> Linear(width -> width), ReLU -> Linear(width -> 10).
+
+    With `shortcuts` each layer adds its input back (pre-activation residual, h <- h + Linear(ReLU(h)), an identity
+    shortcut: the widths agree); without, it is the plain twin h <- Linear(ReLU(h)). No batch norm, PyTorch's
+    default initialisation; the same seed gives both twins the same weights, so they differ only by the shortcuts.
+    """
+
+    def __init__(self, depth: int = 8, width: int = 64, shortcuts: bool = True, n_classes: int = 10,
+                 seed: int | None = None, device: Device = None):
+        super().__init__()
+        if depth < 1 or width < 1:
+            raise ValueError(f"depth and width must be positive integers, got depth={depth}, width={width}")
+        self.flatten = nn.Flatten()
+        with seeded(seed):
+            self.projection = nn.Linear(784, width)
+            self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
+            self.head = nn.Linear(width, n_classes)
+        self.depth, self.width, self.shortcuts = depth, width, shortcuts
+        if device is not None:
+            self.to(device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for a batch of images [N, 1, 28, 28] or flat rows [N, 784]."""
+        h = self.projection(self.flatten(x))
+        for layer in self.layers:
+            out = layer(torch.relu(h))
+            h = h + out if self.shortcuts else out
+        return self.head(torch.relu(h))
