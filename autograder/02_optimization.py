@@ -17,10 +17,10 @@ QUESTIONS = [{'id': 'q1',
   'template': '*Your answer to question 2:* (write it here, using the table above.)',
   'rubric': "Rubric (2 points). 1 point: names the optimiser with the highest test accuracy in the student's "
             'own table and\n'
-            "compares it with the others using the table's numbers (plain SGD at a fixed small learning rate "
-            'usually trails\n'
-            'momentum and Adam after few epochs). 1 point: says how batch norm changed train and test '
-            'accuracy and the gap\n'
+            "compares it with the others using the table's numbers (each optimiser at the learning rate the "
+            'student chose,\n'
+            'which the answer states). 1 point: says how batch norm changed train and test accuracy and the '
+            'gap\n'
             "between them (train minus test), again with the table's numbers, and notes that one run per "
             'setting cannot\n'
             'separate a real effect from seed noise.'}]

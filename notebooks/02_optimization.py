@@ -523,8 +523,8 @@ def batch_norm_only_where_the_table_says(table):
 # *Your answer to question 2:* (write it here, using the table above.)
 # ### BEGIN SOLUTION
 # Rubric (2 points). 1 point: names the optimiser with the highest test accuracy in the student's own table and
-# compares it with the others using the table's numbers (plain SGD at a fixed small learning rate usually trails
-# momentum and Adam after few epochs). 1 point: says how batch norm changed train and test accuracy and the gap
+# compares it with the others using the table's numbers (each optimiser at the learning rate the student chose,
+# which the answer states). 1 point: says how batch norm changed train and test accuracy and the gap
 # between them (train minus test), again with the table's numbers, and notes that one run per setting cannot
 # separate a real effect from seed noise.
 # ### END SOLUTION

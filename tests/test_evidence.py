@@ -110,3 +110,8 @@ def test_a_language_model_run_failed_when_its_perplexity_is_not_finite_or_did_no
     assert perplexity_health(4.0, 300.0, before=600.0).ok
     assert "not below" in str(perplexity_health(4.0, 700.0, before=600.0))
     assert str(perplexity_health(float("nan"), float("inf"))).startswith("failed: its training loss ended at nan")
+
+
+def test_verdicts_note_says_one_comparison_in_the_singular():
+    note = twdl.verdicts_note([twdl.paired_verdict([53.0, 54.0, 52.0], [50.0, 52.0, 48.0])])
+    assert note.startswith("1 comparison was tested")

@@ -197,5 +197,6 @@ def verdicts_note(verdicts: Mapping[str, Verdict] | Sequence[Verdict], level: fl
     tested = [v for v in (verdicts.values() if isinstance(verdicts, Mapping) else verdicts)
               if v.decided or v.verdict == "within noise"]
     decided = sum(v.decided for v in tested)
-    return (f"{len(tested)} comparisons were tested at the {100 * level:g} % level and {decided} gave a verdict; "
+    comparisons = f"{len(tested)} comparison{'s were' if len(tested) != 1 else ' was'}"
+    return (f"{comparisons} tested at the {100 * level:g} % level and {decided} gave a verdict; "
             f"if no technique had any effect, about {level * len(tested):.1f} of them would pass by chance alone.")
