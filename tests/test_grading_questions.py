@@ -193,6 +193,9 @@ def test_sync_writes_grader_only_checks_and_keeps_hidden_ones_out_of_both_notebo
     (TOY.replace('@twdl.question_check("q2")', '@twdl.question_check("q1")').replace(
         'question_check("q2", points=2', 'question_check("q1", points=2'), "'q2' is auto-graded but has no check"),
     (TOY.replace('question="q1" points=2 title', 'question="Q 1" points=2 title'), "question id 'Q 1'"),
+    (TOY.replace('    assert tuple(squares.shape) == tuple(data.shape)',
+                 '    assert all(a == b for a, b in zip(squares.shape, data.shape))'),
+     "squares_have_the_shape_of_data could pass on nothing: line .*: it loops over `zip"),
 ])
 def test_sync_rejects_bad_question_declarations(tmp_path, source, message):
     write_course(tmp_path, "99_toy", source)
