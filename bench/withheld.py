@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 import twdl_helpers as twdl
-from twdl_helpers import records as _records
+from twdl_helpers.records import recorded
 from twdl_helpers.questions import FALSE_ALARM_LEVEL, holds_up_limit
 from twdl_tools.grading.checkfile import load_check_file
 from twdl_tools.grading.dataview import WITHHELD_SEED, build_view, load_withheld, withheld_for
@@ -83,16 +83,35 @@ def honest(stem: str, seed: int, unseen: Any) -> dict[str, Any]:
     load, extra, name, split = MODULES[stem]
     loaded = load(seed)
     namespace = {"twdl": twdl, "display": lambda *a, **k: None, **loaded, **extra(seed)}
-    _records._RECORDS.clear()
     exec(compile(solution_block(stem), f"{stem} q1 solution", "exec"), namespace)
     evaluation, rows = _evaluation(loaded, split), _rows(namespace[name])
+    points = score_question(stem, seed, {name: namespace[name]}, {"mnist" if stem[:2] == "02" else
+                                                                  loaded["faces"].dataset: unseen})
     out = []
     for row, reported, models in rows:
         measured = sum(twdl.evaluate(m, unseen)["accuracy"] for m in models) / len(models)
         limit = holds_up_limit(reported, measured, len(evaluation), len(unseen), comparisons=len(rows))
         out.append({"row": row, "reported": reported, "withheld": measured, "drop": reported - measured,
                     "limit": limit, "alarm": reported - measured > limit})
-    return {"seed": seed, "rows": out, "alarm": any(r["alarm"] for r in out)}
+    return {"seed": seed, "rows": out, "alarm": any(r["alarm"] for r in out), "q1_points": points}
+
+
+def score_question(stem: str, seed: int, objects: dict[str, Any], withheld: dict[str, Any]) -> float:
+    """q1's points from every check of the module's check file (public and hidden), run in this process on the
+    solution's own objects and records (the scorer runs the same checks on the objects rebuilt from their export)."""
+    from twdl_helpers import questions
+    from twdl_helpers.params import run_parameters
+    from twdl_tools.grading.scoring import score_questions
+
+    check_file = load_check_file(ROOT / "autograder" / f"{stem}.py")
+    parameters = run_parameters(ROOT / "notebooks" / f"{stem}.ipynb", {"profile": "smoke", "seed": seed})
+    with questions.collecting() as registry:
+        exec(compile(check_file.source, str(check_file.path), "exec"), {"twdl": twdl, "__name__": "__twdl_checks__"})
+    namespace = {**objects, **{n: loader(parameters) for n, loader in registry.loaders.items()}}
+    results = questions.run_checks(namespace, "q1", records=recorded(), parameters=parameters,
+                                   withheld=withheld, hidden=None, registry=registry)
+    entry = score_questions(check_file, results=[r.to_dict() for r in results])
+    return next(q["points"] for q in entry if q["id"] == "q1")
 
 
 def memorised(stem: str, unseen: Any, seed: int = 0, max_epochs: int = 60) -> dict[str, Any]:
@@ -150,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
             results[stem] = {"withheld": {dataset: len(unseen)}, "seeds": seeds, "false_alarms": alarms,
                              "notebooks": len(seeds), "memorised": caught,
                              "seconds": round(time.perf_counter() - start, 1)}
-            print(f"{stem}: false alarms {alarms} of {len(seeds)}; largest drop/limit "
+            print(f"{stem}: q1 points per seed {[s['q1_points'] for s in seeds]}; false alarms {alarms} of {len(seeds)}; largest drop/limit "
                   f"{max(r['drop'] / r['limit'] for s in seeds for r in s['rows']):.2f}; memorised: "
                   f"{caught['reported']:.1f} % -> {caught['withheld']:.1f} % (limit {caught['limit']:.1f}), "
                   f"fails the check: {caught['fails_the_check']}")

@@ -22,6 +22,7 @@ import torch
 
 from conftest import MIRROR, ROOT
 from twdl_helpers.claims import ClaimLimits, export_claims, read_claims
+from twdl_helpers.params import run_parameters
 from twdl_tools.cli import main as twdl
 from twdl_tools.grading.checkfile import load_check_file
 from twdl_tools.grading.scorer import Scorer, claims_job
@@ -213,7 +214,7 @@ MUTATIONS: dict[str, dict[str, list[tuple[Mutation, float]]]] = {
     },
     "02_optimization": {
         "q1": [(m2_empty_table, 0.0), (m2_fewer_rows, 0.0), (m2_untrained, 0.0), (m2_untrained_reported_truthfully, 0.0),
-               (m2_numbers_from_another_run, 0.0), (m2_shared_model, 0.0), (m2_not_recorded, 2.4)],
+               (m2_numbers_from_another_run, 0.0), (m2_shared_model, 0.0), (m2_not_recorded, 3.33)],
     },
     "03_regularization": {
         "q1": [(m3_empty_table, 0.0), (m3_fewer_rows, 0.0), (m3_untrained, 0.0), (m3_numbers_from_another_run, 0.0),
@@ -238,65 +239,72 @@ def test_every_auto_graded_question_has_mutations():
                          "tests/test_check_mutations.py (docs/grading.md, 'Test the checks')")
 
 
+class Solutions:
+    """Each module's solution graded once, on first use (so `-k 02_optimization` grades module 2 only), and its
+    mutants scored by one scorer."""
+
+    def __init__(self, root: Path):
+        self.root, self.graded, self.scored, self.scorer = root, {}, {}, None
+
+    def solution(self, module: str) -> dict[str, Any]:
+        """The graded solution: its row, claims folder and data view."""
+        if module not in self.graded:
+            subs, out = self.root / module / "subs", self.root / module / "out"
+            subs.mkdir(parents=True)
+            shutil.copyfile(ROOT / "notebooks" / f"{module}.ipynb", subs / "solution.ipynb")
+            assert twdl(["grade", str(subs), "--module", module, "-p", "profile=smoke", "--jobs", "1",
+                         "--timeout", "1200", "--out", str(out)]) == 0
+            row = json.loads((out / "executed" / "solution.grade.json").read_text())["row"]
+            views = sorted((out / ".twdl" / "views").glob("*/ready"))
+            self.graded[module] = {
+                "row": row, "claims": out / ".twdl" / "claims" / "solution",
+                "view": {k: str(views[0].parent / k) for k in ("mirror", "cache", "withheld")} if views else {}}
+        return self.graded[module]
+
+    def mutant(self, module: str, question: str, mutate: Mutation) -> dict[str, Any]:
+        """The question's scored entry for the solution's claims changed by `mutate`."""
+        key = (module, question, mutate.__name__)
+        if key not in self.scored:
+            solution = self.solution(module)
+            check_file = load_check_file(ROOT / "autograder" / f"{module}.py")
+            claims = read_claims(solution["claims"], ClaimLimits())
+            objects, records = dict(claims.objects), dict(claims.records)
+            mutate(objects, records)
+            folder = self.root / module / "mutants" / mutate.__name__
+            export_claims(objects, [n for n in check_file.exports if n in objects], folder, records=records)
+            parameters = run_parameters(ROOT / "notebooks" / f"{module}.ipynb", {"profile": "smoke"})
+            job = claims_job(folder, check_file, parameters, solution["view"], 300.0, [str(folder)])
+            self.scorer = self.scorer or Scorer()
+            answer = self.scorer.score(job, timeout=400)
+            self.scored[key] = next(q for q in score_questions(check_file, results=answer["results"],
+                                                               problem=answer.get("problem", "")) if q["id"] == question)
+        return self.scored[key]
+
+
 @pytest.fixture(scope="module")
-def graded_solutions(tmp_path_factory) -> dict[str, dict[str, Any]]:
-    """Each module's solution graded once: its points per question, claims folder, parameters and data view."""
+def solutions(tmp_path_factory):
     if MIRROR is None:
         pytest.skip("the solutions need the data of the offline mirror")
-    root = tmp_path_factory.mktemp("solutions")
-    graded = {}
-    for module in sorted(MUTATIONS):
-        subs, out = root / module / "subs", root / module / "out"
-        subs.mkdir(parents=True)
-        shutil.copyfile(ROOT / "notebooks" / f"{module}.ipynb", subs / "solution.ipynb")
-        assert twdl(["grade", str(subs), "--module", module, "-p", "profile=smoke", "--jobs", "1",
-                     "--timeout", "900", "--out", str(out)]) == 0
-        row = json.loads((out / "executed" / "solution.grade.json").read_text())["row"]
-        views = sorted((out / ".twdl" / "views").glob("*/ready"))
-        graded[module] = {"row": row, "claims": out / ".twdl" / "claims" / "solution",
-                          "view": {k: str(views[0].parent / k) for k in ("mirror", "cache", "withheld")} if views else {}}
-    return graded
+    found = Solutions(tmp_path_factory.mktemp("solutions"))
+    yield found
+    if found.scorer is not None:
+        found.scorer.close()
 
 
 def _points(row: dict[str, Any]) -> dict[str, float]:
     return {q["id"]: q["points"] for q in row["questions"] if q["kind"] == "auto"}
 
 
-@pytest.fixture(scope="module")
-def mutated_scores(graded_solutions, tmp_path_factory) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """(module, question, mutation) -> the question's scored entry, all scored by one scorer."""
-    root, scorer, scored = tmp_path_factory.mktemp("mutants"), Scorer(), {}
-    try:
-        for module, questions in MUTATIONS.items():
-            solution = graded_solutions[module]
-            check_file = load_check_file(ROOT / "autograder" / f"{module}.py")
-            parameters = solution["row"].get("parameters") or {}
-            for qid, mutations in questions.items():
-                for mutate, _ in mutations:
-                    claims = read_claims(solution["claims"], ClaimLimits())
-                    objects, records = dict(claims.objects), dict(claims.records)
-                    mutate(objects, records)
-                    folder = root / module / mutate.__name__
-                    export_claims(objects, [n for n in check_file.exports if n in objects], folder, records=records)
-                    job = claims_job(folder, check_file, parameters, solution["view"], 300.0, [str(folder)])
-                    answer = scorer.score(job, timeout=400)
-                    entry = next(q for q in score_questions(check_file, results=answer["results"],
-                                                            problem=answer.get("problem", "")) if q["id"] == qid)
-                    scored[(module, qid, mutate.__name__)] = entry
-    finally:
-        scorer.close()
-    return scored
-
-
 @pytest.mark.parametrize("module", sorted(MUTATIONS))
-def test_the_unmutated_solution_keeps_full_marks(graded_solutions, module):
-    row = graded_solutions[module]["row"]
+def test_the_unmutated_solution_keeps_full_marks(solutions, module):
+    row = solutions.solution(module)["row"]
     full = {q["id"]: q["max"] for q in row["questions"] if q["kind"] == "auto"}
     assert _points(row) == full, [(q["id"], q["summary"]) for q in row["questions"]]
 
 
 @pytest.mark.parametrize("module,question,mutation,expected", [
-    (m, q, f.__name__, points) for m, qs in MUTATIONS.items() for q, specs in qs.items() for f, points in specs])
-def test_each_mutation_loses_the_points_it_should(mutated_scores, module, question, mutation, expected):
-    entry = mutated_scores[(module, question, mutation)]
+    (m, q, f, points) for m, qs in MUTATIONS.items() for q, specs in qs.items() for f, points in specs],
+    ids=lambda v: v.__name__ if callable(v) else str(v))
+def test_each_mutation_loses_the_points_it_should(solutions, module, question, mutation, expected):
+    entry = solutions.mutant(module, question, mutation)
     assert entry["points"] == pytest.approx(expected), (entry["points"], entry["summary"])
