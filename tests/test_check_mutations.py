@@ -11,6 +11,7 @@ without. Adding one is a few lines: a function that changes `objects` (the rebui
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -149,8 +150,10 @@ def m1_q1_score_from_another_run(o, r):
 
 def m1_q1_test_rows_are_training_rows(o, r):
     """hw_data's test split replaced by its training rows"""
-    o["hw_data"] = copy.copy(o["hw_data"])
-    o["hw_data"].test = o["hw_data"].train
+    data = o["hw_data"]
+    o["hw_data"] = dataclasses.replace(data, test=data.train) if dataclasses.is_dataclass(data) else copy.copy(data)
+    if not dataclasses.is_dataclass(data):
+        o["hw_data"].test = data.train
 
 
 def m1_q1_empty(o, r):
@@ -221,7 +224,7 @@ MUTATIONS: dict[str, dict[str, list[tuple[Mutation, float]]]] = {
                (m3_shared_model, 0.0)],
     },
     "04_finetuning_lora": {
-        "q1": [(m4_empty, 0.0), (m4_untrained, 0.0), (m4_numbers_from_another_run, 0.0), (m4_not_recorded, 3.0)],
+        "q1": [(m4_empty, 0.0), (m4_untrained, 0.0), (m4_numbers_from_another_run, 0.0), (m4_not_recorded, 3.2)],
     },
 }
 
@@ -308,3 +311,28 @@ def test_the_unmutated_solution_keeps_full_marks(solutions, module):
 def test_each_mutation_loses_the_points_it_should(solutions, module, question, mutation, expected):
     entry = solutions.mutant(module, question, mutation)
     assert entry["points"] == pytest.approx(expected), (entry["points"], entry["summary"])
+
+
+def test_withheld_digits_are_a_stratified_draw_that_no_profile_loads(mirror, tmp_path, monkeypatch):
+    """The view's withheld digits: 2,000 of the test file, each class in its share, none among the digits the
+    smoke profile loads from the view, and together with the view's test file exactly the 10,000."""
+    import numpy as np
+
+    import twdl_helpers as twdl
+    from twdl_helpers.data.mnist import read_idx
+    from twdl_tools.grading.dataview import build_view, load_withheld
+
+    view = build_view({"mnist": 2000}, tmp_path)
+    unseen = load_withheld({"folder": str(view.withheld)})["mnist"]
+    labels = read_idx(mirror / "mnist" / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
+    expected = np.bincount(labels, minlength=10) * 2000 / len(labels)
+    assert len(unseen) == 2000 and np.abs(np.bincount(unseen.labels.numpy(), minlength=10) - expected).max() < 1
+    kept = read_idx(view.mirror / "mnist" / "t10k-labels-idx1-ubyte.gz")
+    assert len(kept) == 8000 and np.array_equal(np.bincount(kept, minlength=10) + np.bincount(
+        unseen.labels.numpy(), minlength=10), np.bincount(labels, minlength=10))
+    monkeypatch.setenv("TWDL_DATA_MIRROR", str(view.mirror))
+    monkeypatch.setenv("TWDL_CACHE", str(view.cache))
+    withheld_rows = {row.numpy().tobytes() for row in unseen.inputs.flatten(1)}
+    for seed in (0, 1):
+        loaded = twdl.load_mnist(source="full", limit_train=3000, limit_test=2000, seed=seed)
+        assert not withheld_rows & {row.numpy().tobytes() for row in loaded.test.inputs.flatten(1)}
