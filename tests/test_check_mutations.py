@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Callable
@@ -28,6 +29,7 @@ from twdl_tools.cli import main as twdl
 from twdl_tools.grading.checkfile import load_check_file
 from twdl_tools.grading.scorer import Scorer, claims_job
 from twdl_tools.grading.scoring import score_questions
+from twdl_tools.repo import view_environment
 
 Mutation = Callable[[dict[str, Any], dict[str, Any]], None]
 
@@ -70,7 +72,7 @@ def m2_untrained(o, r):
 
 
 def m2_untrained_reported_truthfully(o, r):
-    """untrained models, and the table and records report what they score on the notebook's digits"""
+    """untrained models, and the table and records report what they score on the notebook's digits (the view's)"""
     import twdl_helpers as twdl
 
     m2_untrained(o, r)
@@ -272,7 +274,13 @@ class Solutions:
             check_file = load_check_file(ROOT / "autograder" / f"{module}.py")
             claims = read_claims(solution["claims"], ClaimLimits())
             objects, records = dict(claims.objects), dict(claims.records)
-            mutate(objects, records)
+            saved = {k: os.environ.get(k) for k in ("TWDL_DATA_MIRROR", "TWDL_CACHE")}
+            os.environ.update(view_environment(solution["view"]))  # a mutation that loads data sees the kernel's
+            try:
+                mutate(objects, records)
+            finally:
+                for k, v in saved.items():
+                    os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
             folder = self.root / module / "mutants" / mutate.__name__
             export_claims(objects, [n for n in check_file.exports if n in objects], folder, records=records)
             parameters = run_parameters(ROOT / "notebooks" / f"{module}.ipynb", {"profile": "smoke"})
