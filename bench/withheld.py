@@ -188,7 +188,8 @@ def main(argv: list[str] | None = None) -> None:
             results[stem] = {"withheld": {dataset: len(unseen)}, "seeds": seeds, "false_alarms": alarms,
                              "notebooks": len(seeds), "memorised": caught,
                              "seconds": round(time.perf_counter() - start, 1)}
-            print(f"{stem}: q1 points per seed {[s['q1_points'] for s in seeds]}; false alarms {alarms} of {len(seeds)}; largest drop/limit "
+            print(f"{stem}: q1 points per seed {[s['q1_points'] for s in seeds]}; false alarms {alarms} of "
+                  f"{len(seeds)}; largest drop/limit "
                   f"{max(r['drop'] / r['limit'] for s in seeds for r in s['rows']):.2f}; memorised: "
                   f"{caught['reported']:.1f} % -> {caught['withheld']:.1f} % (limit {caught['limit']:.1f}), "
                   f"fails the check: {caught['fails_the_check']}")

@@ -25,8 +25,8 @@ from typing import Any, Callable, Iterator
 
 __all__ = ["Check", "CheckResult", "CheckTimeout", "CheckRegistry", "question_check", "grader_loads", "check",
            "run_checks", "registered_checks", "current_registry", "collecting", "hidden_section", "assert_recorded",
-           "each", "model_per_row", "holds_up_limit", "assert_holds_up", "vacuity_problems", "DEFAULT_TIME_LIMIT", "PROVIDED", "GUARDS",
-           "FALSE_ALARM_LEVEL"]
+           "each", "model_per_row", "holds_up_limit", "assert_holds_up", "vacuity_problems", "DEFAULT_TIME_LIMIT",
+           "PROVIDED", "GUARDS", "FALSE_ALARM_LEVEL"]
 
 DEFAULT_TIME_LIMIT = 30.0  # seconds one check may run before it fails
 PROVIDED = ("records", "parameters", "withheld")  # names a check receives from the checker, never from the notebook
