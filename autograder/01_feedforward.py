@@ -133,7 +133,7 @@ def features_of_another_layer(hw_net, hw_layer, hw_features, shown):
 )
 def three_projections(hw_figure):
     """`hw_figure` shows the PCA, t-SNE and UMAP projections"""
-    titles = " ".join(ax.get_title() for ax in hw_figure.axes)
+    titles = " ".join(ax.get_title() for ax in twdl.each(hw_figure.axes, at_least=3, what="panels"))
     missing = [m for m in ("PCA", "t-SNE", "UMAP") if m not in titles]
     assert not missing, f"no panel titled {missing}"
 
@@ -168,11 +168,13 @@ def test_rows_are_held_out(hw_data):
     import torch
 
     def rows(split):
-        return torch.cat([t.float().reshape(len(split), -1).cpu() for t in split.inputs], dim=1)
+        parts = split.inputs if isinstance(split.inputs, (tuple, list)) else (split.inputs,)
+        parts = twdl.each(parts, at_least=1, what="input tensors")
+        return torch.cat([t.float().reshape(len(split), -1).cpu() for t in parts], dim=1).tolist()
 
-    test, seen = rows(hw_data.test), {tuple(r) for r in rows(hw_data.train).tolist()}
-    assert len(test) >= 10, f"only {len(test)} test rows"
-    copies = sum(tuple(r) in seen for r in test.tolist())
+    seen = {tuple(r) for r in twdl.each(rows(hw_data.train), at_least=1, what="training rows")}
+    test = twdl.each(rows(hw_data.test), at_least=10, what="test rows")
+    copies = sum(tuple(r) in seen for r in test)
     assert copies < len(test) / 2, f"{copies} of {len(test)} test rows are also training rows"
 
 

@@ -98,8 +98,8 @@ EXPORTS = ['qlora_result', 'regs', 'result', 'tuned']
 )
 def adapters_only_are_trained(result):
     """`result["model"]` carries LoRA adapters, and only they are trainable"""
-    names = [n for n, p in result["model"].named_parameters() if p.requires_grad]
-    assert names, "the model has no trainable parameters"
+    names = twdl.each((n for n, p in result["model"].named_parameters() if p.requires_grad),
+                      at_least=1, what="trainable weights")
     assert all(
         "lora_" in n for n in names
     ), f"trainable weights besides the adapters: {names[:3]}"
@@ -156,8 +156,8 @@ def qlora_adapters_on_a_4bit_base(qlora_result):
     are trainable"""
     model = qlora_result["model"]
     assert twdl.lm.count_4bit_layers(model) > 0, "no 4-bit layers: was method='qlora'?"
-    names = [n for n, p in model.named_parameters() if p.requires_grad]
-    assert names, "the model has no trainable parameters"
+    names = twdl.each((n for n, p in model.named_parameters() if p.requires_grad),
+                      at_least=1, what="trainable weights")
     assert all("lora_" in n for n in names), f"not only adapters train: {names[:3]}"
 
 

@@ -202,6 +202,9 @@ def test_sync_writes_grader_only_checks_and_keeps_hidden_ones_out_of_both_notebo
     (TOY.replace('    """squares has the shape of data"""\n', ""), "squares_have_the_shape_of_data has no docstring"),
     (TOY.replace("# Rubric (1 point): says", "# Marking: says"), "written answer 'q3' has no rubric"),
     (TOY.replace("Rubric (1 point)", "Rubric (2 points)"), "rubric of 'q3' says 2 points"),
+    (TOY.replace('    assert tuple(squares.shape) == tuple(data.shape)',
+                 '    assert all(a == b for a, b in zip(squares.shape, data.shape))'),
+     "squares_have_the_shape_of_data could pass on nothing: line .*: it loops over `zip"),
 ])
 def test_sync_rejects_bad_question_declarations(tmp_path, source, message):
     write_course(tmp_path, "99_toy", source)

@@ -178,3 +178,45 @@ def test_a_check_whose_argument_needs_a_ta_is_not_run_and_says_why():
     assert second.passed and second.needs_ta == ""
     with pytest.raises(ValueError, match="name of a notebook object"):
         questions.grader_loads("records")
+
+
+def test_each_and_model_per_row_fail_a_check_on_too_few_rows_missing_or_shared_models():
+    import ast
+
+    import torch
+
+    assert questions.each(iter([1, 2, 3]), at_least=3, what="runs") == [1, 2, 3]
+    with pytest.raises(AssertionError, match="0 runs: the question asks for at least 4"):
+        questions.each([], at_least=4, what="runs")
+    with pytest.raises(ValueError, match="at_least"):
+        questions.each([1], at_least=0, what="runs")
+    a, b = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)
+    assert questions.model_per_row(["x", "y"], {"x": a, "y": [b]}, at_least=2, what="runs") == [("x", a), ("y", [b])]
+    for models, message in (({"x": a}, "no trained model for \\['y'\\]"), ({"x": a, "y": []}, "no trained model"),
+                            ({"x": a, "y": a}, "two runs share one model object"),
+                            ({"x": [a], "y": [b, a]}, "two runs share one model object")):
+        with pytest.raises(AssertionError, match=message):
+            questions.model_per_row(["x", "y"], models, at_least=2, what="runs")
+
+    def problems(source):
+        return questions.vacuity_problems(ast.parse(source).body[0])
+
+    assert problems("def c(table):\n    for r in twdl.each(table.itertuples(), at_least=3, what='rows'):\n"
+                    "        assert r.x > 0\n") == []
+    assert problems("def c(t):\n    rows = twdl.each(t, at_least=1, what='r')\n    assert all(x for x in rows)\n") == []
+    assert problems("def c(t):\n    for s in ('train', 'test'):\n        twdl.assert_recorded({}, s, 1, 1)\n") == []
+    assert "loops over `zip(table['run'], table['acc'])`" in problems(
+        "def c(table):\n    for run, acc in zip(table['run'], table['acc']):\n        assert acc > 0\n")[0]
+    assert "asserts nothing" in problems("def c(table):\n    table.head()\n")[0]
+    assert problems("def c(m):\n    assert all(p.requires_grad for p in m.parameters())\n")  # all() of nothing
+
+
+def test_the_held_up_limit_is_a_one_sided_two_proportion_z_test():
+    from scipy import stats
+
+    limit = questions.holds_up_limit(95.0, 93.0, 2000, 2000, comparisons=4)
+    p = 0.94
+    assert limit == pytest.approx(stats.norm.ppf(1 - 0.01 / 4) * 100 * (p * (1 - p) * (2 / 2000)) ** 0.5, rel=1e-6)
+    questions.assert_holds_up("adam", 95.0, 95.0 - 0.99 * limit, 2000, 2000, comparisons=4)
+    with pytest.raises(AssertionError, match="adam: 95.0 %.*drop of"):
+        questions.assert_holds_up("adam", 95.0, 95.0 - 1.2 * limit, 2000, 2000, comparisons=4)

@@ -11,7 +11,7 @@ from .params import ParameterError, validate_parameters, watch_parameters  # noq
 from .records import *  # noqa: F401,F403
 from .weights import *  # noqa: F401,F403
 from .training import *  # noqa: F401,F403  (the one training loop and its callbacks)
-from .questions import assert_recorded, check, grader_loads, question_check  # noqa: F401
+from .questions import assert_holds_up, assert_recorded, check, each, grader_loads, model_per_row, question_check  # noqa: F401
 from .data import *  # noqa: F401,F403  (one loader per dataset)
 from .models import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403

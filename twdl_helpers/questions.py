@@ -25,10 +25,13 @@ from typing import Any, Callable, Iterator
 
 __all__ = ["Check", "CheckResult", "CheckTimeout", "CheckRegistry", "question_check", "grader_loads", "check",
            "run_checks", "registered_checks", "current_registry", "collecting", "hidden_section", "assert_recorded",
-           "DEFAULT_TIME_LIMIT", "PROVIDED"]
+           "each", "model_per_row", "holds_up_limit", "assert_holds_up", "vacuity_problems", "DEFAULT_TIME_LIMIT",
+           "PROVIDED", "GUARDS", "FALSE_ALARM_LEVEL"]
 
 DEFAULT_TIME_LIMIT = 30.0  # seconds one check may run before it fails
 PROVIDED = ("records", "parameters", "withheld")  # names a check receives from the checker, never from the notebook
+GUARDS = ("each", "model_per_row", "assert_recorded", "assert_holds_up")  # calls that fail a check on missing evidence
+FALSE_ALARM_LEVEL = 0.01  # an honest question fails a held-up check with at most this probability (one-sided)
 
 
 class CheckTimeout(BaseException):
@@ -164,6 +167,117 @@ def assert_recorded(records: dict[str, Any], name: str, expected: float, toleran
     value = records[name]
     assert isinstance(value, (int, float)) and not isinstance(value, bool), f"{name} is {value!r}, not a number"
     assert abs(value - expected) < tolerance, f"{name} is {value:.6g}, {source} {expected:.6g}"
+
+
+def each(items: Any, *, at_least: int, what: str) -> list[Any]:
+    """The items a check loops over, as a list; fails the check when there are fewer than `at_least`.
+
+    Every loop of a check goes through it (`twdl sync` refuses one that does not), so a check over rows, models or
+    keys never passes on an empty table: `for row in twdl.each(table.itertuples(), at_least=4, what="runs")`.
+    """
+    if not isinstance(at_least, int) or at_least < 1:
+        raise ValueError(f"each(..., at_least=N) needs N >= 1, the number the question asks for; got {at_least!r}")
+    found = list(items)
+    assert len(found) >= at_least, f"{len(found)} {what}: the question asks for at least {at_least}"
+    return found
+
+
+def model_per_row(keys: Any, models: Any, *, at_least: int, what: str) -> list[tuple[Any, Any]]:
+    """(key, model) for each of `keys` (at least `at_least`), each with its own model (or list of models) in `models`.
+
+    Fails the check when a key has no model, an empty list of models, or shares a model object with another key
+    (the grader's rebuilt claims keep shared objects shared).
+    """
+    keys = each(keys, at_least=at_least, what=what)
+    assert isinstance(models, dict), f"the models of the {what} are a {type(models).__name__}, not a dict by key"
+    missing = [k for k in keys if k not in models or (isinstance(models[k], (list, tuple)) and not models[k])]
+    assert not missing, f"no trained model for {missing} (the models the table keeps in .attrs['models'])"
+    objects = [id(m) for k in keys for m in (models[k] if isinstance(models[k], (list, tuple)) else [models[k]])]
+    assert len(set(objects)) == len(objects), f"two {what} share one model object: each needs its own trained model"
+    return [(k, models[k]) for k in keys]
+
+
+def _normal_quantile(p: float) -> float:
+    """The standard normal quantile (inverse CDF) by bisection on erf: no SciPy needed in the student runtime."""
+    import math
+
+    low, high = -10.0, 10.0
+    for _ in range(100):
+        mid = (low + high) / 2
+        low, high = (mid, high) if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < p else (low, mid)
+    return (low + high) / 2
+
+
+def holds_up_limit(reported: float, measured: float, n_reported: int, n_unseen: int, comparisons: int = 1,
+                   level: float = FALSE_ALARM_LEVEL) -> float:
+    """The largest drop (points) from `reported` to `measured` accuracy that binomial noise explains.
+
+    One-sided two-proportion z-test at `level` for the whole question, Bonferroni-split over `comparisons`: both
+    accuracies are of one model on two random draws of one pool, so their difference has standard deviation
+    sqrt(p (1 - p) (1/n_reported + 1/n_unseen)) with p the pooled accuracy.
+    """
+    p = (reported * n_reported + measured * n_unseen) / (100 * (n_reported + n_unseen))
+    p = min(max(p, 0.5 / (n_reported + n_unseen)), 1 - 0.5 / (n_reported + n_unseen))
+    sd = 100 * (p * (1 - p) * (1 / n_reported + 1 / n_unseen)) ** 0.5
+    return _normal_quantile(1 - level / max(1, comparisons)) * sd
+
+
+def assert_holds_up(what: str, reported: float, measured: float, n_reported: int, n_unseen: int,
+                    comparisons: int = 1) -> None:
+    """Fail a check when accuracy `measured` on withheld data falls below `reported` by more than noise explains."""
+    limit = holds_up_limit(reported, measured, n_reported, n_unseen, comparisons)
+    assert reported - measured <= limit, (
+        f"{what}: {reported:.1f} % on the notebook's {n_reported} evaluation examples but {measured:.1f} % on "
+        f"{n_unseen} withheld ones drawn the same way, a drop of {reported - measured:.1f} points where noise "
+        f"explains {limit:.1f} (one-sided z-test, level {FALSE_ALARM_LEVEL:g} per question): was it trained on "
+        "the data it reports?")
+
+
+def _guard_name(node: Any) -> str:
+    import ast
+
+    if isinstance(node, ast.Call):
+        func = node.func
+        return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    return ""
+
+
+def _literal(node: Any) -> bool:
+    import ast
+
+    return isinstance(node, (ast.Tuple, ast.List, ast.Set)) and bool(node.elts) and not any(
+        isinstance(e, ast.Starred) for e in node.elts)  # a display of items written out: never empty
+
+
+def vacuity_problems(function: Any) -> list[str]:
+    """Why a check (its `ast.FunctionDef`) could pass on nothing: a loop not over `twdl.each(...)`/a literal, or no
+    assertion at all. `twdl sync` refuses check cells with any."""
+    import ast
+
+    problems, asserts = [], False
+    guarded: set[str] = set()  # names bound to what a guard returned (or to its items, in a loop over it)
+    fed: set[int] = set()  # comprehensions written as a guard's argument: the guard counts their items
+    for node in ast.walk(function):
+        if isinstance(node, ast.Assign) and _guard_name(node.value) in GUARDS[:2]:
+            guarded.update(n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        if isinstance(node, (ast.For, ast.comprehension)) and _guard_name(node.iter) in GUARDS[:2]:
+            guarded.update(n.id for n in ast.walk(node.target) if isinstance(n, ast.Name))
+        if _guard_name(node) in GUARDS[:2]:
+            fed.update(id(a) for a in node.args)
+    for node in ast.walk(function):
+        if isinstance(node, ast.Assert) or _guard_name(node) in GUARDS:
+            asserts = True
+        iterables = ([node.iter] if isinstance(node, (ast.For, ast.AsyncFor)) else
+                     [g.iter for g in node.generators] if isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp,
+                                                                            ast.GeneratorExp)) and id(node) not in fed
+                     else [])
+        for it in iterables:
+            if not (_guard_name(it) in GUARDS[:2] or _literal(it) or (isinstance(it, ast.Name) and it.id in guarded)):
+                problems.append(f"line {it.lineno}: it loops over `{ast.unparse(it)}`, which may be empty; loop over "
+                                f"twdl.each({ast.unparse(it)}, at_least=N, what=...) (or twdl.model_per_row)")
+    if not asserts:
+        problems.append("it asserts nothing: a check passes only by surviving an assert or a twdl guard")
+    return problems
 
 
 def registered_checks(question: str | None = None, *, hidden: bool | None = None) -> list[Check]:

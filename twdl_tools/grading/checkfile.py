@@ -116,7 +116,11 @@ def _tags(cell: Any) -> list[str]:
 
 
 def checked_questions(source: str, where: str = "") -> dict[str, list[str]]:
-    """question id -> names of the functions decorated with `question_check("<id>", ...)` in `source`."""
+    """question id -> names of the functions decorated with `question_check("<id>", ...)` in `source`.
+
+    Refuses a check that could pass on nothing (`twdl_helpers.questions.vacuity_problems`)."""
+    from twdl_helpers.questions import vacuity_problems
+
     try:
         tree = ast.parse(source)
     except SyntaxError as err:
@@ -131,6 +135,9 @@ def checked_questions(source: str, where: str = "") -> dict[str, list[str]]:
             if not deco.args or not isinstance(deco.args[0], ast.Constant) or not isinstance(deco.args[0].value, str):
                 raise ValueError(f"{where}: {node.name}: write the question id as a string literal, "
                                  f"e.g. @twdl.question_check(\"q1\")")
+            problems = vacuity_problems(node)
+            if problems:
+                raise ValueError(f"{where}: check {node.name} could pass on nothing: " + "; ".join(problems))
             found.setdefault(deco.args[0].value, []).append(node.name)
     return found
 

@@ -1,8 +1,10 @@
 """Data a profile's notebook never loads, kept from the sandbox so the grader can test models on it.
 
 A check file may declare, per profile, data its notebook never loads: `WITHHELD = {"smoke": {"mnist": 2000}}`
-(the last 2,000 MNIST test digits) or `{"cifar_animals": 1500}` (1,500 images of the image zip's train/ folder,
-none of the bundled sample's). Before grading, `build_view` writes a data view: a copy of the data mirror (and of
+(2,000 MNIST test digits) or `{"cifar_animals": 1500}` (1,500 images of the image zip's train/ folder, none of the
+bundled sample's). Either is a seeded, class-stratified random draw (`WITHHELD_SEED`) from the pool the notebook
+draws its evaluation data from (the test file; train/, where the validation images come from), so an honest model
+scores the same on both within binomial noise. Before grading, `build_view` writes a data view: a copy of the data mirror (and of
 the data cache's files) in which those files hold everything BUT the withheld part, with its own SHA256SUMS, and
 a cache with the view's images already decoded. Each submission's kernel gets the view as its data mirror and
 cache, and the sandbox shows only the view; the withheld part goes to a folder only the scorer reads
@@ -25,6 +27,7 @@ from typing import Any
 __all__ = ["WITHHOLDERS", "DataView", "build_view", "load_withheld", "withheld_for"]
 
 VIEWS = ".twdl/views"  # under the grading's --out folder
+WITHHELD_SEED = 20_24  # the seed of every withheld draw (fixed: the view is built once for all submissions)
 SKIPPED_CACHE = ("decoded", "verified")  # derived files of the real cache never go into a view
 
 
@@ -47,33 +50,38 @@ class DataView:
 
 
 def _mnist(source: Path, target: Path, count: int, withheld: Path) -> None:
-    """t10k files holding all but the last `count` test digits; those go to `withheld/mnist.safetensors`."""
+    """t10k files holding all but `count` test digits (a stratified draw; the rest keep their order); those go to
+    `withheld/mnist.safetensors`."""
     import numpy as np
     import torch
     from safetensors.torch import save_file
 
-    from twdl_helpers.data.mnist import normalize_mnist, read_idx
+    from twdl_helpers.data.mnist import normalize_mnist, read_idx, stratified_indices
 
     images = read_idx(source / "t10k-images-idx3-ubyte.gz")
     labels = read_idx(source / "t10k-labels-idx1-ubyte.gz")
     if count * 4 > len(labels):
         return
-    keep = len(labels) - count
+    drawn = stratified_indices(labels.astype(np.int64), count, WITHHELD_SEED)
+    keep = np.setdiff1d(np.arange(len(labels)), drawn)
     for name, array, magic in (("t10k-images-idx3-ubyte.gz", images, 2051), ("t10k-labels-idx1-ubyte.gz", labels, 2049)):
-        kept = np.ascontiguousarray(array[:keep])
+        kept = np.ascontiguousarray(array[keep])
         header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in kept.shape)
         (target / name).write_bytes(gzip.compress(header + kept.tobytes(), compresslevel=6, mtime=0))
-    save_file({"inputs": normalize_mnist(images[keep:]).contiguous(),
-               "labels": torch.as_tensor(labels[keep:].astype(np.int64))}, str(withheld / "mnist.safetensors"))
+    save_file({"inputs": normalize_mnist(images[drawn]).contiguous(),
+               "labels": torch.as_tensor(labels[drawn].astype(np.int64))}, str(withheld / "mnist.safetensors"))
 
 
 def _image_zip(key: str):
     def withhold(source: Path, target: Path, count: int, withheld: Path) -> None:
-        """The zip without `count` train/ images (seeded, never one of the bundled sample's); those to the scorer."""
+        """The zip without `count` train/ images (a stratified draw, never one of the bundled sample's); those to the
+        scorer."""
+        import numpy as np
         import torch
         from safetensors.torch import save_file
 
         from twdl_helpers.data.animal_faces import ZIP_MEMBER, decode_image_zip, normalize_images
+        from twdl_helpers.data.mnist import stratified_indices
         from twdl_helpers.data.samples import bundled_files
 
         with zipfile.ZipFile(source) as archive:
@@ -86,8 +94,8 @@ def _image_zip(key: str):
             eligible = [n for n in train if n.split("/", 1)[-1] not in sample]
             if count * 4 > len(eligible):
                 return
-            order = torch.randperm(len(eligible), generator=torch.Generator().manual_seed(20_24))[:count]
-            chosen = {eligible[i] for i in order.tolist()}
+            classes = np.array([ZIP_MEMBER.search(n).group(2) for n in eligible])
+            chosen = {eligible[i] for i in stratified_indices(classes, count, WITHHELD_SEED).tolist()}
             with zipfile.ZipFile(target, "w") as out:
                 for info in archive.infolist():
                     if info.filename not in chosen:
@@ -131,7 +139,7 @@ def _sources() -> dict[str, Path]:
 
 
 def _key(spec: dict[str, int], sources: dict[str, Path]) -> str:
-    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps({"spec": spec, "draw": f"stratified-{WITHHELD_SEED}"}, sort_keys=True).encode())
     for relative, path in sorted(sources.items()):
         info = path.stat()
         digest.update(f"{relative}:{info.st_size}:{info.st_mtime_ns}".encode())
