@@ -209,6 +209,81 @@ def m4_not_recorded(o, r):
     r.clear()
 
 
+def m4_q2_empty(o, r):
+    """`qlora_result` is an empty dict"""
+    o["qlora_result"] = {}
+
+
+def m4_q2_lora_passed_off_as_qlora(o, r):
+    """question 1's LoRA result handed in as the QLoRA one (no 4-bit base), its perplexity recorded"""
+    o["qlora_result"] = o["result"]
+    r["m4.homework.qlora.ppl_after"] = o["result"]["perplexity_after"]
+
+
+def m4_q2_numbers_from_another_run(o, r):
+    """QLoRA's reported perplexity is another run's (10 % lower); the record follows"""
+    o["qlora_result"]["perplexity_after"] *= 0.9
+    r["m4.homework.qlora.ppl_after"] = o["qlora_result"]["perplexity_after"]
+
+
+def m4_q2_not_recorded(o, r):
+    """the QLoRA run is right but its perplexity was not recorded"""
+    r.pop("m4.homework.qlora.ppl_after", None)
+
+
+def _other_label(table: pd.DataFrame, label: Any) -> Any:
+    return next(x for x in table.index if x != label)
+
+
+def m4_q3_one_candidate(o, r):
+    """only the chosen candidate kept in the table: nothing was compared"""
+    tuned = o["tuned"]
+    tuned["table"] = _rows(tuned["table"], [tuned["chosen"]], by_index=True)
+
+
+def m4_q3_chosen_is_not_the_lowest(o, r):
+    """another candidate than the lowest tuning perplexity called the chosen one (and recorded)"""
+    tuned = o["tuned"]
+    tuned["chosen"] = _other_label(tuned["table"], tuned["chosen"])
+    r["m4.homework.tuning.chosen"] = tuned["chosen"]
+
+
+def m4_q3_numbers_from_another_run(o, r):
+    """the held-out perplexity is another run's (10 % lower); the record follows"""
+    o["tuned"]["perplexity_held_out"] *= 0.9
+    r["m4.homework.tuning.ppl_held_out"] = o["tuned"]["perplexity_held_out"]
+
+
+def m4_q3_chosen_on_the_held_out_text(o, r):
+    """the choice made on the held-out text: tuning text and blocks are the held-out ones"""
+    tuned = o["tuned"]
+    tuned["built_from"] = dict(tuned["built_from"], tuning_text=tuned["built_from"]["held_out_text"])
+    tuned["tuning_blocks"] = tuned["held_blocks"]
+
+
+def m4_q3_not_recorded(o, r):
+    """the tuning is right but nothing of it was recorded"""
+    for name in ("m4.homework.tuning.chosen", "m4.homework.tuning.ppl_held_out"):
+        r.pop(name, None)
+
+
+def m4_q4_no_unregularised_row(o, r):
+    """the 'none' row dropped: no comparison with training unregularised"""
+    regs = o["regs"]
+    regs["table"] = _rows(regs["table"], [x for x in regs["table"].index if x != "none"], by_index=True)
+
+
+def m4_q4_numbers_from_another_run(o, r):
+    """the held-out perplexity is another run's (10 % lower); the record follows"""
+    o["regs"]["perplexity_held_out"] *= 0.9
+    r["m4.homework.reg.ppl_held_out"] = o["regs"]["perplexity_held_out"]
+
+
+def m4_q4_not_recorded(o, r):
+    """the comparison is right but the choice was not recorded"""
+    r.pop("m4.homework.reg.chosen", None)
+
+
 # module -> question -> [(mutation, the points the question must score after it)]
 MUTATIONS: dict[str, dict[str, list[tuple[Mutation, float]]]] = {
     "01_feedforward": {
@@ -227,6 +302,11 @@ MUTATIONS: dict[str, dict[str, list[tuple[Mutation, float]]]] = {
     },
     "04_finetuning_lora": {
         "q1": [(m4_empty, 0.0), (m4_untrained, 0.0), (m4_numbers_from_another_run, 0.0), (m4_not_recorded, 3.2)],
+        "q2": [(m4_q2_empty, 0.0), (m4_q2_lora_passed_off_as_qlora, 0.0), (m4_q2_numbers_from_another_run, 0.0),
+               (m4_q2_not_recorded, 1.6)],
+        "q3": [(m4_q3_one_candidate, 0.0), (m4_q3_chosen_is_not_the_lowest, 0.0), (m4_q3_numbers_from_another_run, 0.0),
+               (m4_q3_chosen_on_the_held_out_text, 0.0), (m4_q3_not_recorded, 1.6)],
+        "q4": [(m4_q4_no_unregularised_row, 0.0), (m4_q4_numbers_from_another_run, 0.0), (m4_q4_not_recorded, 0.67)],
     },
 }
 
