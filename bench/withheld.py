@@ -21,7 +21,6 @@ import contextlib
 import io
 import dataclasses
 import json
-import platform
 import re
 import tempfile
 import time
@@ -33,6 +32,7 @@ import torch
 import twdl_helpers as twdl
 from twdl_helpers.records import recorded
 from twdl_helpers.questions import FALSE_ALARM_LEVEL, holds_up_limit
+from twdl_tools.bench import machine_description
 from twdl_tools.grading.checkfile import load_check_file
 from twdl_tools.grading.dataview import WITHHELD_SEED, build_view, load_withheld, withheld_for
 from twdl_tools.repo import view_environment
@@ -139,17 +139,27 @@ def memorised(stem: str, unseen: Any, seed: int = 0, max_epochs: int = 60) -> di
 
 
 def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per module (key "m2", "m3"): false alarms of n notebooks, the largest drop/limit, the memorised model."""
+    """Two rows per module in the benchmark table's columns (docs/benchmarks.md): the honest solutions' false alarms
+    over the seeds (key "m2"; with the largest drop/limit and full marks), and the memorised model's drop on the
+    withheld data against the test's limit (key "m2_memorised")."""
     rows = []
     for stem, found in sorted(results.items()):
         if not (isinstance(found, dict) and "seeds" in found):
             continue
-        caught = found["memorised"]
-        rows.append({"key": f"m{int(stem[:2])}", "false_alarms": found["false_alarms"], "notebooks": found["notebooks"],
+        caught, module = found["memorised"], int(stem[:2])
+        rows.append({"key": f"m{module}", "comparison": f"module {module}: honest solution, seeds 0-"
+                     f"{found['notebooks'] - 1}, hidden held-up check", "measure": "false alarms", "unit": "notebooks",
+                     "helpers": found["false_alarms"], "target": "0", "met": found["false_alarms"] == 0,
+                     "runs": found["notebooks"], "false_alarms": found["false_alarms"], "notebooks": found["notebooks"],
                      "full_marks": sum(s["q1_points"] == 4 for s in found["seeds"]),
-                     "worst_drop_over_limit": max(r["drop"] / r["limit"] for s in found["seeds"] for r in s["rows"]),
-                     "memorised_reported": caught["reported"], "memorised_withheld": caught["withheld"],
-                     "memorised_limit": caught["limit"], "memorised_fails": caught["fails_the_check"]})
+                     "worst_drop_over_limit": max(r["drop"] / r["limit"] for s in found["seeds"] for r in s["rows"])})
+        rows.append({"key": f"m{module}_memorised", "comparison": f"module {module}: a model trained on its own "
+                     f"evaluation data ({caught['reported']:.1f} % there, {caught['withheld']:.1f} % withheld)",
+                     "measure": "drop on the withheld data / the test's limit", "unit": "ratio",
+                     "helpers": (caught["reported"] - caught["withheld"]) / caught["limit"], "target": "> 1 (fails)",
+                     "met": bool(caught["fails_the_check"]), "runs": 1, "memorised_reported": caught["reported"],
+                     "memorised_withheld": caught["withheld"], "memorised_limit": caught["limit"],
+                     "memorised_fails": caught["fails_the_check"]})
     return rows
 
 
@@ -160,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    results.update({"date": time.strftime("%Y-%m-%d"), "machine": platform.processor() or platform.machine(),
+    results.update({"date": time.strftime("%Y-%m-%d"), "machine": machine_description(), "quick": False,
                     "test": f"one-sided two-proportion z-test, level {FALSE_ALARM_LEVEL} per question "
                             "(Bonferroni over its rows)", "withheld_seed": WITHHELD_SEED})
     import os

@@ -617,7 +617,8 @@ def features_of_another_layer(hw_net, hw_layer, hw_features, shown):
 )
 def three_projections(hw_figure):
     """`hw_figure` shows the PCA, t-SNE and UMAP projections"""
-    titles = " ".join(ax.get_title() for ax in twdl.each(hw_figure.axes, at_least=3, what="panels"))
+    panels = twdl.each(hw_figure.axes, at_least=3, what="panels")
+    titles = " ".join(ax.get_title() for ax in panels)
     missing = [m for m in ("PCA", "t-SNE", "UMAP") if m not in titles]
     assert not missing, f"no panel titled {missing}"
 

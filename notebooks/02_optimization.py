@@ -448,7 +448,8 @@ def each_model_gives_its_test_accuracy(table, data):
         measured = twdl.evaluate(model, data.test)["accuracy"]
         assert (
             abs(measured - reported[run]) < 0.01
-        ), f"{run}: the table says {reported[run]:.2f} %, its model scores {measured:.2f} %"
+        ), (f"{run}: the table says {reported[run]:.2f} %, "
+            f"its model scores {measured:.2f} %")
 
 
 @twdl.question_check(

@@ -347,7 +347,8 @@ print(pd.Series(result["row"]).to_string())
 )
 def adapters_only_are_trained(result):
     """`result["model"]` carries LoRA adapters, and only they are trainable"""
-    names = twdl.each((n for n, p in result["model"].named_parameters() if p.requires_grad),
+    weights = result["model"].named_parameters()
+    names = twdl.each((n for n, p in weights if p.requires_grad),
                       at_least=1, what="trainable weights")
     assert all(
         "lora_" in n for n in names
