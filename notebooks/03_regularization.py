@@ -318,8 +318,9 @@ lam2, edge = grid.attrs["best"]["l2"], grid.attrs["at_edge"]["l2"]
 twdl.record("m3.lambda_grid.l2.best_lambda", lam2)
 twdl.record("m3.lambda_grid.l2.at_edge", edge)
 runs["l2"] = grid.attrs["runs"][f"l2 {lam2:g}"]  # the chosen lambda's runs
+grid_note = "a grid candidate (too strong a penalty can stop learning), not a baseline"
 failed |= check({f"l2 {lam:g}": grid.attrs["runs"][f"l2 {lam:g}"] for lam in lambdas},
-                "m3.lambda_grid")
+                "m3.lambda_grid", expected_failure=grid_note)
 failed |= check({"l2": runs["l2"]}, "m3")
 scores["l2"] = twdl.seed_scores({"l2": runs["l2"]}, last)["l2"]
 fig = twdl.plot_lambda_grid(grid)

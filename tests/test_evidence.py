@@ -115,3 +115,11 @@ def test_a_language_model_run_failed_when_its_perplexity_is_not_finite_or_did_no
 def test_verdicts_note_says_one_comparison_in_the_singular():
     note = twdl.verdicts_note([twdl.paired_verdict([53.0, 54.0, 52.0], [50.0, 52.0, 48.0])])
     assert note.startswith("1 comparison was tested")
+
+
+def test_record_health_says_why_a_failure_was_expected(monkeypatch):
+    seen = {}
+    monkeypatch.setattr("twdl_helpers.evidence.record", lambda name, value, show=True: seen.__setitem__(name, value))
+    twdl.record_health("m3.lambda_grid", "l2 0.1", twdl.Health(False, ("at chance",)),
+                       expected_failure="a grid candidate, not a baseline")
+    assert seen == {"m3.lambda_grid.health.l2_0.1": "failed, a grid candidate, not a baseline: at chance"}

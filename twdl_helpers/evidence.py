@@ -89,14 +89,16 @@ def perplexity_health(final_loss: float, perplexity: float, before: float | None
     return Health(not problems, tuple(problems))
 
 
-def record_health(prefix: str, run: str, health: Health, *, expected_failure: bool = False,
+def record_health(prefix: str, run: str, health: Health, *, expected_failure: bool | str = False,
                   show: bool = False) -> Health:
     """Record `<prefix>.health.<run>`: "trained normally", "failed: <why>", or, where the section expects the
-    run to fail (random labels, where chance is the point), "failed, as this section expects: <why>". The tests
-    refuse a committed notebook with a "failed:" health record."""
+    run may fail, "failed, <expected_failure>: <why>" (True: "as this section expects", for random labels, where
+    chance is the point; a string says why, e.g. for a grid candidate that is named and never used as a
+    baseline). The tests refuse a committed notebook with a "failed:" health record."""
     text = str(health)
     if not health.ok and expected_failure:
-        text = "failed, as this section expects: " + "; ".join(health.problems)
+        why = "as this section expects" if expected_failure is True else str(expected_failure)
+        text = f"failed, {why}: " + "; ".join(health.problems)
     record(f"{prefix}.health.{run.replace(' ', '_')}", text, show=show)
     return health
 

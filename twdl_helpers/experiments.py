@@ -179,11 +179,11 @@ def summarize_accuracies(accuracies: dict[str, Sequence[float]]) -> pd.DataFrame
 
 
 def check_runs(results: dict[str, list[Run]], prefix: str, *, n_classes: int, n_images: int, last: int = 1,
-               expected_failure: bool = False, show: bool = True) -> dict[str, str]:
+               expected_failure: bool | str = False, show: bool = True) -> dict[str, str]:
     """Judge every run's health (`evidence.run_health`, scored by `run_score`) and record one line per experiment
     as `<prefix>.health.<experiment>` (`evidence.record_health`); return {experiment: why} for those with a failed
     seed, which `effect_over_seeds(failed=...)` turns into "no verdict". `expected_failure`: the section expects
-    these runs to fail (random labels), and the record says so. `show`: display each record (the health in words)."""
+    these runs may fail (True: random labels; a string: why, e.g. a grid candidate), and the record says so. `show`: display each record (the health in words)."""
     failed = {}
     for name, runs in results.items():
         problems = tuple(f"seed {r.seed}: {problem}" for r in runs
