@@ -936,6 +936,12 @@ twdl.record("m3.verdicts.tested", len(tested))
 twdl.record("m3.verdicts.decided", sum(v.decided for v in verdict_list))
 display(Markdown("All verdicts use a paired t-test over seeds. "
                  + twdl.verdicts_note(verdict_list)))
+display(Markdown(twdl.verdicts_across_draws("03_regularization", {
+    "m3.effect.early_stopping": "early stopping (vs over-trained)",
+    "m3.effect.l2": "L2 (vs over-trained)", "m3.effect.dropout": "dropout (vs over-trained)",
+    "m3.effect.augmentation": "augmentation (vs over-trained)",
+    "m3.vs_well_trained.effect.augmentation": "augmentation (vs well-trained)",
+    "m3.effect.course_flips": "the course's flips"})))
 table = effects[["baseline", "val_accuracy_change", "standard_error", "seeds",
                  "p_value", "verdict"]]
 # —: no test (too few seeds or a failed baseline)

@@ -25,6 +25,7 @@ from .widgets import *  # noqa: F401,F403
 from .augment import *  # noqa: F401,F403
 from .memory import *  # noqa: F401,F403
 from .runtimes import *  # noqa: F401,F403
+from .draws import *  # noqa: F401,F403  (verdicts of the full profile on other data draws)
 
 REPOSITORY_URL = "https://github.com/thinking-with-deep-learning/twdl-week2"
 __version__ = "0.1.0"
