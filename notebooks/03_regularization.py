@@ -938,7 +938,8 @@ display(Markdown("All verdicts use a paired t-test over seeds. "
                  + twdl.verdicts_note(verdict_list)))
 display(Markdown(twdl.verdicts_across_draws("03_regularization", {
     "m3.effect.early_stopping": "early stopping (vs over-trained)",
-    "m3.effect.l2": "L2 (vs over-trained)", "m3.effect.dropout": "dropout (vs over-trained)",
+    "m3.effect.l2": "L2 (vs over-trained)",
+    "m3.effect.dropout": "dropout (vs over-trained)",
     "m3.effect.augmentation": "augmentation (vs over-trained)",
     "m3.vs_well_trained.effect.augmentation": "augmentation (vs well-trained)",
     "m3.effect.course_flips": "the course's flips"})))
