@@ -15,7 +15,7 @@ from twdl_tools.references import execute_references, page_parameters
 from twdl_tools.site import missing_inputs
 from twdl_tools.site_pages import HEADER_TAG, RUN_METADATA, hardware_line, page_header, site_page_problems
 
-from conftest import write_course
+from conftest import ROOT, write_course
 
 HELPERS = Path(__file__).resolve().parents[1] / "twdl_helpers"
 
@@ -137,3 +137,15 @@ def test_banner_lines_are_found_and_every_loader_banner_is_known():
     assert calls, "no banner(...) call found in twdl_helpers"
     unknown = sorted(set(calls) - set(BANNER_DATASETS))
     assert not unknown, f"banner() datasets missing from fetch.BANNER_DATASETS (the site header quotes them): {unknown}"
+
+
+@pytest.mark.parametrize("stem", ["01_feedforward", "02_optimization", "03_regularization", "04_finetuning_lora"])
+def test_solution_cells_are_the_cells_sync_wrote(stem):
+    """The page check compares a page with solution_cells: they must be the solution notebook's cells as `twdl sync`
+    builds them (question headings included), or every page would look stale."""
+    import nbformat
+
+    from twdl_tools.notebooks import solution_cells
+
+    written = nbformat.read(str(ROOT / "notebooks" / f"{stem}.ipynb"), as_version=4)
+    assert solution_cells(ROOT, stem) == [(c.cell_type, c.source) for c in written.cells]

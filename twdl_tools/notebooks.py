@@ -217,7 +217,14 @@ def solution_cells(root: Path, stem: str) -> list[tuple[str, str]]:
     canonical = _canonical_source(source.read_text(encoding="utf-8"),
                                   (folder / f"{stem}.ipynb").relative_to(root).as_posix())
     nb = jupytext.reads(canonical, fmt="py:percent")
-    return [(c.cell_type, c.source) for c in nb.cells if not is_hidden_cell(c)]
+    return [(c.cell_type, c.source) for c in _published_cells(nb, source.relative_to(root).as_posix())]
+
+
+def _published_cells(source_nb: Any, where: str) -> list[Any]:
+    """The cells of a solution notebook built from a source: hidden (grader-only) cells out, each question's
+    heading in (points and criteria, in words)."""
+    headings = question_headings(source_nb, where)
+    return with_headings([c for c in source_nb.cells if not is_hidden_cell(c)], headings)
 
 
 def sync(root: str | Path | None = None, check: bool = False, names: list[str] | None = None) -> SyncReport:
@@ -237,8 +244,7 @@ def sync(root: str | Path | None = None, check: bool = False, names: list[str] |
         canonical = _canonical_source(text, rel_solution)
         source_nb = jupytext.reads(canonical, fmt="py:percent")
         checks_text = check_file_text(source.stem, source_nb, source.relative_to(root).as_posix())  # validates questions
-        headings = question_headings(source_nb, source.relative_to(root).as_posix())  # points and criteria, in words
-        source_nb.cells = with_headings([c for c in source_nb.cells if not is_hidden_cell(c)], headings)  # hidden: grader
+        source_nb.cells = _published_cells(source_nb, source.relative_to(root).as_posix())
         solution_text, dropped = _solution_notebook(source_nb, solution_path)
         student_text = _student_notebook(source_nb, source.name, colab_badge(rel_solution), colab_badge(rel_student))
         if dropped:
