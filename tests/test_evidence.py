@@ -123,3 +123,10 @@ def test_record_health_says_why_a_failure_was_expected(monkeypatch):
     twdl.record_health("m3.lambda_grid", "l2 0.1", twdl.Health(False, ("at chance",)),
                        expected_failure="a grid candidate, not a baseline")
     assert seen == {"m3.lambda_grid.health.l2_0.1": "failed, a grid candidate, not a baseline: at chance"}
+
+
+def test_health_over_seeds_names_each_failed_seed_and_uses_the_final_accuracy():
+    runs = [(0, _history([55.0]), None), (1, _history([60.0, 33.0]), None), (2, _history([60.0, 33.0]), 58.0)]
+    health = twdl.health_over_seeds(runs, n_classes=3, n_images=1000)
+    assert not health.ok and len(health.problems) == 1 and health.problems[0].startswith("seed 1: val accuracy")
+    assert twdl.health_over_seeds(runs[:1], n_classes=3, n_images=1000).ok

@@ -10,7 +10,7 @@ from typing import Any, Callable, Mapping, Sequence
 import pandas as pd
 from torch import nn
 
-from .evidence import Health, Verdict, describe_verdict, paired_verdict, record_health, run_health, verdicts_note
+from .evidence import Health, Verdict, describe_verdict, paired_verdict, health_over_seeds, record_health, verdicts_note
 from .optim import make_optimizer, make_schedule
 from .records import record
 from .training import History, train
@@ -39,9 +39,8 @@ def arm_health(runs: Sequence[History], seeds: Sequence[int], *, n_classes: int,
                split: str = "test") -> Health:
     """One arm's health over its seeds: healthy when every run is (evidence.run_health); else each failed run's
     problems, prefixed with its seed."""
-    problems = tuple(f"seed {seed}: {problem}" for seed, run in zip(seeds, runs)
-                     for problem in run_health(run, n_classes=n_classes, n_images=n_images, split=split).problems)
-    return Health(not problems, problems)
+    return health_over_seeds(((seed, run, None) for seed, run in zip(seeds, runs)), n_classes=n_classes,
+                             n_images=n_images, split=split)
 
 
 def _finals(runs: Sequence[History], metric: str) -> list[float]:

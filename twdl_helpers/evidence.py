@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from .records import record
 from .training import History
 
 __all__ = [
-    "Health", "chance_accuracy", "chance_margin", "near_chance", "run_health", "Verdict", "paired_verdict",
+    "Health", "chance_accuracy", "chance_margin", "near_chance", "run_health", "health_over_seeds", "Verdict", "paired_verdict",
     "welch_verdict", "describe_verdict", "verdicts_note", "record_health", "perplexity_health", "HEALTH_FAILED",
     "MIN_SEEDS",
 ]
@@ -74,6 +74,16 @@ def run_health(history: History, *, n_classes: int, n_images: int, split: str = 
 
 
 HEALTH_FAILED = "failed:"  # how a failed run's health record starts (one a section expected starts otherwise)
+
+
+def health_over_seeds(runs: Iterable[tuple[int, History, float | None]], *, n_classes: int, n_images: int,
+                      split: str = "val") -> Health:
+    """One arm's health over its seeds, from (seed, history, final accuracy or None) per run: healthy when every
+    run is (`run_health`); else each failed run's problems, prefixed with its seed."""
+    problems = tuple(f"seed {seed}: {problem}" for seed, history, final in runs
+                     for problem in run_health(history, n_classes=n_classes, n_images=n_images, split=split,
+                                               final_accuracy=final).problems)
+    return Health(not problems, problems)
 
 
 def perplexity_health(final_loss: float, perplexity: float, before: float | None = None) -> Health:

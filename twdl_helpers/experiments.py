@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .evidence import Health, Verdict, describe_verdict, paired_verdict, record_health, run_health
+from .evidence import Verdict, describe_verdict, paired_verdict, health_over_seeds, record_health
 from .augment import BatchAugment, course_augmentation, label_preserving_augmentation
 from .optim import DEFAULT_LEARNING_RATES, make_optimizer, optimizer_name
 from .records import record
@@ -186,13 +186,11 @@ def check_runs(results: dict[str, list[Run]], prefix: str, *, n_classes: int, n_
     these runs may fail (True: random labels; a string: why, e.g. a grid candidate), and the record says so. `show`: display each record (the health in words)."""
     failed = {}
     for name, runs in results.items():
-        problems = tuple(f"seed {r.seed}: {problem}" for r in runs
-                         for problem in run_health(r.history, n_classes=n_classes, n_images=n_images,
-                                                   final_accuracy=run_score(r, last)).problems)
-        record_health(prefix, record_key(name), Health(not problems, problems), expected_failure=expected_failure,
-                      show=show)
-        if problems:
-            failed[name] = f"{name} failed ({problems[0]})"
+        health = health_over_seeds(((r.seed, r.history, run_score(r, last)) for r in runs),
+                                   n_classes=n_classes, n_images=n_images)
+        record_health(prefix, record_key(name), health, expected_failure=expected_failure, show=show)
+        if not health.ok:
+            failed[name] = f"{name} failed ({health.problems[0]})"
     return failed
 
 
